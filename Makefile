@@ -1,0 +1,146 @@
+# genq: build, test, demo. `make help` lists the targets.
+#
+# Objects go to build/<mode>/, binaries to bin/ (developer build) or build/<mode>/bin.
+# Warnings are errors in the developer build (the default). Flags changes trigger a rebuild.
+
+MODE     ?= dev
+BUILDDIR := build/$(MODE)
+CC       ?= cc
+PKGS     := rdkafka avro-c libcurl libpq jansson libcrypto
+SHELL    := /bin/bash
+VERSION  := $(shell git describe --always --dirty 2>/dev/null || echo 0.1.0)
+
+WARN     := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes \
+            -Wmissing-prototypes -Wpointer-arith -Wvla -Wno-missing-field-initializers
+CSTD     := -std=c11 -D_GNU_SOURCE -DGQ_VERSION=\"$(VERSION)\"
+INC      := -Ilib -I. -Ischemas -Iproducers -Iconsumers
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+ifeq ($(MODE),asan)
+OPT      := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+LDMODE   := -fsanitize=address,undefined
+BINDIR   := $(BUILDDIR)/bin
+else ifeq ($(MODE),fuzz)
+CC       := clang
+OPT      := -O1 -g -fsanitize=fuzzer-no-link,address,undefined
+LDMODE   := -fsanitize=address,undefined
+BINDIR   := $(BUILDDIR)/bin
+else ifeq ($(MODE),release)
+WARN     := -Wall -Wextra -Wno-missing-field-initializers
+OPT      := -O2 -g
+BINDIR   := bin
+else
+OPT      := -O2 -g
+BINDIR   := bin
+endif
+
+CFLAGS   := $(CSTD) $(OPT) $(WARN) $(INC) -MMD -MP -pthread
+LDLIBS   := -pthread -lm
+
+LIB_SRC  := $(sort $(wildcard lib/*.c schemas/*.c producers/*.c consumers/*.c consumers/*/*.c migrations/*.c))
+EMBED_IN := $(sort $(wildcard schemas/*.avsc migrations/*.sql workflows/*.json))
+EMBED_C  := $(BUILDDIR)/gen/embedded.c
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILDDIR)/%.o) $(BUILDDIR)/gen/embedded.o
+LIBGENQ  := $(BUILDDIR)/libgenq.a
+PRODUCER_SRC := $(sort $(wildcard lib/*.c schemas/*.c producers/producer*.c))
+PRODUCER_OBJ := $(PRODUCER_SRC:%.c=$(BUILDDIR)/%.o) $(BUILDDIR)/gen/embedded.o
+TEST_SRC := $(sort $(wildcard tests/unit/test_*.c))
+TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BINDIR)/tests/%)
+GENQ     := $(BINDIR)/genq
+
+.PHONY: all deps test unit asan valgrind demo bench fuzz fuzz-long style style-check clean help soak
+all: $(GENQ) $(TEST_BIN) $(BINDIR)/libgenq-producer.a
+
+help:
+	@echo "make            build bin/genq, the producer library and the unit tests"
+	@echo "make test       build, start the stack, run unit + simulator + integration tests"
+	@echo "make demo       the main job on the embedded stack (Kafka, PostgreSQL, simulator)"
+	@echo "make unit       unit tests only (no stack)"
+	@echo "make asan       unit tests built with AddressSanitizer and UBSan"
+	@echo "make valgrind   unit tests under valgrind memcheck"
+	@echo "make bench      benchmarks, results under bench/results/"
+	@echo "make fuzz-long  a long fuzzing campaign"
+	@echo "make style-check  clang-format check"
+
+# Debian packages: installed by the targets that need them, once.
+deps:
+	@scripts/deps build
+
+$(BUILDDIR)/.flags: deps FORCE
+	@mkdir -p $(BUILDDIR)
+	@echo '$(CC) $(CFLAGS) $(PKG_CFLAGS)' | cmp -s - $@ || echo '$(CC) $(CFLAGS) $(PKG_CFLAGS)' > $@
+FORCE:
+
+$(BUILDDIR)/%.o: %.c $(BUILDDIR)/.flags
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -c $< -o $@
+
+$(EMBED_C): $(EMBED_IN) scripts/embed
+	@mkdir -p $(dir $@)
+	scripts/embed $(EMBED_IN) > $@.tmp && mv $@.tmp $@
+
+$(BUILDDIR)/gen/embedded.o: $(EMBED_C) $(BUILDDIR)/.flags
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(LIBGENQ): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(GENQ): $(BUILDDIR)/cmd/genq.o $(LIBGENQ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDMODE) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
+
+# The library an upstream C service links to publish requests (header: producers/genq_producer.h).
+$(BINDIR)/libgenq-producer.a: $(PRODUCER_OBJ)
+	@mkdir -p $(dir $@)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BINDIR)/tests/%: $(BUILDDIR)/tests/unit/%.o $(LIBGENQ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDMODE) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
+
+unit: all
+	@tests/run --unit-only --bindir $(BINDIR)
+
+test: all
+	@scripts/deps test
+	@tests/run --bindir $(BINDIR)
+
+asan:
+	@$(MAKE) --no-print-directory MODE=asan all
+	@ASAN_OPTIONS=detect_leaks=1 tests/run --unit-only --bindir build/asan/bin
+
+valgrind: all
+	@tests/run --unit-only --bindir $(BINDIR) --valgrind
+
+demo: all
+	@scripts/deps test
+	@tests/demo --bindir $(BINDIR)
+
+bench: all
+	@scripts/deps test
+	@bench/run --bindir $(BINDIR)
+
+fuzz:
+	@$(MAKE) --no-print-directory MODE=fuzz all
+	@tests/fuzz/run --bindir build/fuzz/bin --seconds $${FUZZ_SECONDS:-20}
+
+fuzz-long:
+	@$(MAKE) --no-print-directory MODE=fuzz all
+	@tests/fuzz/run --bindir build/fuzz/bin --seconds $${FUZZ_SECONDS:-1800}
+
+STYLE_SRC = $(shell git ls-files '*.c' '*.h')
+style:
+	@scripts/deps dev
+	clang-format -i $(STYLE_SRC)
+
+style-check:
+	@scripts/deps dev
+	clang-format --dry-run --Werror $(STYLE_SRC)
+
+clean:
+	rm -rf build bin
+
+-include $(LIB_OBJ:.o=.d) $(BUILDDIR)/cmd/genq.d $(TEST_SRC:tests/unit/%.c=$(BUILDDIR)/tests/unit/%.d)

@@ -1,0 +1,66 @@
+/* genq: the command dispatcher. Each subcommand lives beside the code it drives
+ * (producers/, consumers/, migrations/); this file only picks one. */
+#include "commands.h"
+#include "gq.h"
+#include "log.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <avro.h>
+#include <curl/curl.h>
+#include <jansson.h>
+#include <librdkafka/rdkafka.h>
+#include <libpq-fe.h>
+
+typedef struct cmd {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *summary;
+} cmd_t;
+
+static const cmd_t commands[] = {
+    {"produce", gq_cmd_produce, "publish generation requests"},
+    {"worker", gq_cmd_worker, "render requests from Kafka through a local ComfyUI"},
+    {"migrate", gq_cmd_migrate, "apply the PostgreSQL migrations"},
+    {"events", gq_cmd_events, "print completion events as JSON lines"},
+};
+
+static void usage(FILE *out) {
+    fprintf(out, "usage: genq <command> [options]\n\ncommands:\n");
+    for (size_t i = 0; i < GQ_ARRAY_LEN(commands); i++)
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\n`genq <command> --help` shows a command's options.\n"
+                 "Exit codes: 0 ok, 1 failure, 64 usage, 65 bad data, 69 service unavailable,\n"
+                 "70 internal error, 78 configuration (see docs/exit-codes.md).\n");
+}
+
+static void version(void) {
+    printf("genq %s\n", GQ_VERSION);
+    printf("librdkafka %s, libcurl %s, libpq %d, jansson %s, avro-c\n", rd_kafka_version_str(),
+           curl_version_info(CURLVERSION_NOW)->version, PQlibVersion(), jansson_version_str());
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return GQ_EXIT_USAGE;
+    }
+    const char *name = argv[1];
+    if (strcmp(name, "-h") == 0 || strcmp(name, "--help") == 0 || strcmp(name, "help") == 0) {
+        usage(stdout);
+        return GQ_EXIT_OK;
+    }
+    if (strcmp(name, "-V") == 0 || strcmp(name, "--version") == 0 || strcmp(name, "version") == 0) {
+        version();
+        return GQ_EXIT_OK;
+    }
+    for (size_t i = 0; i < GQ_ARRAY_LEN(commands); i++) {
+        if (strcmp(name, commands[i].name) == 0) {
+            gq_log_init(commands[i].name);
+            return commands[i].fn(argc - 1, argv + 1);
+        }
+    }
+    fprintf(stderr, "genq: unknown command \"%s\"; try genq --help\n", name);
+    return GQ_EXIT_USAGE;
+}

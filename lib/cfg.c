@@ -1,0 +1,307 @@
+#include "cfg.h"
+#include "util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static int cfg_find(const char *name) {
+    size_t n;
+    const gq_cfg_key_t *t = gq_cfg_table(&n);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(t[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* Flags are spelled with dashes, keys with underscores. */
+static int cfg_find_flag(const char *flag, size_t len, unsigned cmd) {
+    size_t n;
+    const gq_cfg_key_t *t = gq_cfg_table(&n);
+    for (size_t i = 0; i < n; i++) {
+        if (!(t[i].cmds & cmd) || strlen(t[i].name) != len)
+            continue;
+        size_t j = 0;
+        for (; j < len; j++) {
+            char c = flag[j] == '-' ? '_' : flag[j];
+            if (c != t[i].name[j])
+                break;
+        }
+        if (j == len)
+            return (int)i;
+    }
+    return -1;
+}
+
+static gq_status_t cfg_validate(const gq_cfg_key_t *k, const char *v, char *errstr,
+                                size_t errstr_size) {
+    int64_t i;
+    double d;
+    bool b;
+    switch (k->type) {
+    case GQ_CFG_STR:
+        return GQ_OK;
+    case GQ_CFG_INT:
+        if (gq_parse_i64(v, k->min, k->max, &i) != GQ_OK) {
+            gq_errf(errstr, errstr_size, "%s: \"%s\" is not an integer in [%lld, %lld]",
+                    k->name, v, (long long)k->min, (long long)k->max);
+            return GQ_ERR_INVALID;
+        }
+        return GQ_OK;
+    case GQ_CFG_BOOL:
+        if (gq_parse_bool(v, &b) != GQ_OK) {
+            gq_errf(errstr, errstr_size, "%s: \"%s\" is not a boolean", k->name, v);
+            return GQ_ERR_INVALID;
+        }
+        return GQ_OK;
+    case GQ_CFG_DOUBLE:
+        if (gq_parse_double(v, &d) != GQ_OK) {
+            gq_errf(errstr, errstr_size, "%s: \"%s\" is not a number", k->name, v);
+            return GQ_ERR_INVALID;
+        }
+        return GQ_OK;
+    }
+    return GQ_ERR_INVALID;
+}
+
+gq_status_t gq_cfg_set(gq_cfg_t *cfg, const char *name, const char *value, gq_cfg_source_t src,
+                       char *errstr, size_t errstr_size) {
+    int i = cfg_find(name);
+    size_t n;
+    const gq_cfg_key_t *t = gq_cfg_table(&n);
+    if (i < 0) {
+        gq_errf(errstr, errstr_size, "unknown configuration key \"%s\"", name);
+        return GQ_ERR_INVALID;
+    }
+    if (value && cfg_validate(&t[i], value, errstr, errstr_size) != GQ_OK)
+        return GQ_ERR_INVALID;
+    char *copy = NULL;
+    if (value && !(copy = strdup(value)))
+        return GQ_ERR_NOMEM;
+    free(cfg->values[i]);
+    cfg->values[i] = copy;
+    cfg->source[i] = value ? src : GQ_SRC_UNSET;
+    return GQ_OK;
+}
+
+gq_status_t gq_cfg_init(gq_cfg_t *cfg, unsigned cmd, const char *cmd_name, char *errstr,
+                        size_t errstr_size) {
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->cmd = cmd;
+    cfg->cmd_name = cmd_name;
+    size_t n;
+    const gq_cfg_key_t *t = gq_cfg_table(&n);
+    for (size_t i = 0; i < n; i++) {
+        if (!(t[i].cmds & cmd))
+            continue;
+        if (t[i].def && gq_cfg_set(cfg, t[i].name, t[i].def, GQ_SRC_DEFAULT, errstr,
+                                   errstr_size) != GQ_OK)
+            return GQ_ERR;
+        const char *ev = t[i].env ? getenv(t[i].env) : NULL;
+        if (ev && *ev) {
+            if (gq_cfg_set(cfg, t[i].name, ev, GQ_SRC_ENV, errstr, errstr_size) != GQ_OK) {
+                size_t len = strlen(errstr);
+                gq_errf(errstr + len, errstr_size - len, " (from %s)", t[i].env);
+                return GQ_ERR_INVALID;
+            }
+        }
+    }
+    return GQ_OK;
+}
+
+void gq_cfg_release(gq_cfg_t *cfg) {
+    for (size_t i = 0; i < GQ_CFG_MAX_KEYS; i++) {
+        free(cfg->values[i]);
+        cfg->values[i] = NULL;
+    }
+    for (size_t i = 0; i < cfg->kafka_cnt; i++)
+        free(cfg->kafka[i]);
+    cfg->kafka_cnt = 0;
+}
+
+static int cfg_short(unsigned cmd, char c) {
+    size_t n;
+    const gq_cfg_key_t *t = gq_cfg_table(&n);
+    for (size_t i = 0; i < n; i++)
+        if ((t[i].cmds & cmd) && t[i].short_flag == c)
+            return (int)i;
+    return -1;
+}
+
+int gq_cfg_parse_args(gq_cfg_t *cfg, int argc, char **argv, int *optind_out, char *errstr,
+                      size_t errstr_size) {
+    size_t n;
+    const gq_cfg_key_t *t = gq_cfg_table(&n);
+    int i = 1;
+    for (; i < argc; i++) {
+        const char *a = argv[i];
+        int k = -1;
+        const char *val = NULL;
+        if (strcmp(a, "--") == 0) {
+            i++;
+            break;
+        }
+        if (a[0] != '-' || a[1] == '\0')
+            break;
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0)
+            return GQ_CFG_HELP;
+        if (strcmp(a, "--dump-config") == 0)
+            return GQ_CFG_DUMP;
+        if (strcmp(a, "-v") == 0) {
+            cfg->verbosity++;
+            continue;
+        }
+        if (strcmp(a, "-q") == 0) {
+            cfg->verbosity--;
+            continue;
+        }
+        if (strcmp(a, "-X") == 0) {
+            if (i + 1 >= argc || !strchr(argv[i + 1], '=')) {
+                gq_errf(errstr, errstr_size, "-X needs key=value (a librdkafka property)");
+                return GQ_ERR_INVALID;
+            }
+            if (cfg->kafka_cnt >= GQ_CFG_MAX_KAFKA) {
+                gq_errf(errstr, errstr_size, "too many -X properties");
+                return GQ_ERR_INVALID;
+            }
+            cfg->kafka[cfg->kafka_cnt++] = strdup(argv[++i]);
+            continue;
+        }
+        if (a[1] == '-') {
+            const char *eq = strchr(a + 2, '=');
+            size_t len = eq ? (size_t)(eq - (a + 2)) : strlen(a + 2);
+            k = cfg_find_flag(a + 2, len, cfg->cmd);
+            if (k < 0) {
+                gq_errf(errstr, errstr_size, "unknown option %.*s", (int)(len + 2), a);
+                return GQ_ERR_INVALID;
+            }
+            if (eq)
+                val = eq + 1;
+        } else {
+            k = a[2] == '\0' ? cfg_short(cfg->cmd, a[1]) : -1;
+            if (k < 0) {
+                gq_errf(errstr, errstr_size, "unknown option %s", a);
+                return GQ_ERR_INVALID;
+            }
+        }
+        if (!val) {
+            if (t[k].type == GQ_CFG_BOOL) {
+                val = "true";
+            } else if (i + 1 < argc) {
+                val = argv[++i];
+            } else {
+                gq_errf(errstr, errstr_size, "option %s needs a value", a);
+                return GQ_ERR_INVALID;
+            }
+        }
+        if (gq_cfg_set(cfg, t[k].name, val, GQ_SRC_FLAG, errstr, errstr_size) != GQ_OK)
+            return GQ_ERR_INVALID;
+    }
+    *optind_out = i;
+    return GQ_OK;
+}
+
+static const char *cfg_get(const gq_cfg_t *cfg, const char *name) {
+    int i = cfg_find(name);
+    return i < 0 ? NULL : cfg->values[i];
+}
+
+const char *gq_cfg_str(const gq_cfg_t *cfg, const char *name) { return cfg_get(cfg, name); }
+
+bool gq_cfg_isset(const gq_cfg_t *cfg, const char *name) { return cfg_get(cfg, name) != NULL; }
+
+int64_t gq_cfg_int(const gq_cfg_t *cfg, const char *name) {
+    const char *v = cfg_get(cfg, name);
+    int64_t out = 0;
+    if (v)
+        gq_parse_i64(v, INT64_MIN, INT64_MAX, &out);
+    return out;
+}
+
+bool gq_cfg_bool(const gq_cfg_t *cfg, const char *name) {
+    const char *v = cfg_get(cfg, name);
+    bool out = false;
+    if (v)
+        gq_parse_bool(v, &out);
+    return out;
+}
+
+double gq_cfg_double(const gq_cfg_t *cfg, const char *name) {
+    const char *v = cfg_get(cfg, name);
+    double out = 0;
+    if (v)
+        gq_parse_double(v, &out);
+    return out;
+}
+
+void gq_cfg_usage(const gq_cfg_t *cfg, FILE *out) {
+    size_t n;
+    const gq_cfg_key_t *t = gq_cfg_table(&n);
+    fprintf(out, "Options:\n");
+    for (size_t i = 0; i < n; i++) {
+        if (!(t[i].cmds & cfg->cmd))
+            continue;
+        char flag[64];
+        size_t j = 0;
+        for (; t[i].name[j] && j < sizeof(flag) - 1; j++)
+            flag[j] = t[i].name[j] == '_' ? '-' : t[i].name[j];
+        flag[j] = '\0';
+        char left[96];
+        if (t[i].short_flag)
+            snprintf(left, sizeof(left), "-%c, --%s%s", t[i].short_flag, flag,
+                     t[i].type == GQ_CFG_BOOL ? "" : " V");
+        else
+            snprintf(left, sizeof(left), "    --%s%s", flag, t[i].type == GQ_CFG_BOOL ? "" : " V");
+        fprintf(out, "  %-28s %s", left, t[i].help);
+        if (t[i].def && t[i].type != GQ_CFG_BOOL)
+            fprintf(out, " [%s]", t[i].def);
+        if (t[i].env)
+            fprintf(out, " (env %s)", t[i].env);
+        fputc('\n', out);
+    }
+    fprintf(out, "  %-28s %s\n", "-X key=value", "librdkafka property, passed through");
+    fprintf(out, "  %-28s %s\n", "-v, -q", "more or less logging");
+    fprintf(out, "  %-28s %s\n", "--dump-config", "print the effective configuration and exit");
+    fprintf(out, "  %-28s %s\n", "-h, --help", "this help");
+}
+
+void gq_cfg_redact_url(const char *url, char *out, size_t out_size) {
+    /* scheme://user:password@host -> scheme://user:***@host; key=value strings: password=*** */
+    const char *scheme = strstr(url, "://");
+    const char *at = scheme ? strchr(scheme + 3, '@') : NULL;
+    const char *colon = at ? memchr(scheme + 3, ':', (size_t)(at - scheme - 3)) : NULL;
+    if (colon) {
+        snprintf(out, out_size, "%.*s:***%s", (int)(colon - url), url, at);
+        return;
+    }
+    const char *pw = strstr(url, "password=");
+    if (pw) {
+        const char *end = strchr(pw, ' ');
+        snprintf(out, out_size, "%.*spassword=***%s", (int)(pw - url), url, end ? end : "");
+        return;
+    }
+    snprintf(out, out_size, "%s", url);
+}
+
+void gq_cfg_dump(const gq_cfg_t *cfg, FILE *out) {
+    static const char *const src_names[] = {"unset", "default", "env", "flag"};
+    size_t n;
+    const gq_cfg_key_t *t = gq_cfg_table(&n);
+    for (size_t i = 0; i < n; i++) {
+        if (!(t[i].cmds & cfg->cmd))
+            continue;
+        const char *v = cfg->values[i];
+        char red[512];
+        if (v && t[i].secret) {
+            gq_cfg_redact_url(v, red, sizeof(red));
+            v = red;
+        }
+        fprintf(out, "%s=%s\t# %s\n", t[i].name, v ? v : "", src_names[cfg->source[i]]);
+    }
+    for (size_t i = 0; i < cfg->kafka_cnt; i++) {
+        const char *kv = cfg->kafka[i];
+        if (strstr(kv, "password") || strstr(kv, "secret"))
+            fprintf(out, "X %.*s=***\n", (int)(strchr(kv, '=') - kv), kv);
+        else
+            fprintf(out, "X %s\n", kv);
+    }
+}

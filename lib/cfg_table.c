@@ -1,0 +1,97 @@
+/* The configuration table: the single place where genq's keys are defined.
+ * docs/configuration.md is generated from it by `genq help config`. */
+#include "cfg.h"
+
+#define W GQ_CMD_WORKER
+#define P GQ_CMD_PRODUCE
+#define M GQ_CMD_MIGRATE
+#define E GQ_CMD_EVENTS
+#define R GQ_CMD_REPLAY
+#define L GQ_CMD_LAG
+#define I64MAX INT64_MAX
+
+static const gq_cfg_key_t cfg_keys[] = {
+    /* Services */
+    {"brokers", 'b', "GENQ_BROKERS", GQ_CFG_STR, "127.0.0.1:9092", 0, 0, W | P | E | R | L, false,
+     "Kafka bootstrap servers, host:port[,host:port]"},
+    {"database_url", 'd', "GENQ_DATABASE_URL", GQ_CFG_STR, "postgresql:///genq", 0, 0, W | M | R,
+     true, "PostgreSQL connection URI or key=value string"},
+    {"comfyui_url", 'c', "GENQ_COMFYUI_URL", GQ_CFG_STR, "http://127.0.0.1:8188", 0, 0, W, false,
+     "base URL of this worker's ComfyUI"},
+    /* Topics and group */
+    {"requests_topic", 't', "GENQ_REQUESTS_TOPIC", GQ_CFG_STR, "genq.requests", 0, 0,
+     W | P | R | L, false, "topic of GenerationRequest messages"},
+    {"completed_topic", 0, "GENQ_COMPLETED_TOPIC", GQ_CFG_STR, "genq.completed", 0, 0, W | P | E,
+     false, "topic of GenerationCompleted events"},
+    {"dlq_topic", 0, "GENQ_DLQ_TOPIC", GQ_CFG_STR, "genq.requests.dlq", 0, 0, W | R, false,
+     "dead-letter topic"},
+    {"group", 'g', "GENQ_GROUP", GQ_CFG_STR, "genq-workers", 0, 0, W | R | L, false,
+     "consumer group of the workers"},
+    /* Worker */
+    {"worker_id", 0, "GENQ_WORKER_ID", GQ_CFG_STR, NULL, 0, 0, W, false,
+     "name recorded with each job (default: hostname-pid)"},
+    {"output_dir", 'o', "GENQ_OUTPUT_DIR", GQ_CFG_STR, "./genq-outputs", 0, 0, W, false,
+     "where outputs are stored, content-addressed"},
+    {"output_url_prefix", 0, "GENQ_OUTPUT_URL_PREFIX", GQ_CFG_STR, NULL, 0, 0, W, false,
+     "prefix of output URIs in records and events (default: file://<output_dir>)"},
+    {"workflows_dir", 0, "GENQ_WORKFLOWS_DIR", GQ_CFG_STR, "./workflows", 0, 0, W, false,
+     "directory of API-format workflow templates (<name>.json)"},
+    {"queue_depth", 0, "GENQ_QUEUE_DEPTH", GQ_CFG_INT, "1", 0, 8, W, false,
+     "prompts kept queued in ComfyUI ahead of the one rendering"},
+    {"max_attempts", 0, "GENQ_MAX_ATTEMPTS", GQ_CFG_INT, "3", 1, 100, W | P, false,
+     "attempts per job when the request does not say"},
+    {"job_timeout", 0, "GENQ_JOB_TIMEOUT", GQ_CFG_INT, "600", 1, 86400, W, false,
+     "seconds a render may take when the request does not say"},
+    {"stall_timeout", 0, "GENQ_STALL_TIMEOUT", GQ_CFG_INT, "120", 1, 86400, W, false,
+     "seconds without a progress event before a render counts as stalled"},
+    {"grace_period", 0, "GENQ_GRACE_PERIOD", GQ_CFG_INT, "60", 0, 86400, W, false,
+     "seconds a SIGTERM waits for running renders before interrupting them"},
+    {"max_message_bytes", 0, "GENQ_MAX_MESSAGE_BYTES", GQ_CFG_INT, "1048576", 64, 104857600,
+     W | E, false, "largest request message accepted"},
+    {"max_output_bytes", 0, "GENQ_MAX_OUTPUT_BYTES", GQ_CFG_INT, "268435456", 1024, I64MAX, W,
+     false, "largest output file downloaded from ComfyUI"},
+    {"http_listen", 0, "GENQ_HTTP_LISTEN", GQ_CFG_STR, NULL, 0, 0, W, false,
+     "address:port of /healthz, /readyz and /metrics (off unless set)"},
+    /* Logging */
+    {"log_level", 0, "GENQ_LOG_LEVEL", GQ_CFG_STR, "info", 0, 0, GQ_CMD_ALL, false,
+     "error, warn, info or debug"},
+    {"log_format", 0, "GENQ_LOG_FORMAT", GQ_CFG_STR, "text", 0, 0, GQ_CMD_ALL, false,
+     "text or json"},
+    /* produce: request fields */
+    {"file", 'f', NULL, GQ_CFG_STR, NULL, 0, 0, P, false,
+     "read requests as JSON lines from this file (- for stdin)"},
+    {"count", 'n', NULL, GQ_CFG_INT, "1", 1, 10000000, P, false,
+     "publish this many requests from the flags (seed increments)"},
+    {"job_id", 0, NULL, GQ_CFG_STR, NULL, 0, 0, P, false, "job id (default: a new uuid)"},
+    {"workflow", 'w', NULL, GQ_CFG_STR, "txt2img", 0, 0, P, false,
+     "template name, or @file.json for an inline API-format workflow"},
+    {"prompt", 'p', NULL, GQ_CFG_STR, NULL, 0, 0, P, false, "positive prompt"},
+    {"negative_prompt", 0, NULL, GQ_CFG_STR, "", 0, 0, P, false, "negative prompt"},
+    {"model", 'm', NULL, GQ_CFG_STR, NULL, 0, 0, P, false, "checkpoint name"},
+    {"width", 0, NULL, GQ_CFG_INT, "512", 16, 16384, P, false, "image width"},
+    {"height", 0, NULL, GQ_CFG_INT, "512", 16, 16384, P, false, "image height"},
+    {"seed", 0, NULL, GQ_CFG_INT, NULL, 0, I64MAX, P, false, "seed (default: random)"},
+    {"steps", 0, NULL, GQ_CFG_INT, "20", 1, 10000, P, false, "sampler steps"},
+    {"cfg_scale", 0, NULL, GQ_CFG_DOUBLE, "7", 0, 0, P, false, "classifier-free guidance"},
+    {"sampler", 0, NULL, GQ_CFG_STR, "euler", 0, 0, P, false, "sampler name"},
+    {"scheduler", 0, NULL, GQ_CFG_STR, "normal", 0, 0, P, false, "scheduler"},
+    {"batch_size", 0, NULL, GQ_CFG_INT, "1", 1, 64, P, false, "images per request"},
+    {"priority", 0, NULL, GQ_CFG_INT, "0", -1000, 1000, P, false, "priority (higher first)"},
+    {"source", 0, "GENQ_SOURCE", GQ_CFG_STR, "genq-cli", 0, 0, P, false,
+     "source/tenant recorded with the job"},
+    {"timeout", 0, NULL, GQ_CFG_INT, NULL, 1, 86400, P, false, "render deadline in seconds"},
+    {"wait", 0, NULL, GQ_CFG_BOOL, "false", 0, 0, P, false,
+     "follow completion events of the published jobs until all are done"},
+    {"wait_timeout", 0, NULL, GQ_CFG_INT, "3600", 1, 604800, P, false, "seconds --wait waits"},
+    /* events */
+    {"from", 0, NULL, GQ_CFG_STR, "end", 0, 0, E, false,
+     "start at: beginning, end, an offset, or @<unix-ms> timestamp"},
+    {"follow", 'F', NULL, GQ_CFG_BOOL, "false", 0, 0, E, false, "keep waiting for new events"},
+    {"limit", 0, NULL, GQ_CFG_INT, "0", 0, I64MAX, E, false, "stop after this many (0: no limit)"},
+    {"job", 0, NULL, GQ_CFG_STR, NULL, 0, 0, E, false, "only events of this job id"},
+};
+
+const gq_cfg_key_t *gq_cfg_table(size_t *cnt) {
+    *cnt = sizeof(cfg_keys) / sizeof(cfg_keys[0]);
+    return cfg_keys;
+}

@@ -1,0 +1,169 @@
+#include "util.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+
+void gq_errf(char *errstr, size_t errstr_size, const char *fmt, ...) {
+    if (!errstr || errstr_size == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(errstr, errstr_size, fmt, ap);
+    va_end(ap);
+}
+
+const char *gq_status_name(gq_status_t st) {
+    switch (st) {
+    case GQ_OK: return "ok";
+    case GQ_ERR: return "error";
+    case GQ_ERR_INVALID: return "invalid";
+    case GQ_ERR_TRANSIENT: return "transient";
+    case GQ_ERR_NOTFOUND: return "not found";
+    case GQ_ERR_TIMEOUT: return "timeout";
+    case GQ_ERR_TOOBIG: return "too big";
+    case GQ_ERR_NOMEM: return "out of memory";
+    }
+    return "unknown";
+}
+
+gq_status_t gq_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out) {
+    if (!s || !*s)
+        return GQ_ERR_INVALID;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end || v < min || v > max)
+        return GQ_ERR_INVALID;
+    *out = v;
+    return GQ_OK;
+}
+
+gq_status_t gq_parse_double(const char *s, double *out) {
+    if (!s || !*s)
+        return GQ_ERR_INVALID;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || *end || !isfinite(v))
+        return GQ_ERR_INVALID;
+    *out = v;
+    return GQ_OK;
+}
+
+gq_status_t gq_parse_bool(const char *s, bool *out) {
+    static const char *const yes[] = {"1", "true", "yes", "on"};
+    static const char *const no[] = {"0", "false", "no", "off"};
+    for (size_t i = 0; i < GQ_ARRAY_LEN(yes); i++) {
+        if (strcasecmp(s, yes[i]) == 0) {
+            *out = true;
+            return GQ_OK;
+        }
+        if (strcasecmp(s, no[i]) == 0) {
+            *out = false;
+            return GQ_OK;
+        }
+    }
+    return GQ_ERR_INVALID;
+}
+
+int64_t gq_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t gq_mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void gq_sleep_ms(int64_t ms) {
+    if (ms <= 0)
+        return;
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+}
+
+void gq_uuid_format(const unsigned char r[16], char out[37]) {
+    snprintf(out, 37,
+             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", r[0],
+             r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13],
+             r[14], r[15]);
+}
+
+gq_status_t gq_uuid_v4(char out[37]) {
+    unsigned char r[16];
+    size_t got = 0;
+    while (got < sizeof(r)) {
+        ssize_t n = getrandom(r + got, sizeof(r) - got, 0);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return GQ_ERR;
+        }
+        got += (size_t)n;
+    }
+    r[6] = (unsigned char)((r[6] & 0x0f) | 0x40);
+    r[8] = (unsigned char)((r[8] & 0x3f) | 0x80);
+    gq_uuid_format(r, out);
+    return GQ_OK;
+}
+
+bool gq_uuid_valid(const char *s) {
+    if (!s || strlen(s) != 36)
+        return false;
+    for (int i = 0; i < 36; i++) {
+        char c = s[i];
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (c != '-')
+                return false;
+        } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+            return false;
+        }
+    }
+    return true;
+}
+
+void gq_sha256_hex(const void *data, size_t len, char out[65]) {
+    unsigned char md[32];
+    unsigned int mdlen = 0;
+    EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL);
+    for (unsigned i = 0; i < 32; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+bool gq_name_safe(const char *name, size_t max) {
+    size_t n = name ? strlen(name) : 0;
+    if (n == 0 || n > max || name[0] == '.')
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+gq_status_t gq_strlcpy(char *dst, const char *src, size_t dst_size) {
+    size_t n = strlen(src);
+    if (dst_size == 0)
+        return GQ_ERR_TOOBIG;
+    if (n >= dst_size) {
+        memcpy(dst, src, dst_size - 1);
+        dst[dst_size - 1] = '\0';
+        return GQ_ERR_TOOBIG;
+    }
+    memcpy(dst, src, n + 1);
+    return GQ_OK;
+}

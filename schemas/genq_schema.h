@@ -1,0 +1,119 @@
+/**
+ * @file genq_schema.h
+ * @brief The C binding of the Avro contract in the .avsc files of schemas/.
+ *
+ * Messages are Avro single-object encoded: C3 01, the 8-byte little-endian CRC-64-AVRO
+ * fingerprint of the writer schema's Parsing Canonical Form, then the Avro binary datum.
+ * avro-c offers neither canonical form nor fingerprint; avro_canon.c provides both.
+ */
+#ifndef GQ_SCHEMA_H
+#define GQ_SCHEMA_H
+
+#include "gq.h"
+#include "buf.h"
+
+#include <stdbool.h>
+
+/** A string key/value pair (Avro map<string> entries). Both strings owned. */
+typedef struct gq_kv {
+    char *key;
+    char *value;
+} gq_kv_t;
+
+/** A GenerationRequest. All char* are owned, NUL-terminated, and never NULL after a
+ * successful decode unless documented as optional. */
+typedef struct gq_request {
+    char job_id[37];       /**< canonical lowercase uuid */
+    int64_t submitted_at;  /**< ms since the epoch */
+    char *workflow;        /**< template name (a label when workflow_json is set) */
+    char *workflow_json;   /**< optional (NULL): inline API-format workflow */
+    char *prompt;
+    char *negative_prompt;
+    int32_t width, height;
+    int64_t seed;
+    int32_t steps;
+    double cfg;
+    char *sampler;
+    char *scheduler;
+    char *model;           /**< optional (NULL): the template's checkpoint */
+    int32_t batch_size;
+    gq_kv_t *overrides;    /**< "<node id or title>.<input>" -> JSON literal */
+    size_t overrides_cnt;
+    int32_t priority;
+    char *source;          /**< tenant or calling service */
+    int32_t max_attempts;  /**< 0: not given (worker default) */
+    int32_t timeout_s;     /**< 0: not given (template or worker default) */
+    gq_kv_t *metadata;
+    size_t metadata_cnt;
+} gq_request_t;
+
+typedef enum gq_job_status { GQ_JOB_SUCCEEDED = 0, GQ_JOB_FAILED = 1 } gq_job_status_t;
+
+typedef struct gq_output {
+    char *uri;
+    char sha256[65];
+    int64_t bytes;
+    int32_t width, height;
+    char *mime;
+} gq_output_t;
+
+/** A GenerationCompleted event. */
+typedef struct gq_completed {
+    char job_id[37];
+    int32_t attempt;
+    gq_job_status_t status;
+    gq_output_t *outputs;
+    size_t outputs_cnt;
+    int64_t queue_ms, render_ms, total_ms;
+    char *worker_id;
+    bool has_error;
+    char *error_code;      /**< set iff has_error */
+    char *error_message;   /**< set iff has_error */
+    bool error_retryable;
+    int64_t finished_at;
+    char *model;           /**< optional (NULL) */
+    char *source;          /**< optional (NULL) */
+    gq_kv_t *metadata;     /**< echoed from the request */
+    size_t metadata_cnt;
+} gq_completed_t;
+
+/** Loads and parses the embedded schemas; call once before anything else. Thread-safe after. */
+gq_status_t gq_schema_init(char *errstr, size_t errstr_size);
+void gq_schema_shutdown(void);
+
+/** Fingerprints (CRC-64-AVRO of the Parsing Canonical Form) of the current schemas. */
+uint64_t gq_schema_request_fingerprint(void);
+uint64_t gq_schema_completed_fingerprint(void);
+
+/** Fills defaults for every field (as the .avsc defaults say) and a new job_id. */
+void gq_request_init(gq_request_t *req);
+void gq_request_release(gq_request_t *req);
+/** Checks a request's values (uuid, sizes, steps, names...); errstr says which field. */
+gq_status_t gq_request_validate(const gq_request_t *req, char *errstr, size_t errstr_size);
+
+/** Appends the single-object encoding of req to out. */
+gq_status_t gq_request_encode(const gq_request_t *req, gq_buf_t *out, char *errstr,
+                              size_t errstr_size);
+/**
+ * Decodes a single-object encoded request into req (initialised by this call; release it
+ * even on failure). On failure, returns GQ_ERR_INVALID, and req->job_id is set if the job id
+ * could still be read (otherwise it is "").
+ */
+gq_status_t gq_request_decode(const void *data, size_t len, gq_request_t *req, char *errstr,
+                              size_t errstr_size);
+/** Reads a request from a JSON object (field names as in the .avsc; missing = default). */
+gq_status_t gq_request_from_json(const char *json, size_t len, gq_request_t *req, char *errstr,
+                                 size_t errstr_size);
+
+void gq_completed_init(gq_completed_t *ev);
+void gq_completed_release(gq_completed_t *ev);
+gq_status_t gq_completed_encode(const gq_completed_t *ev, gq_buf_t *out, char *errstr,
+                                size_t errstr_size);
+gq_status_t gq_completed_decode(const void *data, size_t len, gq_completed_t *ev, char *errstr,
+                                size_t errstr_size);
+/** Appends ev as one JSON object (no newline), for `genq events`. */
+gq_status_t gq_completed_to_json(const gq_completed_t *ev, gq_buf_t *out);
+
+const char *gq_job_status_name(gq_job_status_t st);
+
+#endif
