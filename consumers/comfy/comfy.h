@@ -1,0 +1,154 @@
+/**
+ * @file comfy.h
+ * @brief ComfyUI client: HTTP (libcurl) and the WebSocket event stream.
+ *
+ * One gq_comfy_t talks to one ComfyUI base URL (http:// or https://; a path prefix is
+ * allowed). It owns one WebSocket connection registered under a client_id; prompts are
+ * submitted with that client_id so their events come to us. Not thread-safe: use one per
+ * thread.
+ *
+ * Error classes: connection failures, timeouts and 5xx are GQ_ERR_TRANSIENT; 4xx answers
+ * (validation errors with node_errors) are GQ_ERR_INVALID; errstr always says which.
+ */
+#ifndef GQ_COMFY_H
+#define GQ_COMFY_H
+
+#include "gq.h"
+#include "buf.h"
+
+#include <stdbool.h>
+#include <jansson.h>
+
+typedef struct gq_comfy gq_comfy_t;
+
+typedef struct gq_comfy_opts {
+    const char *base_url;        /**< e.g. http://127.0.0.1:8188 (copied) */
+    const char *client_id;       /**< WebSocket clientId and prompts' client_id (copied) */
+    int connect_timeout_ms;      /**< default 5000 */
+    int request_timeout_ms;      /**< default 30000 (per HTTP request) */
+    size_t max_response_bytes;   /**< JSON responses (default 64 MiB) */
+} gq_comfy_opts_t;
+
+/** Creates a client. Does not connect yet. */
+gq_comfy_t *gq_comfy_new(const gq_comfy_opts_t *opts, char *errstr, size_t errstr_size);
+void gq_comfy_destroy(gq_comfy_t *c);
+
+/* ---- WebSocket ---- */
+
+/** Connects (or reconnects) the WebSocket /ws?clientId=...; idempotent when connected. */
+gq_status_t gq_comfy_ws_connect(gq_comfy_t *c, char *errstr, size_t errstr_size);
+bool gq_comfy_ws_connected(const gq_comfy_t *c);
+void gq_comfy_ws_close(gq_comfy_t *c);
+
+typedef enum gq_comfy_ev_type {
+    GQ_COMFY_EV_OTHER = 0,     /**< an event we do not use (ignored) */
+    GQ_COMFY_EV_STATUS,        /**< queue_remaining */
+    GQ_COMFY_EV_START,         /**< execution_start */
+    GQ_COMFY_EV_CACHED,        /**< execution_cached */
+    GQ_COMFY_EV_EXECUTING,     /**< executing with a node */
+    GQ_COMFY_EV_PROGRESS,      /**< progress value/max */
+    GQ_COMFY_EV_EXECUTED,      /**< a node produced UI output */
+    GQ_COMFY_EV_SUCCESS,       /**< execution_success */
+    GQ_COMFY_EV_ERROR,         /**< execution_error */
+    GQ_COMFY_EV_INTERRUPTED,   /**< execution_interrupted */
+    GQ_COMFY_EV_DONE,          /**< executing with node null: finished, history written */
+} gq_comfy_ev_type_t;
+
+/** One WebSocket event, with bounded copies of the fields genq uses. */
+typedef struct gq_comfy_event {
+    gq_comfy_ev_type_t type;
+    char prompt_id[64];          /**< "" when the message carries none */
+    char node[64];
+    double value, max;           /**< progress */
+    int queue_remaining;         /**< status */
+    char exception_type[128];    /**< execution_error */
+    char exception_message[512]; /**< execution_error (first line(s), truncated) */
+    char node_type[64];          /**< execution_error / interrupted */
+} gq_comfy_event_t;
+
+/**
+ * Waits up to timeout_ms for the next text event; skips binary frames and answers pings.
+ * Returns GQ_OK with *ev filled, GQ_ERR_TIMEOUT if nothing arrived, GQ_ERR_TRANSIENT if the
+ * connection dropped (call gq_comfy_ws_connect again). Malformed messages are skipped
+ * (logged at debug), never fatal.
+ */
+gq_status_t gq_comfy_ws_next(gq_comfy_t *c, int timeout_ms, gq_comfy_event_t *ev, char *errstr,
+                             size_t errstr_size);
+
+/* ---- HTTP ---- */
+
+/**
+ * POST /prompt with {"prompt": workflow, "client_id", "prompt_id"}. workflow is borrowed.
+ * GQ_OK: queued. GQ_ERR_INVALID: 400 (errstr summarises error.type/message and every
+ * node_errors entry "node 3 (KSampler): Value 0 smaller than min of 1: steps"), or 200 with
+ * non-empty node_errors (some outputs would be skipped; the prompt was queued, and this call
+ * deletes/interrupts it before returning). GQ_ERR_TRANSIENT: unreachable/5xx/timeout.
+ */
+gq_status_t gq_comfy_submit(gq_comfy_t *c, const char *prompt_id, json_t *workflow,
+                            char *errstr, size_t errstr_size);
+
+typedef enum gq_comfy_state {
+    GQ_COMFY_UNKNOWN = 0,  /**< ComfyUI does not know the prompt (e.g. it restarted) */
+    GQ_COMFY_PENDING,      /**< in queue_pending */
+    GQ_COMFY_RUNNING,      /**< in queue_running */
+    GQ_COMFY_FINISHED,     /**< history entry exists (see the result for success/error) */
+} gq_comfy_state_t;
+
+typedef struct gq_comfy_image {
+    char filename[256];
+    char subfolder[256];
+    char type[16];         /**< output, temp, input */
+    char node[64];
+} gq_comfy_image_t;
+
+typedef struct gq_comfy_result {
+    bool success;               /**< status_str "success" and completed */
+    bool interrupted;           /**< messages end in execution_interrupted */
+    char error_type[128];       /**< exception_type from execution_error, else "" */
+    char error_message[512];
+    int64_t start_ms, end_ms;   /**< timestamps of execution_start and the last message */
+    gq_comfy_image_t *images;   /**< owned; all images of all output nodes, node order */
+    size_t images_cnt;
+} gq_comfy_result_t;
+
+void gq_comfy_result_release(gq_comfy_result_t *r);
+
+/**
+ * Where is this prompt? Checks GET /history/{id} first, then GET /queue.
+ * When FINISHED, fills *result (may be NULL if not wanted).
+ */
+gq_status_t gq_comfy_prompt_state(gq_comfy_t *c, const char *prompt_id, gq_comfy_state_t *state,
+                                  gq_comfy_result_t *result, char *errstr, size_t errstr_size);
+
+/** GET /history/{id}: GQ_ERR_NOTFOUND when {} (unknown or not finished yet). */
+gq_status_t gq_comfy_history(gq_comfy_t *c, const char *prompt_id, gq_comfy_result_t *result,
+                             char *errstr, size_t errstr_size);
+
+/**
+ * GET /view for one image into out (a bounded buffer: GQ_ERR_TOOBIG beyond out->max).
+ * filename/subfolder/type are URL-encoded; they are never used as local paths here.
+ */
+gq_status_t gq_comfy_view(gq_comfy_t *c, const gq_comfy_image_t *img, gq_buf_t *out,
+                          char *errstr, size_t errstr_size);
+
+/** POST /interrupt {"prompt_id"} (only that prompt, if it is running). */
+gq_status_t gq_comfy_interrupt(gq_comfy_t *c, const char *prompt_id, char *errstr,
+                               size_t errstr_size);
+/** POST /queue {"delete": [prompt_id]} (a pending prompt). */
+gq_status_t gq_comfy_dequeue(gq_comfy_t *c, const char *prompt_id, char *errstr,
+                             size_t errstr_size);
+/** POST /free {"unload_models": unload, "free_memory": free_memory}. */
+gq_status_t gq_comfy_free(gq_comfy_t *c, bool unload, bool free_memory, char *errstr,
+                          size_t errstr_size);
+
+typedef struct gq_comfy_stats {
+    char version[32];
+    int64_t vram_total, vram_free;   /**< first device, bytes */
+    char device[128];
+} gq_comfy_stats_t;
+
+/** GET /system_stats: used as the health check. */
+gq_status_t gq_comfy_system_stats(gq_comfy_t *c, gq_comfy_stats_t *st, char *errstr,
+                                  size_t errstr_size);
+
+#endif
