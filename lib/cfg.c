@@ -209,6 +209,11 @@ const char *gq_cfg_str(const gq_cfg_t *cfg, const char *name) { return cfg_get(c
 
 bool gq_cfg_isset(const gq_cfg_t *cfg, const char *name) { return cfg_get(cfg, name) != NULL; }
 
+gq_cfg_source_t gq_cfg_source(const gq_cfg_t *cfg, const char *name) {
+    int i = cfg_find(name);
+    return i < 0 ? GQ_SRC_UNSET : cfg->source[i];
+}
+
 int64_t gq_cfg_int(const gq_cfg_t *cfg, const char *name) {
     const char *v = cfg_get(cfg, name);
     int64_t out = 0;

@@ -79,6 +79,7 @@ int64_t gq_cfg_int(const gq_cfg_t *cfg, const char *name);
 bool gq_cfg_bool(const gq_cfg_t *cfg, const char *name);
 double gq_cfg_double(const gq_cfg_t *cfg, const char *name);
 bool gq_cfg_isset(const gq_cfg_t *cfg, const char *name);
+gq_cfg_source_t gq_cfg_source(const gq_cfg_t *cfg, const char *name);
 
 /** Prints the options of cfg->cmd, for --help. */
 void gq_cfg_usage(const gq_cfg_t *cfg, FILE *out);

@@ -27,6 +27,8 @@ static const gq_cfg_key_t cfg_keys[] = {
      "dead-letter topic"},
     {"group", 'g', "GENQ_GROUP", GQ_CFG_STR, "genq-workers", 0, 0, W | R | L, false,
      "consumer group of the workers"},
+    {"partitions", 0, "GENQ_PARTITIONS", GQ_CFG_INT, "6", 1, 10000, W | P, false,
+     "partitions of the topics genq creates when they do not exist"},
     /* Worker */
     {"worker_id", 0, "GENQ_WORKER_ID", GQ_CFG_STR, NULL, 0, 0, W, false,
      "name recorded with each job (default: hostname-pid)"},

@@ -101,11 +101,10 @@ void gq_uuid_format(const unsigned char r[16], char out[37]) {
              r[14], r[15]);
 }
 
-gq_status_t gq_uuid_v4(char out[37]) {
-    unsigned char r[16];
+static gq_status_t util_random(void *buf, size_t len) {
     size_t got = 0;
-    while (got < sizeof(r)) {
-        ssize_t n = getrandom(r + got, sizeof(r) - got, 0);
+    while (got < len) {
+        ssize_t n = getrandom((char *)buf + got, len - got, 0);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -113,6 +112,20 @@ gq_status_t gq_uuid_v4(char out[37]) {
         }
         got += (size_t)n;
     }
+    return GQ_OK;
+}
+
+uint64_t gq_random_u64(void) {
+    uint64_t v = 0;
+    if (util_random(&v, sizeof(v)) != GQ_OK)
+        v = (uint64_t)gq_now_ms() * 6364136223846793005u;
+    return v;
+}
+
+gq_status_t gq_uuid_v4(char out[37]) {
+    unsigned char r[16];
+    if (util_random(r, sizeof(r)) != GQ_OK)
+        return GQ_ERR;
     r[6] = (unsigned char)((r[6] & 0x0f) | 0x40);
     r[8] = (unsigned char)((r[8] & 0x3f) | 0x80);
     gq_uuid_format(r, out);

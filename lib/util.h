@@ -23,6 +23,8 @@ int64_t gq_mono_ms(void);
 /** Sleeps, returning early on a signal. */
 void gq_sleep_ms(int64_t ms);
 
+/** 64 random bits from the kernel's generator. */
+uint64_t gq_random_u64(void);
 /** Writes a random (v4) uuid, canonical lowercase, into out[37]. */
 gq_status_t gq_uuid_v4(char out[37]);
 /** True if s is a canonical lowercase 8-4-4-4-12 hex uuid. */

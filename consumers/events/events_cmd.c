@@ -1,0 +1,73 @@
+/* genq events: completion events as JSON lines on stdout. */
+#include "cli.h"
+#include "commands.h"
+#include "log.h"
+#include "reader.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+static volatile sig_atomic_t events_stop;
+static void events_on_signal(int sig) {
+    (void)sig;
+    events_stop = 1;
+}
+
+int gq_cmd_events(int argc, char **argv) {
+    gq_cfg_t cfg;
+    char err[1024];
+    int argi = 0;
+    int rc = gq_cli_setup(&cfg, GQ_CMD_EVENTS, "events",
+                          "usage: genq events [options]\n\nPrints GenerationCompleted events as "
+                          "JSON lines; without --follow it stops at the end of the topic.\n",
+                          argc, argv, &argi);
+    if (rc >= 0)
+        return rc;
+    if (argi != argc) {
+        fprintf(stderr, "genq events: unexpected argument \"%s\"; try --help\n", argv[argi]);
+        gq_cfg_release(&cfg);
+        return GQ_EXIT_USAGE;
+    }
+    signal(SIGINT, events_on_signal);
+    signal(SIGTERM, events_on_signal);
+    bool follow = gq_cfg_bool(&cfg, "follow");
+    gq_reader_t *r = gq_reader_new(&cfg, gq_cfg_str(&cfg, "completed_topic"),
+                                   gq_cfg_str(&cfg, "from"), 0, follow, err, sizeof(err));
+    if (!r) {
+        fprintf(stderr, "genq events: %s\n", err);
+        gq_cfg_release(&cfg);
+        return GQ_EXIT_UNAVAILABLE;
+    }
+    const char *job = gq_cfg_str(&cfg, "job");
+    int64_t limit = gq_cfg_int(&cfg, "limit"), printed = 0;
+    int exit_code = GQ_EXIT_OK;
+    gq_buf_t out;
+    gq_buf_init(&out, 64u << 20);
+    while (!events_stop && (limit == 0 || printed < limit)) {
+        gq_completed_t ev;
+        gq_status_t st = gq_reader_next(r, 200, &ev, err, sizeof(err));
+        if (st == GQ_ERR_TIMEOUT)
+            continue;
+        if (st == GQ_ERR_NOTFOUND)
+            break;
+        if (st != GQ_OK) {
+            gq_warn("skipping an undecodable event: %s", err);
+            continue;
+        }
+        if (!job || strcmp(job, ev.job_id) == 0) {
+            gq_buf_reset(&out);
+            if (gq_completed_to_json(&ev, &out) == GQ_OK) {
+                fwrite(out.data, 1, out.len, stdout);
+                fputc('\n', stdout);
+                fflush(stdout);
+                printed++;
+            }
+        }
+        gq_completed_release(&ev);
+    }
+    gq_buf_release(&out);
+    gq_reader_destroy(r);
+    gq_cfg_release(&cfg);
+    return exit_code;
+}

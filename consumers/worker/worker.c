@@ -1,0 +1,235 @@
+/* The worker loop. One thread: Kafka poll, ComfyUI events, timers, completions. */
+#include "log.h"
+#include "util.h"
+#include "worker_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define WORKER_EVENT_WAIT_MS 50
+#define WORKER_STATS_EVERY_MS 30000
+#define WORKER_FINISH_GRACE_MS 15000 /* after the grace period: time to record finished jobs */
+
+job_t *worker_job_new(gq_worker_t *w, int32_t partition, int64_t offset) {
+    job_t *j = calloc(1, sizeof(*j));
+    if (!j)
+        return NULL;
+    j->state = JOB_NEW;
+    j->partition = partition;
+    j->offset = offset;
+    j->received_at = gq_now_ms();
+    gq_request_init(&j->req);
+    j->req.job_id[0] = '\0';
+    /* Append: the list stays in arrival order, which is offset order per partition. */
+    job_t **tail = &w->jobs;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = j;
+    w->jobs_cnt++;
+    return j;
+}
+
+void worker_job_free(job_t *j) {
+    if (!j)
+        return;
+    gq_request_release(&j->req);
+    json_decref(j->workflow);
+    if (j->has_result)
+        gq_completed_release(&j->result);
+    free(j->payload);
+    free(j);
+}
+
+void worker_job_remove(gq_worker_t *w, job_t *j) {
+    for (job_t **pp = &w->jobs; *pp; pp = &(*pp)->next) {
+        if (*pp == j) {
+            *pp = j->next;
+            w->jobs_cnt--;
+            return;
+        }
+    }
+}
+
+job_t *worker_job_find(gq_worker_t *w, const char *job_id) {
+    for (job_t *j = w->jobs; j; j = j->next)
+        if (strcmp(j->job_id, job_id) == 0)
+            return j;
+    return NULL;
+}
+
+size_t worker_jobs_in_comfy(const gq_worker_t *w) {
+    size_t n = 0;
+    for (const job_t *j = w->jobs; j; j = j->next)
+        if (j->state == JOB_QUEUED || j->state == JOB_RUNNING)
+            n++;
+    return n;
+}
+
+gq_worker_t *gq_worker_new(const gq_cfg_t *cfg, gq_status_t *st, char *errstr,
+                           size_t errstr_size) {
+    gq_worker_t *w = calloc(1, sizeof(*w));
+    if (!w) {
+        *st = GQ_ERR_NOMEM;
+        return NULL;
+    }
+    w->cfg = cfg;
+    w->group = gq_cfg_str(cfg, "group");
+    w->topic = gq_cfg_str(cfg, "requests_topic");
+    if (gq_cfg_isset(cfg, "worker_id")) {
+        gq_strlcpy(w->worker_id, gq_cfg_str(cfg, "worker_id"), sizeof(w->worker_id));
+    } else {
+        char host[64] = "worker";
+        gethostname(host, sizeof(host) - 1);
+        snprintf(w->worker_id, sizeof(w->worker_id), "%s-%d", host, (int)getpid());
+    }
+    gq_uuid_v4(w->client_id);
+    gq_strlcpy(w->workflows_dir, gq_cfg_str(cfg, "workflows_dir"), sizeof(w->workflows_dir));
+    w->queue_depth = (int)gq_cfg_int(cfg, "queue_depth");
+    w->job_timeout_s = (int)gq_cfg_int(cfg, "job_timeout");
+    w->stall_timeout_s = (int)gq_cfg_int(cfg, "stall_timeout");
+    w->max_attempts = (int)gq_cfg_int(cfg, "max_attempts");
+    w->max_output_bytes = gq_cfg_int(cfg, "max_output_bytes");
+    /* Enough jobs on hand to keep ComfyUI's queue full while finished ones are recorded. */
+    w->max_jobs = (size_t)(1 + w->queue_depth + 2);
+
+    *st = gq_schema_init(errstr, errstr_size);
+    if (*st != GQ_OK)
+        goto fail;
+    w->rec = gq_recorder_new(gq_cfg_str(cfg, "database_url"), st, errstr, errstr_size);
+    if (!w->rec)
+        goto fail;
+    *st = gq_store_init(&w->store, gq_cfg_str(cfg, "output_dir"),
+                        gq_cfg_str(cfg, "output_url_prefix"), errstr, errstr_size);
+    if (*st != GQ_OK)
+        goto fail;
+    gq_comfy_opts_t co = {.base_url = gq_cfg_str(cfg, "comfyui_url"), .client_id = w->client_id};
+    w->comfy = gq_comfy_new(&co, errstr, errstr_size);
+    if (!w->comfy) {
+        *st = GQ_ERR_INVALID;
+        goto fail;
+    }
+    *st = finish_init(w, errstr, errstr_size);
+    if (*st != GQ_OK)
+        goto fail;
+    *st = intake_init(w, errstr, errstr_size);
+    if (*st != GQ_OK)
+        goto fail;
+    return w;
+fail:
+    gq_worker_destroy(w);
+    return NULL;
+}
+
+void gq_worker_destroy(gq_worker_t *w) {
+    if (!w)
+        return;
+    if (w->consumer) {
+        rd_kafka_destroy(w->consumer);
+        w->consumer = NULL;
+    }
+    finish_close(w);
+    while (w->jobs) {
+        job_t *j = w->jobs;
+        worker_job_remove(w, j);
+        worker_job_free(j);
+    }
+    gq_comfy_destroy(w->comfy);
+    gq_recorder_destroy(w->rec);
+    free(w);
+}
+
+/* SIGTERM: take nothing new; what was not started yet is left for redelivery. */
+static void worker_begin_stop(gq_worker_t *w) {
+    w->stopping = true;
+    intake_flow_control(w);
+    for (job_t *j = w->jobs, *nx; j; j = nx) {
+        nx = j->next;
+        if (j->state == JOB_NEW || j->state == JOB_READY || j->state == JOB_BACKOFF ||
+            j->state == JOB_QUEUED)
+            render_cancel(w, j);
+    }
+}
+
+static void worker_events(gq_worker_t *w, int wait_ms) {
+    char err[512];
+    for (int n = 0; n < 64; n++) {
+        gq_comfy_event_t ev;
+        gq_status_t st = gq_comfy_ws_next(w->comfy, n == 0 ? wait_ms : 0, &ev, err, sizeof(err));
+        if (st == GQ_OK) {
+            render_on_event(w, &ev);
+            continue;
+        }
+        if (st != GQ_ERR_TIMEOUT) {
+            gq_warn("ComfyUI WebSocket dropped: %s", err);
+            gq_comfy_ws_close(w->comfy);
+            w->comfy_retry_mono = gq_mono_ms() + 200;
+        }
+        return;
+    }
+}
+
+gq_worker_end_t gq_worker_run(gq_worker_t *w, volatile sig_atomic_t *stop) {
+    int grace_ms = (int)gq_cfg_int(w->cfg, "grace_period") * 1000;
+    int64_t stop_deadline = 0, last_stats = gq_mono_ms();
+    bool interrupted = false;
+    gq_info("worker %s: group %s, topic %s, ComfyUI %s, %d prompt(s) queued ahead",
+            w->worker_id, w->group, w->topic, gq_cfg_str(w->cfg, "comfyui_url"), w->queue_depth);
+    while (!w->fatal) {
+        int64_t now = gq_mono_ms();
+        if (*stop && !w->stopping) {
+            gq_info("stopping: finishing %zu running render(s) within %d s",
+                    worker_jobs_in_comfy(w), grace_ms / 1000);
+            worker_begin_stop(w);
+            stop_deadline = now + grace_ms;
+        }
+        if (w->stopping) {
+            if (!w->jobs)
+                break;
+            if (now >= stop_deadline && !interrupted) {
+                gq_warn("grace period over: interrupting %zu render(s)", worker_jobs_in_comfy(w));
+                for (job_t *j = w->jobs, *nx; j; j = nx) {
+                    nx = j->next;
+                    if (j->state == JOB_QUEUED || j->state == JOB_RUNNING) {
+                        render_cancel(w, j);
+                        interrupted = true;
+                    }
+                }
+                interrupted = true;
+            }
+            if (now >= stop_deadline + WORKER_FINISH_GRACE_MS) {
+                gq_err("%zu job(s) could not be recorded before exit; they will be redelivered",
+                       w->jobs_cnt);
+                break;
+            }
+        }
+        bool busy = worker_jobs_in_comfy(w) > 0;
+        intake_poll(w, busy || !gq_comfy_ws_connected(w->comfy) ? 0 : WORKER_EVENT_WAIT_MS);
+        for (job_t *j = w->jobs, *nx; j; j = nx) {
+            nx = j->next;
+            if (j->state == JOB_NEW)
+                intake_process(w, j);
+        }
+        render_pump(w);
+        if (gq_comfy_ws_connected(w->comfy))
+            worker_events(w, busy ? WORKER_EVENT_WAIT_MS : 0);
+        else if (busy)
+            gq_sleep_ms(WORKER_EVENT_WAIT_MS);
+        render_check(w);
+        finish_poll(w);
+        if (now - last_stats >= WORKER_STATS_EVERY_MS) {
+            last_stats = now;
+            gq_info("in flight %zu, succeeded %llu, failed %llu, retries %llu, skipped %llu, "
+                    "adopted %llu, rejected %llu",
+                    w->jobs_cnt, (unsigned long long)w->n_succeeded,
+                    (unsigned long long)w->n_failed, (unsigned long long)w->n_retries,
+                    (unsigned long long)w->n_skipped, (unsigned long long)w->n_adopted,
+                    (unsigned long long)w->n_rejected);
+        }
+    }
+    intake_close(w);
+    finish_close(w);
+    if (w->fatal)
+        return GQ_WORKER_FATAL;
+    return interrupted ? GQ_WORKER_INTERRUPTED : GQ_WORKER_DRAINED;
+}

@@ -1,0 +1,60 @@
+/* genq worker: the thin main of the GPU worker. */
+#include "cli.h"
+#include "commands.h"
+#include "log.h"
+#include "worker.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+static volatile sig_atomic_t worker_stop;
+
+static void worker_on_signal(int sig) {
+    (void)sig;
+    worker_stop = 1;
+}
+
+int gq_cmd_worker(int argc, char **argv) {
+    gq_cfg_t cfg;
+    int argi = 0;
+    int rc = gq_cli_setup(
+        &cfg, GQ_CMD_WORKER, "worker",
+        "usage: genq worker [options]\n\n"
+        "Joins the consumer group and renders requests through ComfyUI, recording each job\n"
+        "in PostgreSQL and publishing a completion event.\n"
+        "Exit codes: 0 drained after SIGTERM/SIGINT, 3 stopped with renders interrupted\n"
+        "(left for redelivery), 69 a service unreachable at start, 78 configuration\n"
+        "(e.g. database not migrated), 70 fatal runtime error.\n",
+        argc, argv, &argi);
+    if (rc >= 0)
+        return rc;
+    if (argi != argc) {
+        fprintf(stderr, "genq worker: unexpected argument \"%s\"; try --help\n", argv[argi]);
+        gq_cfg_release(&cfg);
+        return GQ_EXIT_USAGE;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = worker_on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    char err[1024];
+    gq_status_t st = GQ_OK;
+    gq_worker_t *w = gq_worker_new(&cfg, &st, err, sizeof(err));
+    if (!w) {
+        gq_err("%s", err);
+        gq_cfg_release(&cfg);
+        return st == GQ_ERR_TRANSIENT ? GQ_EXIT_UNAVAILABLE : GQ_EXIT_CONFIG;
+    }
+    gq_worker_end_t end = gq_worker_run(w, &worker_stop);
+    gq_worker_destroy(w);
+    gq_cfg_release(&cfg);
+    switch (end) {
+    case GQ_WORKER_DRAINED: return GQ_EXIT_OK;
+    case GQ_WORKER_INTERRUPTED: return GQ_EXIT_INTERRUPTED;
+    default: return GQ_EXIT_SOFTWARE;
+    }
+}

@@ -1,0 +1,316 @@
+/* genq produce: publish requests from flags or JSON lines; optionally wait for them. */
+#include "cli.h"
+#include "commands.h"
+#include "genq_producer.h"
+#include "idset.h"
+#include "log.h"
+#include "reader.h"
+#include "util.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define PRODUCE_MAX_LINE (1u << 20)
+#define PRODUCE_MAX_WORKFLOW (4u << 20)
+
+enum { JOB_SENT = 1, JOB_DELIVERED, JOB_SUCCEEDED, JOB_FAILED };
+
+typedef struct produce_state {
+    gq_idset_t jobs;
+    size_t delivered, failed_delivery;
+} produce_state_t;
+
+static volatile sig_atomic_t produce_stop;
+static void produce_on_signal(int sig) {
+    (void)sig;
+    produce_stop = 1;
+}
+
+/* Job ids go to stdout as their delivery is confirmed: a printed id is durably queued. */
+static void produce_on_delivery(const char *job_id, gq_status_t st, const char *err,
+                                void *opaque) {
+    produce_state_t *ps = opaque;
+    (void)err;
+    if (st == GQ_OK) {
+        printf("%s\n", job_id);
+        ps->delivered++;
+        unsigned char *s = gq_idset_get(&ps->jobs, job_id);
+        if (s && *s == JOB_SENT)
+            *s = JOB_DELIVERED;
+    } else {
+        ps->failed_delivery++;
+    }
+}
+
+static char *produce_read_file(const char *path, size_t max, char *errstr, size_t errstr_size) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        gq_errf(errstr, errstr_size, "cannot open %s", path);
+        return NULL;
+    }
+    gq_buf_t b;
+    gq_buf_init(&b, max);
+    char chunk[65536];
+    size_t n;
+    gq_status_t st = GQ_OK;
+    while (st == GQ_OK && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        st = gq_buf_append(&b, chunk, n);
+    fclose(f);
+    if (st != GQ_OK) {
+        gq_errf(errstr, errstr_size, "%s is larger than %zu bytes", path, max);
+        gq_buf_release(&b);
+        return NULL;
+    }
+    return gq_buf_detach(&b, NULL);
+}
+
+static char *produce_strdup_opt(const gq_cfg_t *cfg, const char *key) {
+    const char *v = gq_cfg_str(cfg, key);
+    return v ? strdup(v) : NULL;
+}
+
+/* Fills a request from the flags; the caller owns req. */
+static gq_status_t produce_from_flags(const gq_cfg_t *cfg, gq_request_t *req, char *errstr,
+                                      size_t errstr_size) {
+    gq_request_init(req);
+    if (gq_cfg_isset(cfg, "job_id"))
+        gq_strlcpy(req->job_id, gq_cfg_str(cfg, "job_id"), sizeof(req->job_id));
+    const char *wf = gq_cfg_str(cfg, "workflow");
+    if (wf[0] == '@') {
+        req->workflow_json = produce_read_file(wf + 1, PRODUCE_MAX_WORKFLOW, errstr, errstr_size);
+        if (!req->workflow_json)
+            return GQ_ERR_INVALID;
+        free(req->workflow);
+        req->workflow = strdup("inline");
+    } else {
+        free(req->workflow);
+        req->workflow = strdup(wf);
+    }
+    if (!gq_cfg_isset(cfg, "prompt")) {
+        gq_errf(errstr, errstr_size, "--prompt is required (or --file for JSON lines)");
+        return GQ_ERR_INVALID;
+    }
+    free(req->prompt);
+    req->prompt = produce_strdup_opt(cfg, "prompt");
+    free(req->negative_prompt);
+    req->negative_prompt = produce_strdup_opt(cfg, "negative_prompt");
+    free(req->model);
+    req->model = produce_strdup_opt(cfg, "model");
+    req->width = (int32_t)gq_cfg_int(cfg, "width");
+    req->height = (int32_t)gq_cfg_int(cfg, "height");
+    req->steps = (int32_t)gq_cfg_int(cfg, "steps");
+    req->cfg = gq_cfg_double(cfg, "cfg_scale");
+    free(req->sampler);
+    req->sampler = produce_strdup_opt(cfg, "sampler");
+    free(req->scheduler);
+    req->scheduler = produce_strdup_opt(cfg, "scheduler");
+    req->batch_size = (int32_t)gq_cfg_int(cfg, "batch_size");
+    req->priority = (int32_t)gq_cfg_int(cfg, "priority");
+    free(req->source);
+    req->source = produce_strdup_opt(cfg, "source");
+    if (gq_cfg_isset(cfg, "timeout"))
+        req->timeout_s = (int32_t)gq_cfg_int(cfg, "timeout");
+    /* Only an explicit max_attempts goes into the request; else the worker's default rules. */
+    if (gq_cfg_source(cfg, "max_attempts") > GQ_SRC_DEFAULT)
+        req->max_attempts = (int32_t)gq_cfg_int(cfg, "max_attempts");
+    req->seed = gq_cfg_isset(cfg, "seed") ? gq_cfg_int(cfg, "seed")
+                                          : (int64_t)(gq_random_u64() >> 33);
+    return GQ_OK;
+}
+
+static gq_status_t produce_one(gq_producer_t *p, produce_state_t *ps, gq_request_t *req,
+                               const char *where, int *bad) {
+    char err[1024];
+    gq_status_t st = gq_producer_send(p, req, err, sizeof(err));
+    if (st == GQ_OK) {
+        gq_idset_add(&ps->jobs, req->job_id, JOB_SENT);
+    } else {
+        gq_err("%s: %s", where, err);
+        (*bad)++;
+    }
+    return st;
+}
+
+static int produce_lines(gq_producer_t *p, produce_state_t *ps, const char *path, int *bad) {
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
+    if (!f) {
+        gq_err("cannot open %s", path);
+        return GQ_EXIT_DATAERR;
+    }
+    char *line = malloc(PRODUCE_MAX_LINE + 2);
+    long lineno = 0;
+    while (!produce_stop && fgets(line, PRODUCE_MAX_LINE + 2, f)) {
+        lineno++;
+        size_t len = strlen(line);
+        if (len > PRODUCE_MAX_LINE) {
+            gq_err("%s:%ld: line longer than %u bytes", path, lineno, PRODUCE_MAX_LINE);
+            (*bad)++;
+            int c;
+            while ((c = fgetc(f)) != EOF && c != '\n')
+                ;
+            continue;
+        }
+        while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+            line[--len] = '\0';
+        if (len == 0)
+            continue;
+        gq_request_t req;
+        char err[1024], where[256];
+        snprintf(where, sizeof(where), "%s:%ld", path, lineno);
+        if (gq_request_from_json(line, len, &req, err, sizeof(err)) != GQ_OK) {
+            gq_err("%s: %s", where, err);
+            (*bad)++;
+        } else {
+            produce_one(p, ps, &req, where, bad);
+        }
+        gq_request_release(&req);
+    }
+    free(line);
+    if (f != stdin)
+        fclose(f);
+    return GQ_EXIT_OK;
+}
+
+static void produce_progress(size_t done, size_t ok, size_t failed, size_t total, int64_t t0) {
+    if (!isatty(STDERR_FILENO))
+        return;
+    int width = 30, filled = total ? (int)(done * (size_t)width / total) : width;
+    fprintf(stderr, "\r[%.*s%*s] %zu/%zu  ok %zu  failed %zu  %llds ", filled,
+            "==============================", width - filled, "", done, total, ok, failed,
+            (long long)((gq_mono_ms() - t0) / 1000));
+    fflush(stderr);
+}
+
+/* Follows completion events until every published job has a terminal one. */
+static int produce_wait(gq_reader_t *r, produce_state_t *ps, int64_t timeout_s) {
+    size_t total = ps->jobs.cnt, ok = 0, failed = 0;
+    int64_t t0 = gq_mono_ms(), deadline = t0 + timeout_s * 1000, last_draw = 0;
+    char err[512];
+    while (!produce_stop && ok + failed < total && gq_mono_ms() < deadline) {
+        gq_completed_t ev;
+        gq_status_t st = gq_reader_next(r, 200, &ev, err, sizeof(err));
+        if (st == GQ_OK) {
+            unsigned char *s = gq_idset_get(&ps->jobs, ev.job_id);
+            if (s && *s != JOB_SUCCEEDED && *s != JOB_FAILED) {
+                bool good = ev.status == GQ_JOB_SUCCEEDED;
+                *s = good ? JOB_SUCCEEDED : JOB_FAILED;
+                if (good) {
+                    ok++;
+                } else {
+                    failed++;
+                    gq_warn("job %s failed: %s: %s", ev.job_id,
+                            ev.error_code ? ev.error_code : "?",
+                            ev.error_message ? ev.error_message : "");
+                }
+            }
+            gq_completed_release(&ev);
+        }
+        if (gq_mono_ms() - last_draw > 200) {
+            produce_progress(ok + failed, ok, failed, total, t0);
+            last_draw = gq_mono_ms();
+        }
+    }
+    produce_progress(ok + failed, ok, failed, total, t0);
+    if (isatty(STDERR_FILENO))
+        fputc('\n', stderr);
+    gq_info("%zu of %zu jobs finished: %zu succeeded, %zu failed", ok + failed, total, ok, failed);
+    if (ok + failed < total) {
+        gq_err("stopped waiting with %zu job(s) unfinished", total - ok - failed);
+        return GQ_EXIT_FAILURE;
+    }
+    return failed ? GQ_EXIT_FAILURE : GQ_EXIT_OK;
+}
+
+int gq_cmd_produce(int argc, char **argv) {
+    gq_cfg_t cfg;
+    int argi = 0;
+    int rc = gq_cli_setup(
+        &cfg, GQ_CMD_PRODUCE, "produce",
+        "usage: genq produce [options]\n\n"
+        "Publishes GenerationRequest messages (Avro single-object encoding, key = job_id),\n"
+        "one from the flags (or --count of them), or one per JSON line with --file.\n"
+        "Prints each job id on stdout once Kafka acknowledged it (acks=all, idempotent).\n"
+        "Exit 0 when every message was delivered (and, with --wait, succeeded).\n",
+        argc, argv, &argi);
+    if (rc >= 0)
+        return rc;
+    if (argi != argc) {
+        fprintf(stderr, "genq produce: unexpected argument \"%s\"; try --help\n", argv[argi]);
+        gq_cfg_release(&cfg);
+        return GQ_EXIT_USAGE;
+    }
+    signal(SIGINT, produce_on_signal);
+    signal(SIGTERM, produce_on_signal);
+    setvbuf(stdout, NULL, _IOLBF, 0);
+
+    produce_state_t ps = {0};
+    gq_idset_init(&ps.jobs);
+    char err[1024];
+    int partitions = (int)gq_cfg_int(&cfg, "partitions");
+    gq_reader_t *waiter = NULL;
+    if (gq_cfg_bool(&cfg, "wait")) {
+        /* Open the reader first: its "end" is fixed now, so no completion can be missed. */
+        waiter = gq_reader_new(&cfg, gq_cfg_str(&cfg, "completed_topic"), "end", partitions,
+                               true, err, sizeof(err));
+        if (!waiter) {
+            gq_err("%s", err);
+            gq_cfg_release(&cfg);
+            return GQ_EXIT_UNAVAILABLE;
+        }
+    }
+    gq_producer_conf_t pc = {
+        .brokers = gq_cfg_str(&cfg, "brokers"),
+        .topic = gq_cfg_str(&cfg, "requests_topic"),
+        .kafka_props = (const char *const *)cfg.kafka,
+        .kafka_props_cnt = cfg.kafka_cnt,
+        .on_delivery = produce_on_delivery,
+        .opaque = &ps,
+        .create_partitions = partitions,
+    };
+    gq_producer_t *p = gq_producer_new(&pc, err, sizeof(err));
+    if (!p) {
+        gq_err("%s", err);
+        gq_reader_destroy(waiter);
+        gq_cfg_release(&cfg);
+        return GQ_EXIT_CONFIG;
+    }
+    int bad = 0;
+    int exit_code = GQ_EXIT_OK;
+    if (gq_cfg_isset(&cfg, "file")) {
+        exit_code = produce_lines(p, &ps, gq_cfg_str(&cfg, "file"), &bad);
+    } else {
+        int64_t count = gq_cfg_int(&cfg, "count");
+        for (int64_t i = 0; i < count && !produce_stop; i++) {
+            gq_request_t req;
+            if (produce_from_flags(&cfg, &req, err, sizeof(err)) != GQ_OK) {
+                gq_err("%s", err);
+                gq_request_release(&req);
+                bad++;
+                break;
+            }
+            req.seed += i;
+            produce_one(p, &ps, &req, "request", &bad);
+            gq_request_release(&req);
+        }
+    }
+    size_t failed = 0;
+    gq_status_t st = gq_producer_flush(p, 60000, &failed, err, sizeof(err));
+    if (st != GQ_OK && st != GQ_ERR)
+        gq_err("%s", err);
+    gq_info("%zu request(s) delivered, %zu failed, %d rejected before sending", ps.delivered,
+            failed, bad);
+    if (exit_code == GQ_EXIT_OK && bad)
+        exit_code = GQ_EXIT_DATAERR;
+    if (st != GQ_OK || failed)
+        exit_code = GQ_EXIT_FAILURE;
+    if (waiter && exit_code == GQ_EXIT_OK && ps.jobs.cnt)
+        exit_code = produce_wait(waiter, &ps, gq_cfg_int(&cfg, "wait_timeout"));
+    gq_producer_destroy(p);
+    gq_reader_destroy(waiter);
+    gq_idset_release(&ps.jobs);
+    gq_cfg_release(&cfg);
+    return exit_code;
+}
