@@ -11,19 +11,24 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Messages of a job are told apart by the topic they went to. */
 static void finish_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
     (void)rk;
-    (void)opaque;
+    gq_worker_t *w = opaque;
     job_t *j = m->_private;
     if (!j)
         return;
-    if (m->err) {
-        gq_warn("job %s: completion event not delivered: %s (will retry)", j->job_id,
-                rd_kafka_err2str(m->err));
-        j->state = JOB_EMIT;
-    } else {
-        j->state = JOB_RECORD;
-    }
+    bool dlq = strcmp(rd_kafka_topic_name(m->rkt), gq_cfg_str(w->cfg, "dlq_topic")) == 0;
+    if (m->err)
+        gq_warn("job %s: %s not delivered: %s (will retry)", j->job_id[0] ? j->job_id : "?",
+                dlq ? "dead letter" : "completion event", rd_kafka_err2str(m->err));
+    else if (dlq)
+        j->dlq_sent = true;
+    else
+        j->event_sent = true;
+    if (--j->pending_dr == 0)
+        j->state = (j->has_result && !j->event_sent) || (j->to_dlq && !j->dlq_sent) ? JOB_EMIT
+                                                                                     : JOB_RECORD;
 }
 
 gq_status_t finish_init(gq_worker_t *w, char *errstr, size_t errstr_size) {
@@ -97,7 +102,7 @@ static void finish_result(gq_worker_t *w, job_t *j, gq_job_status_t status) {
     }
 }
 
-static void finish_emit(gq_worker_t *w, job_t *j) {
+static rd_kafka_resp_err_t finish_emit_event(gq_worker_t *w, job_t *j) {
     char err[512];
     gq_buf_t b;
     gq_buf_init(&b, 16u << 20);
@@ -105,8 +110,8 @@ static void finish_emit(gq_worker_t *w, job_t *j) {
         /* Our own event failed to encode: a bug, not an input problem. Record it anyway. */
         gq_err("job %s: encoding the completion event: %s", j->job_id, err);
         gq_buf_release(&b);
-        j->state = JOB_RECORD;
-        return;
+        j->event_sent = true;
+        return RD_KAFKA_RESP_ERR_NO_ERROR;
     }
     rd_kafka_resp_err_t e = rd_kafka_producev(
         w->emitter, RD_KAFKA_V_TOPIC(gq_cfg_str(w->cfg, "completed_topic")),
@@ -116,10 +121,59 @@ static void finish_emit(gq_worker_t *w, job_t *j) {
         RD_KAFKA_V_END);
     gq_buf_release(&b);
     if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
-        j->state = JOB_EMITTING;
-    else
-        gq_warn("job %s: producing the completion event: %s (will retry)", j->job_id,
+        j->pending_dr++;
+    return e;
+}
+
+/* The original bytes, with headers saying why, where from and after how many attempts. */
+static rd_kafka_resp_err_t finish_emit_dlq(gq_worker_t *w, job_t *j) {
+    char part[16], off[24], attempts[16];
+    snprintf(part, sizeof(part), "%d", (int)j->partition);
+    snprintf(off, sizeof(off), "%lld", (long long)j->offset);
+    snprintf(attempts, sizeof(attempts), "%d", (int)j->attempt);
+    const char *why = j->error_message[0] ? j->error_message : j->dlq_reason;
+    rd_kafka_resp_err_t e = rd_kafka_producev(
+        w->emitter, RD_KAFKA_V_TOPIC(gq_cfg_str(w->cfg, "dlq_topic")),
+        RD_KAFKA_V_KEY(j->job_id, strlen(j->job_id)),
+        RD_KAFKA_V_VALUE(j->payload, j->payload_len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_OPAQUE(j), RD_KAFKA_V_HEADER("genq-reason", j->dlq_reason, -1),
+        RD_KAFKA_V_HEADER("genq-error", why, -1),
+        RD_KAFKA_V_HEADER("genq-error-code", j->error_code, -1),
+        RD_KAFKA_V_HEADER("genq-source-topic", w->topic, -1),
+        RD_KAFKA_V_HEADER("genq-source-partition", part, -1),
+        RD_KAFKA_V_HEADER("genq-source-offset", off, -1),
+        RD_KAFKA_V_HEADER("genq-attempts", attempts, -1),
+        RD_KAFKA_V_HEADER("genq-worker", w->worker_id, -1), RD_KAFKA_V_END);
+    if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
+        j->pending_dr++;
+    return e;
+}
+
+/* Produces what is still undelivered; the delivery reports move the job on. */
+static void finish_emit(gq_worker_t *w, job_t *j) {
+    rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (j->has_result && !j->event_sent)
+        e = finish_emit_event(w, j);
+    if (!e && j->to_dlq && !j->dlq_sent)
+        e = finish_emit_dlq(w, j);
+    if (e)
+        gq_warn("job %s: producing: %s (will retry)", j->job_id[0] ? j->job_id : "?",
                 rd_kafka_err2str(e));
+    if (j->pending_dr > 0)
+        j->state = JOB_EMITTING;
+    else if (!e)
+        j->state = JOB_RECORD;
+}
+
+void finish_reject(gq_worker_t *w, job_t *j, const char *reason, const char *err) {
+    j->to_dlq = true;
+    gq_strlcpy(j->dlq_reason, reason, sizeof(j->dlq_reason));
+    gq_strlcpy(j->error_code, reason, sizeof(j->error_code));
+    gq_strlcpy(j->error_message, err, sizeof(j->error_message));
+    gq_warn("poison message %s [%d] @%lld: %s", w->topic, (int)j->partition,
+            (long long)j->offset, err);
+    j->state = JOB_EMIT;
+    finish_emit(w, j);
 }
 
 void finish_failed(gq_worker_t *w, job_t *j) {
@@ -207,6 +261,18 @@ static void finish_record(gq_worker_t *w, job_t *j) {
     gq_msg_ref_t ref = {w->group, w->topic, j->partition, intake_last_processed_if_done(w, j)};
     bool already = false;
     char err[1024];
+    if (!j->has_result) {
+        if (gq_recorder_reject(w->rec, &ref, NULL, j->dlq_reason, j->error_message, j->payload,
+                               j->payload_len, err, sizeof(err)) != GQ_OK) {
+            gq_warn("recording a rejected message: %s (will retry)", err);
+            w->pg_retry_mono = gq_mono_ms() + 1000;
+            return;
+        }
+        w->n_rejected++;
+        j->state = JOB_DONE;
+        intake_job_done(w, j);
+        return;
+    }
     gq_status_t st = gq_recorder_job_finish(w->rec, j->decoded ? &j->req : NULL, &j->result,
                                             &ref, &already, err, sizeof(err));
     if (st != GQ_OK) {

@@ -260,25 +260,6 @@ void intake_poll(gq_worker_t *w, int timeout_ms) {
     }
 }
 
-/* A message whose value is not a request and that names no job: kept in PostgreSQL with
- * the reason, never retried. */
-static void intake_reject(gq_worker_t *w, job_t *j, const char *reason, const char *err) {
-    gq_msg_ref_t ref = {w->group, w->topic, j->partition, intake_last_processed_if_done(w, j)};
-    char e[512];
-    gq_status_t st = gq_recorder_reject(w->rec, &ref, NULL, reason, err, j->payload,
-                                        j->payload_len, e, sizeof(e));
-    if (st != GQ_OK) {
-        gq_warn("recording rejected message %d/%lld: %s (will retry)", (int)j->partition,
-                (long long)j->offset, e);
-        w->pg_retry_mono = gq_mono_ms() + 1000;
-        return;
-    }
-    gq_warn("rejected message %s [%d] @%lld: %s: %s", w->topic, (int)j->partition,
-            (long long)j->offset, reason, err);
-    w->n_rejected++;
-    intake_job_done(w, j);
-}
-
 /* Skips a message whose job already has its terminal record (a redelivery or a replay). */
 void intake_skip(gq_worker_t *w, job_t *j, const char *why) {
     gq_msg_ref_t ref = {w->group, w->topic, j->partition, intake_last_processed_if_done(w, j)};
@@ -300,22 +281,26 @@ void intake_process(gq_worker_t *w, job_t *j) {
         char keyed_id[37];
         memcpy(keyed_id, j->job_id, sizeof(keyed_id));
         gq_request_release(&j->req);
-        gq_status_t st = gq_request_decode(j->payload, j->payload_len, &j->req, err, sizeof(err));
-        if (st == GQ_OK)
-            st = gq_request_validate(&j->req, err, sizeof(err));
+        gq_status_t dst =
+            gq_request_decode(j->payload, j->payload_len, &j->req, err, sizeof(err));
+        gq_status_t st = dst == GQ_OK ? gq_request_validate(&j->req, err, sizeof(err)) : dst;
         if (j->req.job_id[0] && gq_uuid_valid(j->req.job_id))
             memcpy(j->job_id, j->req.job_id, sizeof(j->job_id));
         if (st != GQ_OK) {
             if (!j->job_id[0] && keyed_id[0])
                 memcpy(j->job_id, keyed_id, sizeof(keyed_id));
             if (!j->job_id[0]) {
-                intake_reject(w, j, "decode_error", err);
+                finish_reject(w, j, "decode_error", err);
                 return;
             }
-            j->state = JOB_READY; /* so render_fail records it */
             j->attempt = 1;
             j->max_attempts = 1;
-            render_fail(w, j, "invalid_request", false, "%s", err);
+            if (dst != GQ_OK) {
+                /* It did not even decode: poison, so it goes to the dead-letter topic too. */
+                j->to_dlq = true;
+                gq_strlcpy(j->dlq_reason, "decode_error", sizeof(j->dlq_reason));
+            }
+            render_fail(w, j, j->to_dlq ? "decode_error" : "invalid_request", false, "%s", err);
             return;
         }
         j->decoded = true;
@@ -381,7 +366,8 @@ void intake_process(gq_worker_t *w, job_t *j) {
                 j->job_id, (int)j->attempt, row.comfy_prompt_id);
     }
     if (j->attempt >= j->max_attempts) {
-        j->state = JOB_READY;
+        j->to_dlq = true;
+        gq_strlcpy(j->dlq_reason, "attempts_exhausted", sizeof(j->dlq_reason));
         render_fail(w, j, "attempts_exhausted", false, "%d attempt(s) made, the limit is %d",
                     (int)j->attempt, (int)j->max_attempts);
         return;

@@ -332,5 +332,10 @@ void render_fail(gq_worker_t *w, job_t *j, const char *code, bool retryable, con
     }
     gq_warn("job %s failed after %d attempt(s): %s: %s", j->job_id, (int)j->attempt, code,
             j->error_message);
+    if (retryable) {
+        /* Retryable, but out of attempts: an operator should look (and may replay it). */
+        j->to_dlq = true;
+        gq_strlcpy(j->dlq_reason, "attempts_exhausted", sizeof(j->dlq_reason));
+    }
     finish_failed(w, j);
 }

@@ -60,6 +60,12 @@ typedef struct job {
     bool error_retryable;
     bool free_before_retry;   /**< POST /free before the next attempt (out of memory) */
     bool revoked;             /**< its partition was taken away: finish bookkeeping, no offset */
+    /* Terminal messages: the completion event (when the job has an id) and, for poison
+     * messages and exhausted jobs, the original bytes to the dead-letter topic. */
+    bool to_dlq;
+    char dlq_reason[32];
+    bool event_sent, dlq_sent; /**< delivered (acknowledged by Kafka) */
+    int pending_dr;            /**< delivery reports still expected */
 } job_t;
 
 /** Offsets of one assigned partition: the next offset to commit is the smallest offset
@@ -134,6 +140,8 @@ gq_status_t finish_init(gq_worker_t *w, char *errstr, size_t errstr_size);
 void finish_rendered(gq_worker_t *w, job_t *j, const gq_comfy_result_t *res);
 /** Terminal failure: builds the FAILED completion and sends it on its way. */
 void finish_failed(gq_worker_t *w, job_t *j);
+/** A message with no usable job id: dead-lettered and kept in genq.rejected_messages. */
+void finish_reject(gq_worker_t *w, job_t *j, const char *reason, const char *err);
 void finish_poll(gq_worker_t *w);
 void finish_close(gq_worker_t *w);
 
