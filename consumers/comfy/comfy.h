@@ -22,11 +22,15 @@
 typedef struct gq_comfy gq_comfy_t;
 
 typedef struct gq_comfy_opts {
-    const char *base_url;        /**< e.g. http://127.0.0.1:8188 (copied) */
-    const char *client_id;       /**< WebSocket clientId and prompts' client_id (copied) */
-    int connect_timeout_ms;      /**< default 5000 */
-    int request_timeout_ms;      /**< default 30000 (per HTTP request) */
-    size_t max_response_bytes;   /**< JSON responses (default 64 MiB) */
+    const char *base_url;      /**< e.g. http://127.0.0.1:8188 (copied) */
+    const char *client_id;     /**< WebSocket clientId and prompts' client_id (copied) */
+    int connect_timeout_ms;    /**< default 5000 */
+    int request_timeout_ms;    /**< default 30000 (per HTTP request) */
+    size_t max_response_bytes; /**< JSON responses (default 64 MiB) */
+    size_t max_ws_message;     /**< largest WebSocket message accepted (default 8 MiB) */
+    const char *ca_file;       /**< PEM CA bundle for https (copied; default: the system's) */
+    int ws_ping_interval_ms;   /**< ping after this much WebSocket silence (default 20000,
+                                    < 0: never); no answer within request_timeout_ms drops it */
 } gq_comfy_opts_t;
 
 /** Creates a client. Does not connect yet. */
@@ -41,36 +45,43 @@ bool gq_comfy_ws_connected(const gq_comfy_t *c);
 void gq_comfy_ws_close(gq_comfy_t *c);
 
 typedef enum gq_comfy_ev_type {
-    GQ_COMFY_EV_OTHER = 0,     /**< an event we do not use (ignored) */
-    GQ_COMFY_EV_STATUS,        /**< queue_remaining */
-    GQ_COMFY_EV_START,         /**< execution_start */
-    GQ_COMFY_EV_CACHED,        /**< execution_cached */
-    GQ_COMFY_EV_EXECUTING,     /**< executing with a node */
-    GQ_COMFY_EV_PROGRESS,      /**< progress value/max */
-    GQ_COMFY_EV_EXECUTED,      /**< a node produced UI output */
-    GQ_COMFY_EV_SUCCESS,       /**< execution_success */
-    GQ_COMFY_EV_ERROR,         /**< execution_error */
-    GQ_COMFY_EV_INTERRUPTED,   /**< execution_interrupted */
-    GQ_COMFY_EV_DONE,          /**< executing with node null: finished, history written */
+    GQ_COMFY_EV_OTHER = 0,   /**< an event we do not use (progress_state, unknown types, and
+                                  execution_error "ExecutionBlocked", which does not end the
+                                  run): ignore it */
+    GQ_COMFY_EV_STATUS,      /**< queue_remaining */
+    GQ_COMFY_EV_START,       /**< execution_start */
+    GQ_COMFY_EV_CACHED,      /**< execution_cached */
+    GQ_COMFY_EV_EXECUTING,   /**< executing with a node */
+    GQ_COMFY_EV_PROGRESS,    /**< progress value/max */
+    GQ_COMFY_EV_EXECUTED,    /**< a node produced UI output */
+    GQ_COMFY_EV_SUCCESS,     /**< execution_success */
+    GQ_COMFY_EV_ERROR,       /**< execution_error */
+    GQ_COMFY_EV_INTERRUPTED, /**< execution_interrupted */
+    GQ_COMFY_EV_DONE,        /**< executing with node null: finished, history written */
 } gq_comfy_ev_type_t;
 
 /** One WebSocket event, with bounded copies of the fields genq uses. */
 typedef struct gq_comfy_event {
     gq_comfy_ev_type_t type;
-    char prompt_id[64];          /**< "" when the message carries none */
+    char prompt_id[64]; /**< "" when the message carries none */
     char node[64];
     double value, max;           /**< progress */
     int queue_remaining;         /**< status */
     char exception_type[128];    /**< execution_error */
     char exception_message[512]; /**< execution_error (first line(s), truncated) */
     char node_type[64];          /**< execution_error / interrupted */
+    int64_t timestamp;           /**< ms since the epoch when the message has one, else 0 */
+    char name[32];               /**< the message type as sent, e.g. "progress_state" */
 } gq_comfy_event_t;
 
 /**
- * Waits up to timeout_ms for the next text event; skips binary frames and answers pings.
- * Returns GQ_OK with *ev filled, GQ_ERR_TIMEOUT if nothing arrived, GQ_ERR_TRANSIENT if the
- * connection dropped (call gq_comfy_ws_connect again). Malformed messages are skipped
- * (logged at debug), never fatal.
+ * Waits up to timeout_ms for the next text event (any type, GQ_COMFY_EV_OTHER included);
+ * skips binary frames and answers pings. Returns GQ_OK with *ev filled, GQ_ERR_TIMEOUT if
+ * nothing arrived, GQ_ERR_TRANSIENT if the connection dropped: closed by the server, reset, a
+ * protocol error, a message over max_ws_message, or no answer to our keepalive ping (call
+ * gq_comfy_ws_connect again; events sent meanwhile are lost, so check gq_comfy_prompt_state).
+ * Malformed messages are skipped (logged at debug), never fatal. A frame split across reads
+ * stays buffered between calls.
  */
 gq_status_t gq_comfy_ws_next(gq_comfy_t *c, int timeout_ms, gq_comfy_event_t *ev, char *errstr,
                              size_t errstr_size);
@@ -79,43 +90,48 @@ gq_status_t gq_comfy_ws_next(gq_comfy_t *c, int timeout_ms, gq_comfy_event_t *ev
 
 /**
  * POST /prompt with {"prompt": workflow, "client_id", "prompt_id"}. workflow is borrowed.
+ * prompt_id must be a canonical lowercase uuid (newer ComfyUI insists) and workflow an
+ * API-format graph (a UI-format file is refused here, GQ_ERR_INVALID, before any request).
  * GQ_OK: queued. GQ_ERR_INVALID: 400 (errstr summarises error.type/message and every
  * node_errors entry "node 3 (KSampler): Value 0 smaller than min of 1: steps"), or 200 with
  * non-empty node_errors (some outputs would be skipped; the prompt was queued, and this call
  * deletes/interrupts it before returning). GQ_ERR_TRANSIENT: unreachable/5xx/timeout.
  */
-gq_status_t gq_comfy_submit(gq_comfy_t *c, const char *prompt_id, json_t *workflow,
-                            char *errstr, size_t errstr_size);
+gq_status_t gq_comfy_submit(gq_comfy_t *c, const char *prompt_id, json_t *workflow, char *errstr,
+                            size_t errstr_size);
 
 typedef enum gq_comfy_state {
-    GQ_COMFY_UNKNOWN = 0,  /**< ComfyUI does not know the prompt (e.g. it restarted) */
-    GQ_COMFY_PENDING,      /**< in queue_pending */
-    GQ_COMFY_RUNNING,      /**< in queue_running */
-    GQ_COMFY_FINISHED,     /**< history entry exists (see the result for success/error) */
+    GQ_COMFY_UNKNOWN = 0, /**< ComfyUI does not know the prompt (e.g. it restarted) */
+    GQ_COMFY_PENDING,     /**< in queue_pending */
+    GQ_COMFY_RUNNING,     /**< in queue_running */
+    GQ_COMFY_FINISHED,    /**< history entry exists (see the result for success/error) */
 } gq_comfy_state_t;
 
 typedef struct gq_comfy_image {
     char filename[256];
     char subfolder[256];
-    char type[16];         /**< output, temp, input */
+    char type[16]; /**< output, temp, input */
     char node[64];
 } gq_comfy_image_t;
 
 typedef struct gq_comfy_result {
-    bool success;               /**< status_str "success" and completed */
-    bool interrupted;           /**< messages end in execution_interrupted */
-    char error_type[128];       /**< exception_type from execution_error, else "" */
+    bool success;         /**< status_str "success" and completed */
+    bool interrupted;     /**< messages end in execution_interrupted */
+    char error_type[128]; /**< exception_type from execution_error, else "" */
     char error_message[512];
-    int64_t start_ms, end_ms;   /**< timestamps of execution_start and the last message */
-    gq_comfy_image_t *images;   /**< owned; all images of all output nodes, node order */
+    char error_node[64];      /**< node id of execution_error / execution_interrupted */
+    char error_node_type[64]; /**< its class_type */
+    int64_t start_ms, end_ms; /**< timestamps of execution_start and the last message */
+    gq_comfy_image_t *images; /**< owned; all images of all output nodes, node order */
     size_t images_cnt;
 } gq_comfy_result_t;
 
 void gq_comfy_result_release(gq_comfy_result_t *r);
 
 /**
- * Where is this prompt? Checks GET /history/{id} first, then GET /queue.
- * When FINISHED, fills *result (may be NULL if not wanted).
+ * Where is this prompt? Checks GET /history/{id} first, then GET /queue, then the history
+ * once more (it may have finished in between). GQ_OK for every state, UNKNOWN included.
+ * When FINISHED, fills *result (may be NULL if not wanted; the caller releases it).
  */
 gq_status_t gq_comfy_prompt_state(gq_comfy_t *c, const char *prompt_id, gq_comfy_state_t *state,
                                   gq_comfy_result_t *result, char *errstr, size_t errstr_size);
@@ -125,11 +141,13 @@ gq_status_t gq_comfy_history(gq_comfy_t *c, const char *prompt_id, gq_comfy_resu
                              char *errstr, size_t errstr_size);
 
 /**
- * GET /view for one image into out (a bounded buffer: GQ_ERR_TOOBIG beyond out->max).
- * filename/subfolder/type are URL-encoded; they are never used as local paths here.
+ * GET /view for one image into out (a bounded buffer, reset first and left empty on failure:
+ * GQ_ERR_TOOBIG beyond out->max). GQ_ERR_NOTFOUND on 404, GQ_ERR_INVALID when the server
+ * refuses the name (400/403). filename/subfolder/type are URL-encoded; they are never used
+ * as local paths here.
  */
-gq_status_t gq_comfy_view(gq_comfy_t *c, const gq_comfy_image_t *img, gq_buf_t *out,
-                          char *errstr, size_t errstr_size);
+gq_status_t gq_comfy_view(gq_comfy_t *c, const gq_comfy_image_t *img, gq_buf_t *out, char *errstr,
+                          size_t errstr_size);
 
 /** POST /interrupt {"prompt_id"} (only that prompt, if it is running). */
 gq_status_t gq_comfy_interrupt(gq_comfy_t *c, const char *prompt_id, char *errstr,
@@ -143,7 +161,7 @@ gq_status_t gq_comfy_free(gq_comfy_t *c, bool unload, bool free_memory, char *er
 
 typedef struct gq_comfy_stats {
     char version[32];
-    int64_t vram_total, vram_free;   /**< first device, bytes */
+    int64_t vram_total, vram_free; /**< first device, bytes */
     char device[128];
 } gq_comfy_stats_t;
 
