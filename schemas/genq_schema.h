@@ -23,10 +23,10 @@ typedef struct gq_kv {
 /** A GenerationRequest. All char* are owned, NUL-terminated, and never NULL after a
  * successful decode unless documented as optional. */
 typedef struct gq_request {
-    char job_id[37];       /**< canonical lowercase uuid */
-    int64_t submitted_at;  /**< ms since the epoch */
-    char *workflow;        /**< template name (a label when workflow_json is set) */
-    char *workflow_json;   /**< optional (NULL): inline API-format workflow */
+    char job_id[37];      /**< canonical lowercase uuid */
+    int64_t submitted_at; /**< ms since the epoch */
+    char *workflow;       /**< template name (a label when workflow_json is set) */
+    char *workflow_json;  /**< optional (NULL): inline API-format workflow */
     char *prompt;
     char *negative_prompt;
     int32_t width, height;
@@ -35,17 +35,31 @@ typedef struct gq_request {
     double cfg;
     char *sampler;
     char *scheduler;
-    char *model;           /**< optional (NULL): the template's checkpoint */
+    char *model; /**< optional (NULL): the template's checkpoint */
     int32_t batch_size;
-    gq_kv_t *overrides;    /**< "<node id or title>.<input>" -> JSON literal */
+    gq_kv_t *overrides; /**< "<node id or title>.<input>" -> JSON literal */
     size_t overrides_cnt;
     int32_t priority;
-    char *source;          /**< tenant or calling service */
-    int32_t max_attempts;  /**< 0: not given (worker default) */
-    int32_t timeout_s;     /**< 0: not given (template or worker default) */
+    char *source;         /**< tenant or calling service */
+    int32_t max_attempts; /**< 0: not given (worker default) */
+    int32_t timeout_s;    /**< 0: not given (template or worker default) */
     gq_kv_t *metadata;
     size_t metadata_cnt;
 } gq_request_t;
+
+/** Limits gq_request_validate() enforces (the .avsc docs state them too). */
+#define GQ_REQUEST_NAME_MAX 128     /**< workflow (a template file name) */
+#define GQ_REQUEST_SAMPLER_MAX 64   /**< sampler, scheduler */
+#define GQ_REQUEST_MODEL_MAX 255    /**< model: '/'-separated safe names */
+#define GQ_REQUEST_PROMPT_MAX 65536 /**< prompt, negative_prompt, bytes */
+#define GQ_REQUEST_WORKFLOW_JSON_MAX (1u << 20)
+#define GQ_REQUEST_OVERRIDES_MAX 256
+#define GQ_REQUEST_OVERRIDE_KEY_MAX 256
+#define GQ_REQUEST_OVERRIDE_VALUE_MAX 65536
+#define GQ_REQUEST_SOURCE_MAX 128
+#define GQ_REQUEST_METADATA_MAX 64
+#define GQ_REQUEST_METADATA_KEY_MAX 128
+#define GQ_REQUEST_METADATA_VALUE_MAX 4096
 
 typedef enum gq_job_status { GQ_JOB_SUCCEEDED = 0, GQ_JOB_FAILED = 1 } gq_job_status_t;
 
@@ -67,17 +81,20 @@ typedef struct gq_completed {
     int64_t queue_ms, render_ms, total_ms;
     char *worker_id;
     bool has_error;
-    char *error_code;      /**< set iff has_error */
-    char *error_message;   /**< set iff has_error */
+    char *error_code;    /**< set iff has_error */
+    char *error_message; /**< set iff has_error */
     bool error_retryable;
     int64_t finished_at;
-    char *model;           /**< optional (NULL) */
-    char *source;          /**< optional (NULL) */
-    gq_kv_t *metadata;     /**< echoed from the request */
+    char *model;       /**< optional (NULL) */
+    char *source;      /**< optional (NULL) */
+    gq_kv_t *metadata; /**< echoed from the request */
     size_t metadata_cnt;
 } gq_completed_t;
 
-/** Loads and parses the embedded schemas; call once before anything else. Thread-safe after. */
+/**
+ * Loads and parses the embedded schemas. Idempotent and thread-safe; encode and decode call
+ * it on first use, so calling it early only moves a (never expected) failure to startup.
+ */
 gq_status_t gq_schema_init(char *errstr, size_t errstr_size);
 void gq_schema_shutdown(void);
 
@@ -85,33 +102,55 @@ void gq_schema_shutdown(void);
 uint64_t gq_schema_request_fingerprint(void);
 uint64_t gq_schema_completed_fingerprint(void);
 
-/** Fills defaults for every field (as the .avsc defaults say) and a new job_id. */
+/** Fills defaults for every field (as the .avsc defaults say), a new job_id and
+ * submitted_at = now. */
 void gq_request_init(gq_request_t *req);
 void gq_request_release(gq_request_t *req);
 /** Checks a request's values (uuid, sizes, steps, names...); errstr says which field. */
 gq_status_t gq_request_validate(const gq_request_t *req, char *errstr, size_t errstr_size);
 
-/** Appends the single-object encoding of req to out. */
+/**
+ * Appends the single-object encoding of req to out (out is unchanged on failure). It does
+ * not validate: call gq_request_validate() first. A NULL string field that has a default in
+ * the .avsc (workflow, negative_prompt, sampler, scheduler, source) is encoded as that
+ * default; a NULL prompt is an error; max_attempts/timeout_s 0 are encoded as null.
+ */
 gq_status_t gq_request_encode(const gq_request_t *req, gq_buf_t *out, char *errstr,
                               size_t errstr_size);
 /**
  * Decodes a single-object encoded request into req (initialised by this call; release it
- * even on failure). On failure, returns GQ_ERR_INVALID, and req->job_id is set if the job id
- * could still be read (otherwise it is "").
+ * even on failure). Safe on any byte string: lengths are checked against the input before
+ * avro-c allocates anything. On bad input, returns GQ_ERR_INVALID with errstr naming the
+ * problem (and the field path), and req->job_id is set if the job id could still be read
+ * and is a canonical uuid (job_id is the first field in every version of the schema, so
+ * this works even for an unknown fingerprint); otherwise it is "". Success does not mean
+ * the values are acceptable: call gq_request_validate().
  */
 gq_status_t gq_request_decode(const void *data, size_t len, gq_request_t *req, char *errstr,
                               size_t errstr_size);
-/** Reads a request from a JSON object (field names as in the .avsc; missing = default). */
+/**
+ * Reads a request from a JSON object with the .avsc field names. A missing field takes its
+ * default (job_id: a new uuid; submitted_at: now), except prompt, which is required.
+ * Unknown fields and wrong types are errors that name the field. overrides values may be
+ * strings (taken as the JSON literal text) or any other JSON value (serialised). req is
+ * initialised by this call: release it even on failure. Does not validate.
+ */
 gq_status_t gq_request_from_json(const char *json, size_t len, gq_request_t *req, char *errstr,
                                  size_t errstr_size);
 
+/** Zeroes ev (status SUCCEEDED, no outputs, no error, every string NULL). */
 void gq_completed_init(gq_completed_t *ev);
 void gq_completed_release(gq_completed_t *ev);
+/** Appends the single-object encoding of ev to out; worker_id, each output's uri and mime,
+ * and error_code/error_message when has_error must not be NULL. */
 gq_status_t gq_completed_encode(const gq_completed_t *ev, gq_buf_t *out, char *errstr,
                                 size_t errstr_size);
+/** Decodes like gq_request_decode() (same guarantees); ev is initialised by this call. */
 gq_status_t gq_completed_decode(const void *data, size_t len, gq_completed_t *ev, char *errstr,
                                 size_t errstr_size);
-/** Appends ev as one JSON object (no newline), for `genq events`. */
+/** Appends ev as one JSON object (no newline), for `genq events`: the .avsc field names
+ * in .avsc order, status as "SUCCEEDED"/"FAILED", error null or {code, message, retryable},
+ * model and source null or a string. */
 gq_status_t gq_completed_to_json(const gq_completed_t *ev, gq_buf_t *out);
 
 const char *gq_job_status_name(gq_job_status_t st);

@@ -1,0 +1,244 @@
+/*
+ * gq_request_from_json: a GenerationRequest from a JSON object with the .avsc field names,
+ * for `genq produce --file` and for tests. Strict about names and types, so a typo in a
+ * field name is an error instead of a silently defaulted field.
+ */
+#include "genq_schema.h"
+#include "schema_int.h"
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum json_kind {
+    JK_ID,        /* job_id: a string into the char array */
+    JK_STR,       /* string */
+    JK_OPT_STR,   /* ["null","string"] */
+    JK_INT,       /* int */
+    JK_OPT_INT,   /* ["null","int"], 0 meaning null */
+    JK_LONG,      /* long */
+    JK_DOUBLE,    /* double */
+    JK_MAP,       /* map<string> */
+    JK_OVERRIDES, /* map<string> of JSON literals: other JSON values are serialised */
+} json_kind_t;
+
+typedef struct json_field {
+    const char *name;
+    json_kind_t kind;
+    size_t off;     /* of the member in gq_request_t */
+    size_t cnt_off; /* of the count, for maps */
+} json_field_t;
+
+#define JF(name, kind)                                                                             \
+    { #name, kind, offsetof(gq_request_t, name), 0 }
+#define JF_MAP(name, kind)                                                                         \
+    { #name, kind, offsetof(gq_request_t, name), offsetof(gq_request_t, name##_cnt) }
+
+static const json_field_t json_fields[] = {
+    JF(job_id, JK_ID),
+    JF(submitted_at, JK_LONG),
+    JF(workflow, JK_STR),
+    JF(workflow_json, JK_OPT_STR),
+    JF(prompt, JK_STR),
+    JF(negative_prompt, JK_STR),
+    JF(width, JK_INT),
+    JF(height, JK_INT),
+    JF(seed, JK_LONG),
+    JF(steps, JK_INT),
+    JF(cfg, JK_DOUBLE),
+    JF(sampler, JK_STR),
+    JF(scheduler, JK_STR),
+    JF(model, JK_OPT_STR),
+    JF(batch_size, JK_INT),
+    JF_MAP(overrides, JK_OVERRIDES),
+    JF(priority, JK_INT),
+    JF(source, JK_STR),
+    JF(max_attempts, JK_OPT_INT),
+    JF(timeout_s, JK_OPT_INT),
+    JF_MAP(metadata, JK_MAP),
+};
+
+static const char *json_type_name(const json_t *j) {
+    switch (json_typeof(j)) {
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "an array";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER: return "an integer";
+    case JSON_REAL: return "a real number";
+    case JSON_TRUE:
+    case JSON_FALSE: return "a boolean";
+    case JSON_NULL: return "null";
+    }
+    return "?";
+}
+
+static gq_status_t json_wrong(const char *field, const char *want, const json_t *got, char *errstr,
+                              size_t errstr_size) {
+    gq_errf(errstr, errstr_size, "%s: expected %s, got %s", field, want, json_type_name(got));
+    return GQ_ERR_INVALID;
+}
+
+static gq_status_t json_set_str(char **dst, const char *s) {
+    char *copy = strdup(s);
+    if (!copy)
+        return GQ_ERR_NOMEM;
+    free(*dst);
+    *dst = copy;
+    return GQ_OK;
+}
+
+static gq_status_t json_map(const json_field_t *f, json_t *v, gq_request_t *req, char *errstr,
+                            size_t errstr_size) {
+    gq_kv_t **kvp = (gq_kv_t **)((char *)req + f->off);
+    size_t *cnt = (size_t *)((char *)req + f->cnt_off);
+    if (!json_is_object(v))
+        return json_wrong(f->name, "an object", v, errstr, errstr_size);
+    gq_kv_free(*kvp, *cnt);
+    *cnt = 0;
+    *kvp = json_object_size(v) ? calloc(json_object_size(v), sizeof(**kvp)) : NULL;
+    if (json_object_size(v) && !*kvp)
+        return GQ_ERR_NOMEM;
+    const char *key;
+    json_t *item;
+    json_object_foreach(v, key, item) {
+        gq_kv_t *kv = &(*kvp)[(*cnt)++];
+        kv->key = strdup(key);
+        if (json_is_string(item))
+            kv->value = strdup(json_string_value(item));
+        else if (f->kind == JK_OVERRIDES)
+            kv->value = json_dumps(item, JSON_ENCODE_ANY | JSON_COMPACT);
+        else {
+            gq_errf(errstr, errstr_size, "%s[\"%.64s\"]: expected a string, got %s", f->name, key,
+                    json_type_name(item));
+            return GQ_ERR_INVALID;
+        }
+        if (!kv->key || !kv->value)
+            return GQ_ERR_NOMEM;
+    }
+    return GQ_OK;
+}
+
+static gq_status_t json_int(const json_field_t *f, json_t *v, int64_t min, int64_t max,
+                            int64_t *out, char *errstr, size_t errstr_size) {
+    if (!json_is_integer(v))
+        return json_wrong(f->name, "an integer", v, errstr, errstr_size);
+    json_int_t x = json_integer_value(v);
+    if (x < min || x > max) {
+        gq_errf(errstr, errstr_size, "%s: %lld is out of range %lld..%lld", f->name, (long long)x,
+                (long long)min, (long long)max);
+        return GQ_ERR_INVALID;
+    }
+    *out = x;
+    return GQ_OK;
+}
+
+static gq_status_t json_field(const json_field_t *f, json_t *v, gq_request_t *req, char *errstr,
+                              size_t errstr_size) {
+    void *dst = (char *)req + f->off;
+    int64_t x = 0;
+    gq_status_t st;
+    switch (f->kind) {
+    case JK_ID:
+        if (!json_is_string(v))
+            return json_wrong(f->name, "a uuid string", v, errstr, errstr_size);
+        if (json_string_length(v) >= sizeof(req->job_id)) {
+            gq_errf(errstr, errstr_size, "job_id: longer than a uuid");
+            return GQ_ERR_INVALID;
+        }
+        memcpy(req->job_id, json_string_value(v), json_string_length(v) + 1);
+        return GQ_OK;
+    case JK_OPT_STR:
+        if (json_is_null(v)) {
+            free(*(char **)dst);
+            *(char **)dst = NULL;
+            return GQ_OK;
+        }
+        /* fall through */
+    case JK_STR:
+        if (!json_is_string(v))
+            return json_wrong(f->name, f->kind == JK_STR ? "a string" : "a string or null", v,
+                              errstr, errstr_size);
+        return json_set_str((char **)dst, json_string_value(v));
+    case JK_INT:
+        st = json_int(f, v, INT32_MIN, INT32_MAX, &x, errstr, errstr_size);
+        *(int32_t *)dst = (int32_t)x;
+        return st;
+    case JK_OPT_INT:
+        if (json_is_null(v)) {
+            *(int32_t *)dst = 0;
+            return GQ_OK;
+        }
+        st = json_int(f, v, 1, INT32_MAX, &x, errstr, errstr_size);
+        *(int32_t *)dst = (int32_t)x;
+        return st;
+    case JK_LONG: return json_int(f, v, INT64_MIN, INT64_MAX, (int64_t *)dst, errstr, errstr_size);
+    case JK_DOUBLE:
+        if (!json_is_number(v))
+            return json_wrong(f->name, "a number", v, errstr, errstr_size);
+        *(double *)dst = json_number_value(v);
+        return GQ_OK;
+    case JK_MAP:
+    case JK_OVERRIDES: return json_map(f, v, req, errstr, errstr_size);
+    }
+    return GQ_ERR;
+}
+
+static const json_field_t *json_find(const char *name) {
+    for (size_t i = 0; i < GQ_ARRAY_LEN(json_fields); i++)
+        if (strcmp(json_fields[i].name, name) == 0)
+            return &json_fields[i];
+    return NULL;
+}
+
+/* Names every unknown key at once, so one round of fixing is enough. */
+static gq_status_t json_unknown(json_t *obj, char *errstr, size_t errstr_size) {
+    gq_buf_t b;
+    gq_buf_init(&b, 512);
+    size_t n = 0;
+    const char *key;
+    json_t *v;
+    json_object_foreach(obj, key, v) {
+        if (json_find(key))
+            continue;
+        if (gq_buf_appendf(&b, "%s\"%.64s\"", n ? ", " : "", key) != GQ_OK)
+            break;
+        n++;
+    }
+    if (n)
+        gq_errf(errstr, errstr_size,
+                "unknown field%s %s (GenerationRequest fields are named as "
+                "in schemas/GenerationRequest.avsc)",
+                n > 1 ? "s" : "", b.data);
+    gq_buf_release(&b);
+    return n ? GQ_ERR_INVALID : GQ_OK;
+}
+
+gq_status_t gq_request_from_json(const char *json, size_t len, gq_request_t *req, char *errstr,
+                                 size_t errstr_size) {
+    gq_request_init(req);
+    json_error_t jerr;
+    json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        gq_errf(errstr, errstr_size, "not JSON: %s (column %d)", jerr.text, jerr.column);
+        return GQ_ERR_INVALID;
+    }
+    gq_status_t st = GQ_OK;
+    if (!json_is_object(root)) {
+        gq_errf(errstr, errstr_size, "expected a JSON object, got %s", json_type_name(root));
+        st = GQ_ERR_INVALID;
+    } else if ((st = json_unknown(root, errstr, errstr_size)) == GQ_OK &&
+               !json_object_get(root, "prompt")) {
+        gq_errf(errstr, errstr_size, "prompt: missing (it has no default)");
+        st = GQ_ERR_INVALID;
+    }
+    for (size_t i = 0; st == GQ_OK && i < GQ_ARRAY_LEN(json_fields); i++) {
+        json_t *v = json_object_get(root, json_fields[i].name);
+        if (v)
+            st = json_field(&json_fields[i], v, req, errstr, errstr_size);
+    }
+    if (st == GQ_ERR_NOMEM)
+        gq_errf(errstr, errstr_size, "out of memory");
+    json_decref(root);
+    return st;
+}

@@ -1,0 +1,80 @@
+/**
+ * @file schema_int.h
+ * @brief Internals shared by request.c and completed.c: the loaded schemas, single-object
+ * framing, and gq_av_*, small avro-c value accessors that carry the first error along so
+ * that a record is read or written in a straight line of calls.
+ */
+#ifndef GQ_SCHEMA_INT_H
+#define GQ_SCHEMA_INT_H
+
+#include "genq_schema.h"
+
+#include <avro.h>
+
+/* Array and map items one message may hold in all. Far above what validation accepts
+ * (256 overrides, 64 metadata entries), it only bounds what avro-c allocates. */
+#define GQ_SCHEMA_MAX_ITEMS 4096
+
+/* The single-object header: C3 01 and the 8-byte little-endian fingerprint. */
+#define GQ_SCHEMA_HEADER_LEN 10
+
+typedef enum gq_schema_kind { GQ_SCHEMA_REQUEST = 0, GQ_SCHEMA_COMPLETED = 1 } gq_schema_kind_t;
+
+/**
+ * Checks the single-object header and the datum (gq_avro_datum_check), then reads it into
+ * a new value *val that the caller releases with avro_value_decref() (only on GQ_OK).
+ * id (37 bytes) receives the first field of the datum when it is a string that can be
+ * read, whatever happens next, and "" otherwise.
+ */
+gq_status_t gq_schema_read(gq_schema_kind_t kind, const void *data, size_t len, avro_value_t *val,
+                           char id[37], char *errstr, size_t errstr_size);
+/** A new, empty value of the kind's record; release it with avro_value_decref(). */
+gq_status_t gq_schema_value_new(gq_schema_kind_t kind, avro_value_t *val, char *errstr,
+                                size_t errstr_size);
+/** Appends the single-object encoding of val to out; out is unchanged on failure. */
+gq_status_t gq_schema_write(gq_schema_kind_t kind, avro_value_t *val, gq_buf_t *out, char *errstr,
+                            size_t errstr_size);
+
+/** The error state threaded through gq_av_* calls: after a failure they do nothing. */
+typedef struct gq_av {
+    gq_status_t st;
+    char *errstr;
+    size_t errstr_size;
+} gq_av_t;
+
+/** Records a failure ("<field>: <message>") unless one is recorded already. */
+void gq_av_fail(gq_av_t *c, const char *field, const char *fmt, ...) GQ_PRINTF(3, 4);
+/** The field of a record, or false (failure recorded). */
+bool gq_av_field(gq_av_t *c, avro_value_t *rec, const char *name, avro_value_t *out);
+
+/* Readers. Strings are returned as owned copies. */
+char *gq_av_get_str(gq_av_t *c, avro_value_t *rec, const char *name);
+/** A string that must fit into out (out_size includes the NUL). */
+void gq_av_get_strbuf(gq_av_t *c, avro_value_t *rec, const char *name, char *out, size_t out_size);
+/** A ["null","string"] field: NULL for null. */
+char *gq_av_get_opt_str(gq_av_t *c, avro_value_t *rec, const char *name);
+int32_t gq_av_get_int(gq_av_t *c, avro_value_t *rec, const char *name);
+/** A ["null","int"] field: false for null. */
+bool gq_av_get_opt_int(gq_av_t *c, avro_value_t *rec, const char *name, int32_t *v);
+int64_t gq_av_get_long(gq_av_t *c, avro_value_t *rec, const char *name);
+double gq_av_get_double(gq_av_t *c, avro_value_t *rec, const char *name);
+bool gq_av_get_bool(gq_av_t *c, avro_value_t *rec, const char *name);
+int gq_av_get_enum(gq_av_t *c, avro_value_t *rec, const char *name);
+/** A map<string> field as an owned array of pairs (NULL when empty). */
+gq_kv_t *gq_av_get_map(gq_av_t *c, avro_value_t *rec, const char *name, size_t *cnt);
+
+/* Writers. A NULL s for a required string is a failure ("<field>: missing"). */
+void gq_av_set_str(gq_av_t *c, avro_value_t *rec, const char *name, const char *s);
+void gq_av_set_opt_str(gq_av_t *c, avro_value_t *rec, const char *name, const char *s);
+void gq_av_set_int(gq_av_t *c, avro_value_t *rec, const char *name, int32_t v);
+void gq_av_set_opt_int(gq_av_t *c, avro_value_t *rec, const char *name, bool present, int32_t v);
+void gq_av_set_long(gq_av_t *c, avro_value_t *rec, const char *name, int64_t v);
+void gq_av_set_double(gq_av_t *c, avro_value_t *rec, const char *name, double v);
+void gq_av_set_bool(gq_av_t *c, avro_value_t *rec, const char *name, bool v);
+void gq_av_set_enum(gq_av_t *c, avro_value_t *rec, const char *name, int v);
+void gq_av_set_map(gq_av_t *c, avro_value_t *rec, const char *name, const gq_kv_t *kv, size_t cnt);
+
+/** Frees an array of pairs and their strings. */
+void gq_kv_free(gq_kv_t *kv, size_t cnt);
+
+#endif
