@@ -1,0 +1,855 @@
+/*
+ * The job recorder, the migration runner and lib/pg against a live PostgreSQL.
+ *
+ * Needs GENQ_DATABASE_URL (a role allowed to CREATE DATABASE); without it the test is
+ * skipped. It never touches the database the URL names: it creates genq_test_<random>
+ * databases next to it and drops them at the end. tests/integration/0030-recorder.sh runs
+ * it against the test stack. GENQ_TEST_BENCH_N sets the benchmark's iterations (1000).
+ */
+#include "migrate.h"
+#include "pg.h"
+#include "recorder.h"
+#include "util.h"
+#include "check.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static gq_pg_t *admin;
+static char created[4][64];
+static size_t created_cnt;
+
+/* ---------------------------------------------------------------------------------------
+ * helpers */
+
+/* Runs sql with up to three text parameters; returns field (0,0) as a string ("" for
+ * NULL or no row, "ERROR <status>" on failure). Four rotating buffers, so that two results
+ * can be compared in one CHECK_STR. */
+static const char *q3(gq_pg_t *pg, const char *sql, const char *a, const char *b, const char *c) {
+    static char bufs[4][4096];
+    static int next;
+    char *out = bufs[next++ % 4];
+    gq_pg_params_t p;
+    gq_pg_params_init(&p);
+    if (a)
+        gq_pg_param_str(&p, a);
+    if (b)
+        gq_pg_param_str(&p, b);
+    if (c)
+        gq_pg_param_str(&p, c);
+    PGresult *res = NULL;
+    char err[1024];
+    gq_status_t st = gq_pg_exec(pg, sql, &p, &res, err, sizeof(err));
+    if (st != GQ_OK) {
+        snprintf(out, 4096, "ERROR %s: %s", gq_status_name(st), err);
+        return out;
+    }
+    gq_strlcpy(out, gq_pg_get(res, 0, 0), 4096);
+    PQclear(res);
+    return out;
+}
+static const char *q1(gq_pg_t *pg, const char *sql, const char *a) {
+    return q3(pg, sql, a, NULL, NULL);
+}
+static const char *q0(gq_pg_t *pg, const char *sql) { return q3(pg, sql, NULL, NULL, NULL); }
+
+/* A conninfo string for database dbname on the server of url (same user, host, options). */
+static void url_for_db(const char *url, const char *dbname, char *out, size_t out_size) {
+    char *err = NULL;
+    PQconninfoOption *opts = PQconninfoParse(url, &err);
+    size_t used = 0;
+    out[0] = '\0';
+    for (PQconninfoOption *o = opts; o && o->keyword; o++) {
+        const char *v = strcmp(o->keyword, "dbname") == 0 ? NULL : o->val;
+        if (!v)
+            continue;
+        used += (size_t)snprintf(out + used, out_size - used, "%s='", o->keyword);
+        for (; *v && used + 3 < out_size; v++) {
+            if (*v == '\'' || *v == '\\')
+                out[used++] = '\\';
+            out[used++] = *v;
+        }
+        used += (size_t)snprintf(out + used, out_size - used, "' ");
+    }
+    snprintf(out + used, out_size - used, "dbname='%s'", dbname);
+    PQconninfoFree(opts);
+    PQfreemem(err);
+}
+
+static gq_status_t db_create(char *name, size_t name_size, char *url, size_t url_size,
+                             const char *base_url) {
+    snprintf(name, name_size, "genq_test_%016" PRIx64, gq_random_u64());
+    /* Identifiers cannot be parameters; the name is ours (hex) and quoted anyway. */
+    char *ident = PQescapeIdentifier(gq_pg_conn(admin), name, strlen(name));
+    char sql[256], err[1024];
+    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", ident);
+    PQfreemem(ident);
+    gq_status_t st = gq_pg_exec(admin, sql, NULL, NULL, err, sizeof(err));
+    if (st != GQ_OK) {
+        fprintf(stderr, "test_recorder: %s: %s\n", sql, err);
+        return st;
+    }
+    if (created_cnt < GQ_ARRAY_LEN(created))
+        gq_strlcpy(created[created_cnt++], name, sizeof(created[0]));
+    url_for_db(base_url, name, url, url_size);
+    return GQ_OK;
+}
+
+static void db_drop_all(void) {
+    for (size_t i = 0; i < created_cnt; i++) {
+        char *ident = PQescapeIdentifier(gq_pg_conn(admin), created[i], strlen(created[i]));
+        char sql[256], err[1024];
+        snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", ident);
+        PQfreemem(ident);
+        if (gq_pg_exec(admin, sql, NULL, NULL, err, sizeof(err)) != GQ_OK)
+            fprintf(stderr, "test_recorder: %s: %s\n", sql, err);
+    }
+}
+
+static gq_pg_t *connect_or_die(const char *url) {
+    char err[1024];
+    gq_status_t st;
+    gq_pg_t *pg = gq_pg_connect(url, 5, &st, err, sizeof(err));
+    if (!pg)
+        fprintf(stderr, "test_recorder: %s\n", err);
+    return pg;
+}
+
+/* Terminates every other backend of the current database, and waits until they are gone. */
+static int terminate_others(gq_pg_t *pg) {
+    int64_t n = 0;
+    gq_parse_i64(q0(pg, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND pid <> pg_backend_pid()"),
+                 0, 1000, &n);
+    for (int i = 0; i < 100; i++) {
+        if (strcmp(q0(pg, "SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                          "current_database() AND pid <> pg_backend_pid()"),
+                   "0") == 0)
+            break;
+        gq_sleep_ms(20);
+    }
+    return (int)n;
+}
+
+static gq_kv_t test_meta[] = {{"team", "vision"}, {"note", "quote \" and 'apostrophe' and \\"}};
+
+static void make_req(gq_request_t *req, const char *job_id) {
+    memset(req, 0, sizeof(*req));
+    gq_strlcpy(req->job_id, job_id, sizeof(req->job_id));
+    req->submitted_at = INT64_C(1763820000123);
+    req->workflow = "txt2img";
+    req->prompt = "a red fox'); DROP TABLE genq.jobs; --";
+    req->negative_prompt = "blurry";
+    req->width = 768;
+    req->height = 512;
+    req->seed = INT64_C(9007199254740993);
+    req->steps = 30;
+    req->cfg = 6.5;
+    req->sampler = "euler";
+    req->scheduler = "karras";
+    req->model = "sdxl.safetensors";
+    req->batch_size = 2;
+    req->priority = -3;
+    req->source = "unit-test";
+    req->max_attempts = 3;
+    req->timeout_s = 0;
+    req->metadata = test_meta;
+    req->metadata_cnt = GQ_ARRAY_LEN(test_meta);
+}
+
+static gq_output_t test_outputs[2];
+
+static void make_ev(gq_completed_t *ev, const char *job_id, int32_t attempt, gq_job_status_t status,
+                    size_t outputs) {
+    memset(ev, 0, sizeof(*ev));
+    gq_strlcpy(ev->job_id, job_id, sizeof(ev->job_id));
+    ev->attempt = attempt;
+    ev->status = status;
+    for (size_t i = 0; i < 2; i++) {
+        test_outputs[i].uri = i ? "file:///out/bb.png" : "file:///out/aa.png";
+        gq_sha256_hex(i ? "b" : "a", 1, test_outputs[i].sha256);
+        test_outputs[i].bytes = 1000 + (int64_t)i;
+        test_outputs[i].width = 768;
+        test_outputs[i].height = 512;
+        test_outputs[i].mime = "image/png";
+    }
+    ev->outputs = outputs ? test_outputs : NULL;
+    ev->outputs_cnt = outputs;
+    ev->queue_ms = 150;
+    ev->render_ms = 4200;
+    ev->total_ms = 4500;
+    ev->worker_id = "worker-a";
+    ev->finished_at = INT64_C(1763820004623);
+    if (status == GQ_JOB_FAILED) {
+        ev->has_error = true;
+        ev->error_code = "comfy_error";
+        ev->error_message = "node 3: out of memory";
+        ev->error_retryable = true;
+    }
+    ev->model = "ev-model";
+    ev->source = "ev-source";
+}
+
+/* ---------------------------------------------------------------------------------------
+ * migrations */
+
+static void test_unmigrated(const char *url) {
+    char err[1024];
+    gq_status_t st = GQ_OK;
+    gq_recorder_t *r = gq_recorder_new(url, &st, err, sizeof(err));
+    CHECK(r == NULL);
+    CHECK(st == GQ_ERR_INVALID);
+    CHECK(strstr(err, "database not migrated (missing 0001_init") != NULL);
+    CHECK(strstr(err, "run `genq migrate`") != NULL);
+    gq_recorder_destroy(r);
+}
+
+static void test_migrate(const char *url) {
+    char err[1024];
+    gq_pg_t *pg = connect_or_die(url);
+    if (!pg) {
+        CHECK(pg != NULL);
+        return;
+    }
+    gq_migration_set_t set;
+    CHECK(gq_migrate_set_embedded(&set, err, sizeof(err)) == GQ_OK);
+    gq_migration_status_t status[16];
+    size_t unknown = 99;
+    CHECK(set.cnt <= GQ_ARRAY_LEN(status));
+    CHECK(gq_migrate_inspect(pg, &set, status, &unknown, err, sizeof(err)) == GQ_OK);
+    CHECK(status[0].state == GQ_MIGRATION_PENDING);
+    CHECK_INT(unknown, 0);
+
+    size_t applied = 0;
+    CHECK(gq_migrate_apply(pg, &set, &applied, err, sizeof(err)) == GQ_OK);
+    CHECK_INT(applied, set.cnt);
+    CHECK(gq_migrate_apply(pg, &set, &applied, err, sizeof(err)) == GQ_OK);
+    CHECK_INT(applied, 0);
+    CHECK(gq_migrate_check(pg, err, sizeof(err)) == GQ_OK);
+    CHECK(gq_migrate_inspect(pg, &set, status, &unknown, err, sizeof(err)) == GQ_OK);
+    CHECK(status[0].state == GQ_MIGRATION_APPLIED);
+    CHECK_STR(status[0].db_checksum, set.items[0].checksum);
+    CHECK_INT(strlen(status[0].applied_at), 20);
+    char cnt[16];
+    snprintf(cnt, sizeof(cnt), "%zu", set.cnt);
+    CHECK_STR(q0(pg, "SELECT count(*) FROM genq.schema_migrations"), cnt);
+
+    /* Analysts' documentation: every table, view and column of schema genq is commented. */
+    CHECK_STR(q0(pg, "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = "
+                     "c.relnamespace WHERE n.nspname = 'genq' AND c.relkind IN ('r', 'v') "
+                     "AND obj_description(c.oid, 'pg_class') IS NULL"),
+              "0");
+    CHECK_STR(q0(pg, "SELECT coalesce(string_agg(c.relname || '.' || a.attname, ', '), '') "
+                     "FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+                     "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'genq' "
+                     "AND c.relkind IN ('r', 'v') AND a.attnum > 0 AND NOT a.attisdropped "
+                     "AND col_description(c.oid, a.attnum) IS NULL"),
+              "");
+
+    /* A tampered checksum: refused by apply (naming the file) and by the worker's check. */
+    q1(pg, "UPDATE genq.schema_migrations SET checksum = 'x' || checksum WHERE version = $1",
+       "0001_init");
+    CHECK(gq_migrate_apply(pg, &set, &applied, err, sizeof(err)) == GQ_ERR_INVALID);
+    CHECK(strstr(err, "migration 0001_init.sql was changed after it was applied") != NULL);
+    CHECK(gq_migrate_check(pg, err, sizeof(err)) == GQ_ERR_INVALID);
+    CHECK(strstr(err, "0001_init.sql was changed") != NULL);
+    CHECK(gq_migrate_inspect(pg, &set, status, &unknown, err, sizeof(err)) == GQ_OK);
+    CHECK(status[0].state == GQ_MIGRATION_CHANGED);
+    q1(pg, "UPDATE genq.schema_migrations SET checksum = substr(checksum, 2) WHERE version = $1",
+       "0001_init");
+    CHECK(gq_migrate_check(pg, err, sizeof(err)) == GQ_OK);
+
+    /* Migrations this genq does not know (a newer genq ran): accepted, counted. */
+    gq_migration_set_t extra = {0};
+    gq_migration_t items[2] = {
+        {"9001_extra.sql", "9001_extra", "CREATE TABLE genq.t_extra (x int);", 0, ""},
+        {"9002_bad.sql", "9002_bad", "CREATE TABLE genq.t_bad (x int); SELEC 1;", 0, ""},
+    };
+    items[0].len = strlen(items[0].sql);
+    items[1].len = strlen(items[1].sql);
+    gq_sha256_hex(items[0].sql, items[0].len, items[0].checksum);
+    gq_sha256_hex(items[1].sql, items[1].len, items[1].checksum);
+    extra.items = items;
+    extra.cnt = 1;
+    CHECK(gq_migrate_apply(pg, &extra, &applied, err, sizeof(err)) == GQ_OK);
+    CHECK_INT(applied, 1);
+    CHECK(gq_migrate_check(pg, err, sizeof(err)) == GQ_OK);
+    CHECK(gq_migrate_inspect(pg, &set, status, &unknown, err, sizeof(err)) == GQ_OK);
+    CHECK_INT(unknown, 1);
+    /* A failing migration: named, not recorded, and its earlier statements rolled back. */
+    extra.cnt = 2;
+    CHECK(gq_migrate_apply(pg, &extra, &applied, err, sizeof(err)) == GQ_ERR);
+    CHECK(strstr(err, "migration 9002_bad.sql failed") != NULL);
+    CHECK(strstr(err, "SQLSTATE 42601") != NULL);
+    CHECK_STR(q0(pg, "SELECT to_regclass('genq.t_bad') IS NULL"), "t");
+    CHECK_STR(q1(pg, "SELECT count(*) FROM genq.schema_migrations WHERE version = $1", "9002_bad"),
+              "0");
+    q0(pg, "DROP TABLE genq.t_extra");
+    q1(pg, "DELETE FROM genq.schema_migrations WHERE version = $1", "9001_extra");
+
+    /* A partly migrated database (here: 0001 unrecorded) is refused with the missing name. */
+    q1(pg, "DELETE FROM genq.schema_migrations WHERE version = $1", "0001_init");
+    CHECK(gq_migrate_check(pg, err, sizeof(err)) == GQ_ERR_INVALID);
+    CHECK(strstr(err, "database not migrated (missing 0001_init): run `genq migrate`") != NULL);
+    q3(pg, "INSERT INTO genq.schema_migrations (version, checksum) VALUES ($1, $2)", "0001_init",
+       set.items[0].checksum, NULL);
+    CHECK(gq_migrate_check(pg, err, sizeof(err)) == GQ_OK);
+    gq_migrate_set_release(&set);
+    gq_pg_destroy(pg);
+}
+
+typedef struct mig_thread {
+    const char *url;
+    gq_status_t st;
+    size_t applied;
+    char err[1024];
+} mig_thread_t;
+
+static void *mig_thread_run(void *arg) {
+    mig_thread_t *t = arg;
+    gq_migration_set_t set;
+    t->st = gq_migrate_set_embedded(&set, t->err, sizeof(t->err));
+    if (t->st != GQ_OK)
+        return NULL;
+    gq_pg_t *pg = gq_pg_connect(t->url, 10, &t->st, t->err, sizeof(t->err));
+    if (pg)
+        t->st = gq_migrate_apply(pg, &set, &t->applied, t->err, sizeof(t->err));
+    gq_pg_destroy(pg);
+    gq_migrate_set_release(&set);
+    return NULL;
+}
+
+/* Eight runners at once on a fresh database: all succeed, each migration applied once. */
+static void test_migrate_concurrent(const char *base_url) {
+    char name[64], url[2048];
+    if (db_create(name, sizeof(name), url, sizeof(url), base_url) != GQ_OK) {
+        CHECK(!"create database");
+        return;
+    }
+    mig_thread_t t[8];
+    pthread_t th[8];
+    for (int i = 0; i < 8; i++) {
+        memset(&t[i], 0, sizeof(t[i]));
+        t[i].url = url;
+        pthread_create(&th[i], NULL, mig_thread_run, &t[i]);
+    }
+    size_t total = 0;
+    for (int i = 0; i < 8; i++) {
+        pthread_join(th[i], NULL);
+        CHECK(t[i].st == GQ_OK);
+        if (t[i].st != GQ_OK)
+            fprintf(stderr, "runner %d: %s\n", i, t[i].err);
+        total += t[i].applied;
+    }
+    gq_migration_set_t set;
+    char err[256];
+    CHECK(gq_migrate_set_embedded(&set, err, sizeof(err)) == GQ_OK);
+    CHECK_INT(total, set.cnt);
+    gq_pg_t *pg = connect_or_die(url);
+    if (pg) {
+        char want[16];
+        snprintf(want, sizeof(want), "%zu", set.cnt);
+        CHECK_STR(q0(pg, "SELECT count(DISTINCT version) FROM genq.schema_migrations"), want);
+        CHECK(gq_migrate_check(pg, err, sizeof(err)) == GQ_OK);
+    }
+    gq_pg_destroy(pg);
+    gq_migrate_set_release(&set);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * the recorder */
+
+static void test_lifecycle(gq_recorder_t *r, gq_pg_t *pg) {
+    char err[1024], id[37];
+    gq_uuid_v4(id);
+    gq_request_t req;
+    make_req(&req, id);
+    gq_msg_ref_t ref = {"g1", "genq.requests", 2, 41};
+    bool terminal = true;
+    gq_job_row_t row;
+
+    CHECK(gq_recorder_job_get(r, id, &row, err, sizeof(err)) == GQ_OK);
+    CHECK(!row.exists);
+
+    int64_t t1 = INT64_C(1763820001234);
+    CHECK(gq_recorder_attempt_begin(r, &req, &ref, 1, "worker-a", "p-1", t1, &terminal, err,
+                                    sizeof(err)) == GQ_OK);
+    CHECK(!terminal);
+    CHECK(gq_recorder_job_get(r, id, &row, err, sizeof(err)) == GQ_OK);
+    CHECK(row.exists);
+    CHECK_STR(row.status, "running");
+    CHECK_INT(row.attempts, 1);
+    CHECK_STR(row.comfy_prompt_id, "p-1");
+    CHECK_STR(row.worker_id, "worker-a");
+    CHECK_INT(row.started_at, t1);
+    CHECK_STR(q1(pg, "SELECT prompt FROM genq.jobs WHERE job_id = $1", id), req.prompt);
+    CHECK_STR(q1(pg,
+                 "SELECT concat_ws('|', model, workflow, negative_prompt, width, height, seed, "
+                 "steps, cfg, sampler, scheduler, batch_size, priority, source, max_attempts, "
+                 "coalesce(timeout_s::text, 'null'), kafka_topic, kafka_partition, "
+                 "kafka_offset, (extract(epoch FROM submitted_at) * 1000)::bigint) "
+                 "FROM genq.jobs WHERE job_id = $1",
+                 id),
+              "sdxl.safetensors|txt2img|blurry|768|512|9007199254740993|30|6.5|euler|karras|"
+              "2|-3|unit-test|3|null|genq.requests|2|41|1763820000123");
+    CHECK_STR(q1(pg, "SELECT metadata->>'note' FROM genq.jobs WHERE job_id = $1", id),
+              test_meta[1].value);
+    CHECK_STR(q1(pg, "SELECT metadata->>'team' FROM genq.jobs WHERE job_id = $1", id), "vision");
+    CHECK_STR(q1(pg,
+                 "SELECT status || ' ' || worker_id FROM genq.job_attempts "
+                 "WHERE job_id = $1 AND attempt = 1",
+                 id),
+              "running worker-a");
+
+    /* A retryable failure: the attempt is failed, the job queued with the error. */
+    CHECK(gq_recorder_attempt_fail(r, id, 1, "comfy_down", "connection refused", t1 + 1000, err,
+                                   sizeof(err)) == GQ_OK);
+    CHECK_STR(q1(pg, "SELECT status || ' ' || error_code FROM genq.jobs WHERE job_id = $1", id),
+              "queued comfy_down");
+    CHECK_STR(q1(pg,
+                 "SELECT concat_ws('|', status, error_code, error, "
+                 "(extract(epoch FROM finished_at) * 1000)::bigint) FROM genq.job_attempts "
+                 "WHERE job_id = $1 AND attempt = 1",
+                 id),
+              "failed|comfy_down|connection refused|1763820002234");
+
+    /* Attempt 2 starts, its worker dies; attempt 3 starts elsewhere: 2 is abandoned. */
+    CHECK(gq_recorder_attempt_begin(r, &req, &ref, 2, "worker-b", "p-2", t1 + 2000, &terminal, err,
+                                    sizeof(err)) == GQ_OK);
+    CHECK(gq_recorder_attempt_begin(r, &req, &ref, 3, "worker-c", "p-3", t1 + 3000, &terminal, err,
+                                    sizeof(err)) == GQ_OK);
+    CHECK(!terminal);
+    CHECK_STR(q1(pg,
+                 "SELECT string_agg(attempt || ':' || status, ',' ORDER BY attempt) "
+                 "FROM genq.job_attempts WHERE job_id = $1",
+                 id),
+              "1:failed,2:abandoned,3:running");
+    CHECK(gq_recorder_job_get(r, id, &row, err, sizeof(err)) == GQ_OK);
+    CHECK_INT(row.attempts, 3);
+    CHECK_STR(row.comfy_prompt_id, "p-3");
+    CHECK_STR(row.worker_id, "worker-c");
+
+    /* The terminal record: job, outputs, attempt and offset together. */
+    gq_completed_t ev;
+    make_ev(&ev, id, 3, GQ_JOB_SUCCEEDED, 2);
+    ev.worker_id = "worker-c";
+    bool already = true;
+    CHECK(gq_recorder_job_finish(r, &req, &ev, &ref, &already, err, sizeof(err)) == GQ_OK);
+    CHECK(!already);
+    CHECK_STR(q1(pg,
+                 "SELECT concat_ws('|', status, attempts, queue_ms, render_ms, total_ms, "
+                 "worker_id, coalesce(error_code, 'null'), coalesce(error_retryable::text, "
+                 "'null'), (extract(epoch FROM finished_at) * 1000)::bigint, model, source, "
+                 "kafka_offset) FROM genq.jobs WHERE job_id = $1",
+                 id),
+              "succeeded|3|150|4200|4500|worker-c|null|null|1763820004623|sdxl.safetensors|"
+              "unit-test|41");
+    CHECK_STR(q1(pg,
+                 "SELECT string_agg(concat_ws(' ', idx, uri, sha256, bytes, width, height, "
+                 "mime), ';' ORDER BY idx) FROM genq.job_outputs WHERE job_id = $1",
+                 id),
+              "0 file:///out/aa.png "
+              "ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb 1000 768 512 "
+              "image/png;1 file:///out/bb.png "
+              "3e23e8160039594a33894f6564e1b1348bbd7a0088d42c4acb73eeaed59c009d 1001 768 512 "
+              "image/png");
+    CHECK_STR(q1(pg,
+                 "SELECT string_agg(attempt || ':' || status || ':' || "
+                 "coalesce(render_ms::text, '-'), ',' ORDER BY attempt) "
+                 "FROM genq.job_attempts WHERE job_id = $1",
+                 id),
+              "1:failed:-,2:abandoned:-,3:succeeded:4200");
+    CHECK_STR(q0(pg, "SELECT next_offset FROM genq.consumer_offsets WHERE consumer_group = 'g1' "
+                     "AND topic = 'genq.requests' AND kafka_partition = 2"),
+              "42");
+    const char *before =
+        q1(pg, "SELECT row_to_json(j)::text FROM genq.jobs j WHERE job_id = $1", id);
+    char snapshot[4096];
+    gq_strlcpy(snapshot, before, sizeof(snapshot));
+
+    /* Finished again (a redelivery, a replay, another worker): only the offset moves. */
+    gq_completed_t ev2;
+    make_ev(&ev2, id, 4, GQ_JOB_FAILED, 0);
+    gq_msg_ref_t ref2 = {"g1", "genq.requests", 2, 77};
+    CHECK(gq_recorder_job_finish(r, NULL, &ev2, &ref2, &already, err, sizeof(err)) == GQ_OK);
+    CHECK(already);
+    CHECK_STR(q1(pg, "SELECT row_to_json(j)::text FROM genq.jobs j WHERE job_id = $1", id),
+              snapshot);
+    CHECK_STR(q1(pg, "SELECT count(*) FROM genq.job_outputs WHERE job_id = $1", id), "2");
+    CHECK_STR(q1(pg, "SELECT count(*) FROM genq.job_attempts WHERE job_id = $1", id), "3");
+    CHECK_STR(q0(pg, "SELECT next_offset FROM genq.consumer_offsets WHERE consumer_group = 'g1' "
+                     "AND kafka_partition = 2"),
+              "78");
+
+    /* A terminal job is never reopened by attempt_begin. */
+    CHECK(gq_recorder_attempt_begin(r, &req, &ref, 5, "worker-d", "p-5", t1 + 9000, &terminal, err,
+                                    sizeof(err)) == GQ_OK);
+    CHECK(terminal);
+    CHECK_STR(q1(pg, "SELECT row_to_json(j)::text FROM genq.jobs j WHERE job_id = $1", id),
+              snapshot);
+    CHECK_STR(q1(pg, "SELECT count(*) FROM genq.job_attempts WHERE job_id = $1", id), "3");
+    /* Nor by attempt_fail. */
+    CHECK(gq_recorder_attempt_fail(r, id, 3, "x", "y", t1, err, sizeof(err)) == GQ_OK);
+    CHECK_STR(q1(pg, "SELECT row_to_json(j)::text FROM genq.jobs j WHERE job_id = $1", id),
+              snapshot);
+    CHECK_STR(q1(pg, "SELECT status FROM genq.job_attempts WHERE job_id = $1 AND attempt = 3", id),
+              "succeeded");
+}
+
+/* Jobs finished without attempt_begin: from the request, or from the event alone. */
+static void test_finish_new(gq_recorder_t *r, gq_pg_t *pg) {
+    char err[1024], id[37], id2[37];
+    gq_uuid_v4(id);
+    gq_uuid_v4(id2);
+    gq_request_t req;
+    make_req(&req, id);
+    req.model = NULL;
+    req.timeout_s = 90;
+    req.metadata_cnt = 0;
+    gq_completed_t ev;
+    make_ev(&ev, id, 1, GQ_JOB_SUCCEEDED, 1);
+    gq_msg_ref_t ref = {"g1", "genq.requests", 0, 5};
+    bool already = true;
+    CHECK(gq_recorder_job_finish(r, &req, &ev, &ref, &already, err, sizeof(err)) == GQ_OK);
+    CHECK(!already);
+    CHECK_STR(q1(pg,
+                 "SELECT concat_ws('|', status, prompt, model, source, timeout_s, metadata, "
+                 "kafka_offset, started_at IS NULL) FROM genq.jobs WHERE job_id = $1",
+                 id),
+              "succeeded|a red fox'); DROP TABLE genq.jobs; --|ev-model|unit-test|90|{}|5|t");
+    CHECK_STR(q1(pg,
+                 "SELECT status || ' ' || worker_id || ' ' || (started_at IS NULL) "
+                 "FROM genq.job_attempts WHERE job_id = $1",
+                 id),
+              "succeeded worker-a true");
+
+    /* An invalid request that never ran: no request, no attempt, the event's fields. */
+    make_ev(&ev, id2, 0, GQ_JOB_FAILED, 0);
+    ev.error_retryable = false;
+    ev.error_code = "invalid_request";
+    gq_kv_t m[] = {{"k", "v"}};
+    ev.metadata = m;
+    ev.metadata_cnt = 1;
+    ref.offset = 6;
+    CHECK(gq_recorder_job_finish(r, NULL, &ev, &ref, &already, err, sizeof(err)) == GQ_OK);
+    CHECK(!already);
+    CHECK_STR(q1(pg,
+                 "SELECT concat_ws('|', status, attempts, coalesce(prompt, 'null'), model, "
+                 "source, metadata, error_code, error, error_retryable) FROM genq.jobs "
+                 "WHERE job_id = $1",
+                 id2),
+              "failed|0|null|ev-model|ev-source|{\"k\": \"v\"}|invalid_request|"
+              "node 3: out of memory|f");
+    CHECK_STR(q1(pg, "SELECT count(*) FROM genq.job_attempts WHERE job_id = $1", id2), "0");
+
+    /* The views see them. */
+    CHECK_STR(q0(pg, "SELECT jobs || ' ' || succeeded || ' ' || failed || ' ' || failure_rate "
+                     "|| ' ' || render_ms_p50 FROM genq.model_stats WHERE model = 'ev-model'"),
+              "2 1 1 0.5000 4200");
+    CHECK_STR(q0(pg, "SELECT sum(jobs) FROM genq.hourly_stats WHERE hour = "
+                     "'2025-11-22 14:00:00+00'"),
+              "3");
+
+    /* Bad input is permanent, and nothing is half-written. */
+    CHECK(gq_recorder_job_get(r, "not-a-uuid", &(gq_job_row_t){0}, err, sizeof(err)) ==
+          GQ_ERR_INVALID);
+    CHECK(strstr(err, "22P02") != NULL);
+    make_ev(&ev, "also-not-a-uuid", 1, GQ_JOB_SUCCEEDED, 1);
+    ref.offset = 100;
+    CHECK(gq_recorder_job_finish(r, NULL, &ev, &ref, &already, err, sizeof(err)) == GQ_ERR_INVALID);
+    CHECK_STR(q0(pg, "SELECT next_offset FROM genq.consumer_offsets WHERE consumer_group = 'g1' "
+                     "AND kafka_partition = 0"),
+              "7");
+    char id3[37];
+    gq_uuid_v4(id3);
+    make_ev(&ev, id3, 1, GQ_JOB_SUCCEEDED, 1);
+    test_outputs[0].uri = NULL;
+    CHECK(gq_recorder_job_finish(r, NULL, &ev, &ref, &already, err, sizeof(err)) == GQ_ERR_INVALID);
+    CHECK_STR(q1(pg, "SELECT count(*) FROM genq.jobs WHERE job_id = $1", id3), "0");
+    bool terminal;
+    CHECK(gq_recorder_attempt_begin(r, &req, &ref, 0, "w", "p", 0, &terminal, err, sizeof(err)) ==
+          GQ_ERR_INVALID);
+}
+
+static void test_offsets(gq_recorder_t *r, gq_pg_t *pg) {
+    char err[1024];
+    int32_t parts[4] = {0, 1, 2, 3};
+    int64_t offs[4];
+    gq_msg_ref_t ref = {"g-off", "t-off", 1, 10};
+    CHECK(gq_recorder_offsets_load(r, "g-off", "t-off", parts, offs, 4, err, sizeof(err)) == GQ_OK);
+    for (int i = 0; i < 4; i++)
+        CHECK_INT(offs[i], -1001);
+    CHECK(gq_recorder_offset_advance(r, &ref, err, sizeof(err)) == GQ_OK);
+    ref.offset = 5; /* older: ignored */
+    CHECK(gq_recorder_offset_advance(r, &ref, err, sizeof(err)) == GQ_OK);
+    ref.offset = -1; /* not ours any more: nothing */
+    CHECK(gq_recorder_offset_advance(r, &ref, err, sizeof(err)) == GQ_OK);
+    ref.partition = 3;
+    ref.offset = 0;
+    CHECK(gq_recorder_offset_advance(r, &ref, err, sizeof(err)) == GQ_OK);
+    ref.topic = "t-other";
+    ref.offset = 500;
+    CHECK(gq_recorder_offset_advance(r, &ref, err, sizeof(err)) == GQ_OK);
+    CHECK(gq_recorder_offsets_load(r, "g-off", "t-off", parts, offs, 4, err, sizeof(err)) == GQ_OK);
+    CHECK_INT(offs[0], -1001);
+    CHECK_INT(offs[1], 11);
+    CHECK_INT(offs[2], -1001);
+    CHECK_INT(offs[3], 1);
+    CHECK(gq_recorder_offsets_load(r, "g-other", "t-off", parts, offs, 4, err, sizeof(err)) ==
+          GQ_OK);
+    CHECK_INT(offs[1], -1001);
+    CHECK(gq_recorder_offsets_load(r, "g-off", "t-off", parts, offs, 0, err, sizeof(err)) == GQ_OK);
+    CHECK_STR(q0(pg, "SELECT count(*) FROM genq.consumer_offsets WHERE consumer_group = 'g-off'"),
+              "3");
+}
+
+static void test_reject(gq_recorder_t *r, gq_pg_t *pg) {
+    char err[1024];
+    gq_msg_ref_t ref = {"g-rej", "t-rej", 0, 7};
+    static const unsigned char bin[] = {0xc3, 0x01, 0x00, 0xff, 0x27, 0x5c};
+    CHECK(gq_recorder_reject(r, &ref, NULL, "decode_error", "bad magic", bin, sizeof(bin), err,
+                             sizeof(err)) == GQ_OK);
+    CHECK(gq_recorder_reject(r, &ref, NULL, "decode_error", "bad magic again", bin, 1, err,
+                             sizeof(err)) == GQ_OK);
+    CHECK_STR(q0(pg, "SELECT concat_ws('|', count(*), min(encode(payload, 'hex')), min(error), "
+                     "min(payload_bytes), bool_and(job_id IS NULL)) FROM genq.rejected_messages "
+                     "WHERE topic = 't-rej'"),
+              "1|c30100ff275c|bad magic|6|t");
+    CHECK_STR(q0(pg, "SELECT next_offset FROM genq.consumer_offsets "
+                     "WHERE consumer_group = 'g-rej'"),
+              "8");
+    /* The job id is kept when it is a uuid (any case), dropped otherwise. */
+    ref.offset = 8;
+    CHECK(gq_recorder_reject(r, &ref, "5B0D9C57-5A6E-4A34-9D4C-2F5F1B7B9A11", "invalid", "x", NULL,
+                             0, err, sizeof(err)) == GQ_OK);
+    ref.offset = 9;
+    CHECK(gq_recorder_reject(r, &ref, "'; DROP TABLE x; --", "invalid", "x", "", 0, err,
+                             sizeof(err)) == GQ_OK);
+    CHECK_STR(q0(pg, "SELECT string_agg(kafka_offset || '=' || coalesce(job_id::text, 'null') "
+                     "|| '/' || coalesce(length(payload)::text, 'null'), ',' ORDER BY "
+                     "kafka_offset) FROM genq.rejected_messages WHERE topic = 't-rej'"),
+              "7=null/6,8=5b0d9c57-5a6e-4a34-9d4c-2f5f1b7b9a11/null,9=null/0");
+    /* Payloads are cut at 1 MiB; the original size is kept. */
+    size_t big = (1u << 20) + 4096;
+    unsigned char *payload = malloc(big);
+    if (payload) {
+        memset(payload, 'z', big);
+        ref.offset = 10;
+        CHECK(gq_recorder_reject(r, &ref, NULL, "too_big", "x", payload, big, err, sizeof(err)) ==
+              GQ_OK);
+        CHECK_STR(q0(pg, "SELECT length(payload) || ' ' || payload_bytes FROM "
+                         "genq.rejected_messages WHERE topic = 't-rej' AND kafka_offset = 10"),
+                  "1048576 1052672");
+        free(payload);
+    }
+    CHECK_STR(q0(pg, "SELECT next_offset FROM genq.consumer_offsets "
+                     "WHERE consumer_group = 'g-rej'"),
+              "11");
+}
+
+typedef struct finish_thread {
+    const char *url;
+    const char *job_id;
+    int64_t offset;
+    gq_recorder_t *r; /* NULL: make one */
+    gq_status_t st;
+    bool already;
+    char err[1024];
+} finish_thread_t;
+
+static void *finish_thread_run(void *arg) {
+    finish_thread_t *t = arg;
+    gq_recorder_t *r = t->r;
+    if (!r)
+        r = gq_recorder_new(t->url, &t->st, t->err, sizeof(t->err));
+    if (!r)
+        return NULL;
+    gq_completed_t ev;
+    make_ev(&ev, t->job_id, 1, GQ_JOB_SUCCEEDED, 0);
+    gq_msg_ref_t ref = {"g-race", "t-race", 0, t->offset};
+    t->st = gq_recorder_job_finish(r, NULL, &ev, &ref, &t->already, t->err, sizeof(t->err));
+    if (r != t->r)
+        gq_recorder_destroy(r);
+    return NULL;
+}
+
+/* Eight workers finish the same new job at once: one writes it, seven see it written. */
+static void test_finish_race(const char *url, gq_pg_t *pg) {
+    char id[37];
+    gq_uuid_v4(id);
+    finish_thread_t t[8];
+    pthread_t th[8];
+    for (int i = 0; i < 8; i++) {
+        memset(&t[i], 0, sizeof(t[i]));
+        t[i].url = url;
+        t[i].job_id = id;
+        t[i].offset = 100 + i;
+        pthread_create(&th[i], NULL, finish_thread_run, &t[i]);
+    }
+    int written = 0;
+    for (int i = 0; i < 8; i++) {
+        pthread_join(th[i], NULL);
+        CHECK(t[i].st == GQ_OK);
+        if (t[i].st != GQ_OK)
+            fprintf(stderr, "finisher %d: %s\n", i, t[i].err);
+        written += t[i].st == GQ_OK && !t[i].already;
+    }
+    CHECK_INT(written, 1);
+    CHECK_STR(q0(pg, "SELECT next_offset FROM genq.consumer_offsets "
+                     "WHERE consumer_group = 'g-race'"),
+              "108");
+}
+
+/* Connection loss: the call that meets it says GQ_ERR_TRANSIENT, the next one reconnects. */
+static void test_transient(const char *url, gq_pg_t *pg) {
+    char err[1024], id[37];
+    gq_status_t st;
+    gq_recorder_t *r = gq_recorder_new(url, &st, err, sizeof(err));
+    CHECK(r != NULL);
+    if (!r)
+        return;
+    gq_job_row_t row;
+    gq_uuid_v4(id);
+
+    CHECK(terminate_others(pg) >= 1);
+    st = gq_recorder_job_get(r, id, &row, err, sizeof(err));
+    CHECK(st == GQ_ERR_TRANSIENT);
+    CHECK(gq_recorder_job_get(r, id, &row, err, sizeof(err)) == GQ_OK);
+
+    /* The same for a transaction's first statement. */
+    terminate_others(pg);
+    gq_completed_t ev;
+    make_ev(&ev, id, 1, GQ_JOB_SUCCEEDED, 1);
+    gq_msg_ref_t ref = {"g-tr", "t-tr", 0, 1};
+    bool already = true;
+    CHECK(gq_recorder_job_finish(r, NULL, &ev, &ref, &already, err, sizeof(err)) ==
+          GQ_ERR_TRANSIENT);
+    CHECK(!already);
+
+    /* And in the middle of one: our job_finish waits for a row lock held by pg; its backend
+     * is terminated while it waits. Retrying the whole call then succeeds. */
+    char id2[37];
+    gq_uuid_v4(id2);
+    gq_request_t req;
+    make_req(&req, id2);
+    bool terminal;
+    CHECK(gq_recorder_attempt_begin(r, &req, &ref, 1, "w", "p", 0, &terminal, err, sizeof(err)) ==
+          GQ_OK);
+    CHECK(gq_pg_begin(pg, err, sizeof(err)) == GQ_OK);
+    q1(pg, "SELECT 1 FROM genq.jobs WHERE job_id = $1 FOR UPDATE", id2);
+    finish_thread_t ft = {url, id2, 2, r, GQ_OK, false, ""};
+    pthread_t th;
+    pthread_create(&th, NULL, finish_thread_run, &ft);
+    const char *pid = "";
+    for (int i = 0; i < 250 && !*pid; i++) {
+        gq_sleep_ms(20);
+        pid = q0(pg, "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND "
+                     "wait_event_type = 'Lock' AND pid <> pg_backend_pid()");
+    }
+    CHECK(*pid != '\0');
+    CHECK_STR(q1(pg, "SELECT pg_terminate_backend($1::int)", pid), "t");
+    pthread_join(th, NULL);
+    gq_pg_rollback(pg);
+    CHECK(ft.st == GQ_ERR_TRANSIENT);
+    CHECK(strstr(ft.err, "SQLSTATE") != NULL);
+    ft.st = GQ_ERR;
+    finish_thread_run(&ft);
+    CHECK(ft.st == GQ_OK);
+    CHECK(!ft.already);
+    CHECK_STR(q1(pg, "SELECT status FROM genq.jobs WHERE job_id = $1", id2), "succeeded");
+
+    /* ping reconnects at once. */
+    terminate_others(pg);
+    CHECK(gq_recorder_ping(r, err, sizeof(err)) == GQ_OK);
+    gq_recorder_destroy(r);
+
+    /* Unreachable server: transient; malformed URL: invalid. */
+    r = gq_recorder_new("postgresql://genq@127.0.0.1:1/genq?connect_timeout=2", &st, err,
+                        sizeof(err));
+    CHECK(r == NULL && st == GQ_ERR_TRANSIENT);
+    r = gq_recorder_new("postgresql://genq@[::1/genq", &st, err, sizeof(err));
+    CHECK(r == NULL && st == GQ_ERR_INVALID);
+}
+
+static void bench(gq_recorder_t *r) {
+    const char *env = getenv("GENQ_TEST_BENCH_N");
+    int n = env ? (int)strtol(env, NULL, 10) : 1000;
+    if (n <= 0)
+        return;
+    char err[1024], id[37];
+    gq_request_t req;
+    gq_completed_t ev;
+    gq_msg_ref_t ref = {"g-bench", "t-bench", 0, 0};
+    bool flag;
+    int fails = 0;
+    int64_t t0 = gq_mono_ms();
+    for (int i = 0; i < n; i++) {
+        gq_uuid_v4(id);
+        make_req(&req, id);
+        make_ev(&ev, id, 1, GQ_JOB_SUCCEEDED, 1);
+        ref.offset = i;
+        fails += gq_recorder_job_finish(r, &req, &ev, &ref, &flag, err, sizeof(err)) != GQ_OK;
+    }
+    int64_t t1 = gq_mono_ms();
+    for (int i = 0; i < n; i++) {
+        gq_uuid_v4(id);
+        make_req(&req, id);
+        make_ev(&ev, id, 1, GQ_JOB_SUCCEEDED, 1);
+        ref.offset = n + i;
+        fails += gq_recorder_attempt_begin(r, &req, &ref, 1, "w", "p", 0, &flag, err,
+                                           sizeof(err)) != GQ_OK;
+        fails += gq_recorder_job_finish(r, &req, &ev, &ref, &flag, err, sizeof(err)) != GQ_OK;
+    }
+    int64_t t2 = gq_mono_ms();
+    CHECK_INT(fails, 0);
+    double a = (double)(t1 - t0), b = (double)(t2 - t1);
+    fprintf(stderr,
+            "bench: %d job_finish (new job, 1 output) in %.0f ms: %.0f/s, %.2f ms each\n"
+            "bench: %d attempt_begin + job_finish in %.0f ms: %.0f jobs/s, %.2f ms each\n",
+            n, a, n * 1000.0 / (a > 0 ? a : 1), a / n, n, b, n * 1000.0 / (b > 0 ? b : 1), b / n);
+}
+
+int main(void) {
+    const char *base = getenv("GENQ_DATABASE_URL");
+    if (!base || !*base) {
+        printf("test_recorder: skipped (GENQ_DATABASE_URL not set)\n");
+        return 0;
+    }
+    admin = connect_or_die(base);
+    if (!admin)
+        return 1;
+    char name[64], url[2048];
+    if (db_create(name, sizeof(name), url, sizeof(url), base) != GQ_OK) {
+        gq_pg_destroy(admin);
+        return 1;
+    }
+    test_unmigrated(url);
+    test_migrate(url);
+    test_migrate_concurrent(base);
+
+    char err[1024];
+    gq_status_t st;
+    gq_recorder_t *r = gq_recorder_new(url, &st, err, sizeof(err));
+    gq_pg_t *pg = connect_or_die(url);
+    CHECK(r != NULL);
+    if (r && pg) {
+        CHECK(gq_recorder_ping(r, err, sizeof(err)) == GQ_OK);
+        test_lifecycle(r, pg);
+        test_finish_new(r, pg);
+        test_offsets(r, pg);
+        test_reject(r, pg);
+        test_finish_race(url, pg);
+        bench(r);
+        test_transient(url, pg);
+    } else {
+        fprintf(stderr, "test_recorder: %s\n", err);
+    }
+    gq_recorder_destroy(r);
+    gq_pg_destroy(pg);
+    db_drop_all();
+    gq_pg_destroy(admin);
+    return CHECK_DONE("test_recorder");
+}
