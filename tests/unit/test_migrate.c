@@ -26,7 +26,8 @@ static void remove_dir(const char *dir, const char *const *names, size_t cnt) {
     char path[512];
     for (size_t i = 0; i < cnt; i++) {
         snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
-        unlink(path);
+        if (unlink(path) != 0)
+            rmdir(path);
     }
     rmdir(dir);
 }
