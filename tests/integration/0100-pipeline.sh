@@ -23,7 +23,7 @@ PY
 
 t_worker w1 "${urls[0]}"
 t_worker w2 "$url2"
-t_wait 300 "200 terminal jobs" test "$(sql "SELECT count(*) FROM genq.jobs WHERE status IN ('succeeded','failed')")" -eq 200
+t_wait 300 "200 terminal jobs" sql_is 200 "SELECT count(*) FROM genq.jobs WHERE status IN ('succeeded','failed')"
 
 kill -TERM "$PID_w1" "$PID_w2"
 wait "$PID_w1" || fail "worker 1 exited with $?"

@@ -39,8 +39,8 @@ j_oom=$(produce -p "x [[sim:oom]]" -m sd15.safetensors --width 64 --height 64 --
 produce -p "valid after" -m sdxl.safetensors --width 64 --height 64 --steps 2 -n 10 >>"$T_TMP/valid.txt"
 
 t_worker w1 "$GENQ_COMFYUI_URL"
-t_wait 120 "all jobs terminal" test "$(sql "SELECT count(*) FROM genq.jobs WHERE status IN ('succeeded','failed')")" -eq 28
-t_wait 30 "the unkeyed poison message recorded" test "$(sql "SELECT count(*) FROM genq.rejected_messages")" -eq 1
+t_wait 120 "all jobs terminal" sql_is 28 "SELECT count(*) FROM genq.jobs WHERE status IN ('succeeded','failed')"
+t_wait 30 "the unkeyed poison message recorded" sql_is 1 "SELECT count(*) FROM genq.rejected_messages"
 kill -0 "$PID_w1" || fail "the worker died"
 
 [ "$(sql "SELECT count(*) FROM genq.jobs WHERE status = 'succeeded'")" -eq 20 ] || fail "valid jobs did not all succeed"

@@ -36,6 +36,9 @@ t_fresh_names() {
 
 sql() { psql -qtAX "$GENQ_DATABASE_URL" -c "$1"; }
 
+# For t_wait: true when QUERY returns exactly N (the query runs anew on every poll).
+sql_is() { [ "$(sql "$2" 2>/dev/null)" = "$1" ]; }
+
 # t_worker NAME COMFY_URL [args...]: starts a worker in the background, logs in $T_TMP/NAME.log
 t_worker() {
     local name=$1 url=$2
@@ -65,10 +68,10 @@ t_cleanup() {
             tail -n 30 "$f" >&2
         done
     fi
-    if [ -n "${GENQ_BASE_DATABASE_URL:-}" ]; then
+    if [ -n "${GENQ_BASE_DATABASE_URL:-}" ] && [ -z "${KEEP_T_TMP:-}" ]; then
         psql -qX "$GENQ_BASE_DATABASE_URL" -c "DROP DATABASE IF EXISTS genq_$T_ID WITH (FORCE)" >/dev/null 2>&1 || true
     fi
-    rm -rf "$T_TMP"
+    [ -n "${KEEP_T_TMP:-}" ] || rm -rf "$T_TMP"
     exit "$rc"
 }
 trap t_cleanup EXIT
