@@ -12,7 +12,7 @@ VERSION  := $(shell git describe --always --dirty 2>/dev/null || echo 0.1.0)
 
 WARN     := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes \
             -Wmissing-prototypes -Wpointer-arith -Wvla -Wno-missing-field-initializers
-CSTD     := -std=c11 -D_GNU_SOURCE -DGQ_VERSION=\"$(VERSION)\"
+CSTD     := -std=c11 -D_GNU_SOURCE
 INC      := -Ilib -I. -Icmd -Ischemas -Iproducers -Iconsumers -Iconsumers/worker -Iconsumers/events -Imigrations
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -144,3 +144,7 @@ clean:
 	rm -rf build bin
 
 -include $(LIB_OBJ:.o=.d) $(BUILDDIR)/cmd/genq.d $(TEST_SRC:tests/unit/%.c=$(BUILDDIR)/tests/unit/%.d)
+
+# Only the dispatcher knows the version, so a new commit does not rebuild everything.
+$(BUILDDIR)/cmd/genq.o: CFLAGS += -DGQ_VERSION=\"$(VERSION)\"
+$(BUILDDIR)/cmd/genq.o: FORCE

@@ -258,7 +258,7 @@ void finish_rendered(gq_worker_t *w, job_t *j, const gq_comfy_result_t *res) {
 }
 
 static void finish_record(gq_worker_t *w, job_t *j) {
-    gq_msg_ref_t ref = {w->group, w->topic, j->partition, intake_last_processed_if_done(w, j)};
+    gq_msg_ref_t ref = intake_ref(w, j);
     bool already = false;
     char err[1024];
     if (!j->has_result) {

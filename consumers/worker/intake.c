@@ -25,11 +25,15 @@ static int64_t intake_next_commit(gq_worker_t *w, int32_t partition, const job_t
     return next;
 }
 
-int64_t intake_last_processed_if_done(gq_worker_t *w, const job_t *j) {
+gq_msg_ref_t intake_ref(gq_worker_t *w, const job_t *j) {
+    gq_msg_ref_t ref = {w->group, w->topic, j->partition, j->offset, -1};
     part_t *p = intake_part(w, j->partition);
-    if (j->revoked || !p || !p->assigned)
-        return -1; /* not ours any more: the new owner moves the offset */
-    return intake_next_commit(w, j->partition, j) - 1;
+    /* Not ours any more: the new owner moves the offset. */
+    if (!j->revoked && p && p->assigned) {
+        int64_t next = intake_next_commit(w, j->partition, j);
+        ref.next_offset = next > 0 ? next : -1;
+    }
+    return ref;
 }
 
 static void intake_store_offset(gq_worker_t *w, int32_t partition) {
@@ -262,9 +266,9 @@ void intake_poll(gq_worker_t *w, int timeout_ms) {
 
 /* Skips a message whose job already has its terminal record (a redelivery or a replay). */
 void intake_skip(gq_worker_t *w, job_t *j, const char *why) {
-    gq_msg_ref_t ref = {w->group, w->topic, j->partition, intake_last_processed_if_done(w, j)};
+    gq_msg_ref_t ref = intake_ref(w, j);
     char e[512];
-    if (ref.offset >= 0 && gq_recorder_offset_advance(w->rec, &ref, e, sizeof(e)) != GQ_OK) {
+    if (gq_recorder_offset_advance(w->rec, &ref, e, sizeof(e)) != GQ_OK) {
         w->pg_retry_mono = gq_mono_ms() + 1000;
         return;
     }

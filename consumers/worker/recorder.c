@@ -195,17 +195,19 @@ static void rec_param_request(gq_pg_params_t *p, const gq_request_t *req, const 
     rec_param_ms(p, req ? req->submitted_at : 0);
 }
 
-/* Moves (group, topic, partition) to offset + 1 unless it is already further. */
+/* Moves (group, topic, partition) forward unless it is already further. */
 static gq_status_t rec_offset_move(gq_recorder_t *r, const gq_msg_ref_t *ref, char *e,
                                    size_t e_size) {
-    if (!ref || !ref->group || !ref->topic || ref->offset < 0)
+    if (!ref || !ref->group || !ref->topic || ref->next_offset < 0 ||
+        (ref->next_offset == 0 && ref->offset < 0))
         return GQ_OK;
+    int64_t next = ref->next_offset > 0 ? ref->next_offset : ref->offset + 1;
     gq_pg_params_t p;
     gq_pg_params_init(&p);
     gq_pg_param_str(&p, ref->group);
     gq_pg_param_str(&p, ref->topic);
     gq_pg_param_i64(&p, ref->partition);
-    gq_pg_param_i64(&p, ref->offset + 1);
+    gq_pg_param_i64(&p, next);
     return gq_pg_exec(r->pg,
                       "INSERT INTO genq.consumer_offsets AS o "
                       "(consumer_group, topic, kafka_partition, next_offset) "

@@ -17,12 +17,18 @@
 
 typedef struct gq_recorder gq_recorder_t;
 
-/** Where a message came from. */
+/** Where a message came from, and where its partition's stored offset may move. */
 typedef struct gq_msg_ref {
     const char *group;
     const char *topic;
     int32_t partition;
-    int64_t offset;
+    int64_t offset;      /**< the message's own offset (keys rejected messages, job rows) */
+    /**
+     * The partition's next offset to store with this write: > 0 stores it (never moving
+     * backwards); 0 means offset + 1 (this message was the last one in flight); < 0 moves
+     * nothing (an older message is still in flight, or the partition is not ours).
+     */
+    int64_t next_offset;
 } gq_msg_ref_t;
 
 /**
@@ -79,7 +85,7 @@ gq_status_t gq_recorder_attempt_fail(gq_recorder_t *r, const char *job_id, int32
 /**
  * Writes the terminal record in one transaction: genq.jobs row (inserted if missing, from
  * req when req != NULL, else only what ev carries), genq.job_outputs rows, the attempt row,
- * and the next offset (ref->offset + 1, never moving backwards). If the job is already
+ * and the partition's next offset (see gq_msg_ref_t, never moving backwards). If the job is already
  * terminal, only the offset moves and *already = true: a job's record is written once.
  */
 gq_status_t gq_recorder_job_finish(gq_recorder_t *r, const gq_request_t *req,
@@ -95,7 +101,7 @@ gq_status_t gq_recorder_reject(gq_recorder_t *r, const gq_msg_ref_t *ref, const 
                                const char *reason, const char *error, const void *payload,
                                size_t payload_len, char *errstr, size_t errstr_size);
 
-/** Moves the stored offset forward (ref->offset + 1) without touching jobs. */
+/** Moves the stored offset forward (see gq_msg_ref_t) without touching jobs. */
 gq_status_t gq_recorder_offset_advance(gq_recorder_t *r, const gq_msg_ref_t *ref, char *errstr,
                                        size_t errstr_size);
 

@@ -79,7 +79,7 @@ static void render_submit(gq_worker_t *w, job_t *j) {
     }
     /* The prompt id is durable before ComfyUI hears of it, so whoever gets this message
      * after a crash can find the render and adopt it. */
-    gq_msg_ref_t ref = {w->group, w->topic, j->partition, j->offset};
+    gq_msg_ref_t ref = {w->group, w->topic, j->partition, j->offset, -1};
     bool terminal = false;
     j->started_at = 0;
     gq_status_t st = gq_recorder_attempt_begin(w->rec, &j->req, &ref, j->attempt, w->worker_id,

@@ -119,8 +119,8 @@ void intake_flow_control(gq_worker_t *w);
 void intake_job_done(gq_worker_t *w, job_t *j);
 void intake_close(gq_worker_t *w);
 part_t *intake_part(gq_worker_t *w, int32_t partition);
-/** The offset PostgreSQL should store for a partition if j were finished ("last processed"). */
-int64_t intake_last_processed_if_done(gq_worker_t *w, const job_t *j);
+/** j's message reference, with the offset PostgreSQL may store once j is finished. */
+gq_msg_ref_t intake_ref(gq_worker_t *w, const job_t *j);
 
 /* render.c */
 void render_pump(gq_worker_t *w);
