@@ -146,5 +146,5 @@ clean:
 -include $(LIB_OBJ:.o=.d) $(BUILDDIR)/cmd/genq.d $(TEST_SRC:tests/unit/%.c=$(BUILDDIR)/tests/unit/%.d)
 
 # Only the dispatcher knows the version, so a new commit does not rebuild everything.
-$(BUILDDIR)/cmd/genq.o: CFLAGS += -DGQ_VERSION=\"$(VERSION)\"
-$(BUILDDIR)/cmd/genq.o: FORCE
+$(BUILDDIR)/lib/version.o: CFLAGS += -DGQ_VERSION=\"$(VERSION)\"
+$(BUILDDIR)/lib/version.o: FORCE

@@ -36,7 +36,7 @@ static void usage(FILE *out) {
 }
 
 static void version(void) {
-    printf("genq %s\n", GQ_VERSION);
+    printf("genq %s\n", gq_version());
     printf("librdkafka %s, libcurl %s, libpq %d, jansson %s, avro-c\n", rd_kafka_version_str(),
            curl_version_info(CURLVERSION_NOW)->version, PQlibVersion(), jansson_version_str());
 }

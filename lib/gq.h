@@ -31,6 +31,8 @@ typedef enum gq_status {
 } gq_status_t;
 
 const char *gq_status_name(gq_status_t st);
+/** genq's version (git describe at build time). */
+const char *gq_version(void);
 
 #define GQ_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 

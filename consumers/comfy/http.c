@@ -37,7 +37,9 @@ static gq_status_t http_handle(gq_comfy_t *c, char *errstr, size_t errstr_size) 
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)c->request_timeout_ms);
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(h, CURLOPT_USERAGENT, "genq/" GQ_VERSION);
+    char ua[64];
+    snprintf(ua, sizeof(ua), "genq/%s", gq_version());
+    curl_easy_setopt(h, CURLOPT_USERAGENT, ua); /* curl copies it */
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, c->headers);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, http_write);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, c);

@@ -171,13 +171,14 @@ static gq_status_t ws_handshake(gq_comfy_t *c, char *errstr, size_t errstr_size)
     gq_status_t st = cid ? gq_buf_appendf(&req,
                                           "GET %s/ws?clientId=%s HTTP/1.1\r\n"
                                           "Host: %s\r\n"
-                                          "User-Agent: genq/" GQ_VERSION "\r\n"
+                                          "User-Agent: genq/%s\r\n"
                                           "Upgrade: websocket\r\n"
                                           "Connection: Upgrade\r\n"
                                           "Sec-WebSocket-Key: %s\r\n"
                                           "Sec-WebSocket-Version: 13\r\n"
                                           "\r\n",
-                                          c->base.prefix, cid, c->base.host_hdr, key)
+                                          c->base.prefix, cid, c->base.host_hdr, gq_version(),
+                                          key)
                          : GQ_ERR_NOMEM;
     curl_free(cid);
     if (st != GQ_OK) {
