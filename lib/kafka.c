@@ -84,7 +84,7 @@ gq_status_t gq_kafka_status(rd_kafka_resp_err_t err) {
     }
 }
 
-gq_status_t gq_kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms,
+static gq_status_t kafka_partition_count_once(rd_kafka_t *rk, const char *topic, int timeout_ms,
                                      int *cnt, char *errstr, size_t errstr_size) {
     gq_errf(errstr, errstr_size, "%s", "");
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
@@ -112,6 +112,20 @@ gq_status_t gq_kafka_partition_count(rd_kafka_t *rk, const char *topic, int time
         gq_errf(errstr, errstr_size, "topic %s does not exist", topic);
     rd_kafka_metadata_destroy(md);
     return st;
+}
+
+/* A topic just created takes a moment to appear in metadata: look again until timeout. */
+gq_status_t gq_kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms,
+                                     int *cnt, char *errstr, size_t errstr_size) {
+    int64_t deadline = gq_mono_ms() + timeout_ms;
+    for (;;) {
+        int64_t left = deadline - gq_mono_ms();
+        gq_status_t st = kafka_partition_count_once(rk, topic, left > 0 ? (int)left : 1, cnt,
+                                                    errstr, errstr_size);
+        if ((st != GQ_ERR_NOTFOUND && st != GQ_ERR_TRANSIENT) || gq_mono_ms() + 200 > deadline)
+            return st;
+        gq_sleep_ms(200);
+    }
 }
 
 gq_status_t gq_kafka_topics_ensure(rd_kafka_t *rk, const char *const *topics, size_t cnt,
