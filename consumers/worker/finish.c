@@ -1,34 +1,59 @@
-/* The end of a job: fetch and store outputs, publish the completion event, write the
- * terminal record (with the offset) and let intake commit. The event goes out before the
- * record: a crash in between leaves the job unfinished in PostgreSQL, so the next owner
- * adopts the render and emits the same event again (same job_id and attempt) instead of
- * losing it. */
+/* The end of a job: fetch and store outputs, then write the terminal record, the
+ * partition's offset and the outgoing messages (completion event, dead letter) in one
+ * PostgreSQL transaction (genq.outbox), and publish those messages after the commit. A
+ * crash between commit and publication leaves the rows in the outbox, where this worker's
+ * next process or, after a while, any worker publishes them: an event is never lost, never
+ * announces an attempt that was not recorded, and a repeat carries the same job and
+ * attempt. */
 #include "kafka.h"
 #include "log.h"
 #include "util.h"
 #include "worker_int.h"
 
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Messages of a job are told apart by the topic they went to. */
+#define FINISH_OUTBOX_STALE_MS 60000 /* a row claimed this long ago has lost its worker */
+#define FINISH_OUTBOX_SCAN_MS 5000
+
+/* Kafka acknowledged an outbox message: its row can go. */
 static void finish_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
     (void)rk;
     gq_worker_t *w = opaque;
-    job_t *j = m->_private;
-    if (!j)
+    int64_t id = (int64_t)(intptr_t)m->_private;
+    if (m->err) {
+        gq_warn("outbox message %lld to %s not delivered: %s (published again later)",
+                (long long)id, rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
         return;
-    bool dlq = strcmp(rd_kafka_topic_name(m->rkt), gq_cfg_str(w->cfg, "dlq_topic")) == 0;
-    if (m->err)
-        gq_warn("job %s: %s not delivered: %s (will retry)", j->job_id[0] ? j->job_id : "?",
-                dlq ? "dead letter" : "completion event", rd_kafka_err2str(m->err));
-    else if (dlq)
-        j->dlq_sent = true;
-    else
-        j->event_sent = true;
-    if (--j->pending_dr == 0)
-        j->state = (j->has_result && !j->event_sent) || (j->to_dlq && !j->dlq_sent) ? JOB_EMIT
-                                                                                     : JOB_RECORD;
+    }
+    if (w->outbox_done_cnt == w->outbox_done_cap) {
+        size_t cap = w->outbox_done_cap ? w->outbox_done_cap * 2 : 64;
+        int64_t *p = realloc(w->outbox_done, cap * sizeof(*p));
+        if (!p)
+            return; /* the row stays; it is published again later: a repeat, not a loss */
+        w->outbox_done = p;
+        w->outbox_done_cap = cap;
+    }
+    w->outbox_done[w->outbox_done_cnt++] = id;
+}
+
+static void finish_publish(gq_worker_t *w, int64_t id, const char *topic, const char *key,
+                           const void *payload, size_t len, const gq_kv_t *headers,
+                           size_t headers_cnt) {
+    rd_kafka_headers_t *hdrs = rd_kafka_headers_new(headers_cnt + 1);
+    for (size_t i = 0; i < headers_cnt; i++)
+        rd_kafka_header_add(hdrs, headers[i].key, -1, headers[i].value, -1);
+    rd_kafka_resp_err_t e = rd_kafka_producev(
+        w->emitter, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key ? strlen(key) : 0),
+        RD_KAFKA_V_VALUE((void *)payload, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_OPAQUE((void *)(intptr_t)id), RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+    if (e) {
+        rd_kafka_headers_destroy(hdrs);
+        gq_warn("publishing outbox message %lld: %s (published again later)", (long long)id,
+                rd_kafka_err2str(e));
+    }
 }
 
 gq_status_t finish_init(gq_worker_t *w, char *errstr, size_t errstr_size) {
@@ -54,13 +79,20 @@ gq_status_t finish_init(gq_worker_t *w, char *errstr, size_t errstr_size) {
     return GQ_OK;
 }
 
+static void finish_outbox_flush(gq_worker_t *w);
+
 void finish_close(gq_worker_t *w) {
     if (!w->emitter)
         return;
     if (rd_kafka_flush(w->emitter, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR)
-        gq_warn("%d completion event(s) not delivered at exit", rd_kafka_outq_len(w->emitter));
+        gq_warn("%d message(s) not delivered at exit; they stay in the outbox",
+                rd_kafka_outq_len(w->emitter));
+    finish_outbox_flush(w);
     rd_kafka_destroy(w->emitter);
     w->emitter = NULL;
+    free(w->outbox_done);
+    w->outbox_done = NULL;
+    w->outbox_done_cnt = w->outbox_done_cap = 0;
 }
 
 static char *finish_dup(const char *s) { return s ? strdup(s) : NULL; }
@@ -102,67 +134,13 @@ static void finish_result(gq_worker_t *w, job_t *j, gq_job_status_t status) {
     }
 }
 
-static rd_kafka_resp_err_t finish_emit_event(gq_worker_t *w, job_t *j) {
-    char err[512];
-    gq_buf_t b;
-    gq_buf_init(&b, 16u << 20);
-    if (gq_completed_encode(&j->result, &b, err, sizeof(err)) != GQ_OK) {
-        /* Our own event failed to encode: a bug, not an input problem. Record it anyway. */
-        gq_err("job %s: encoding the completion event: %s", j->job_id, err);
-        gq_buf_release(&b);
-        j->event_sent = true;
-        return RD_KAFKA_RESP_ERR_NO_ERROR;
-    }
-    rd_kafka_resp_err_t e = rd_kafka_producev(
-        w->emitter, RD_KAFKA_V_TOPIC(gq_cfg_str(w->cfg, "completed_topic")),
-        RD_KAFKA_V_KEY(j->job_id, strlen(j->job_id)), RD_KAFKA_V_VALUE(b.data, b.len),
-        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(j),
-        RD_KAFKA_V_HEADER("content-type", "application/vnd.genq.completed+avro", -1),
-        RD_KAFKA_V_END);
-    gq_buf_release(&b);
-    if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
-        j->pending_dr++;
-    return e;
-}
-
-/* The original bytes, with headers saying why, where from and after how many attempts. */
-static rd_kafka_resp_err_t finish_emit_dlq(gq_worker_t *w, job_t *j) {
-    char part[16], off[24], attempts[16];
-    snprintf(part, sizeof(part), "%d", (int)j->partition);
-    snprintf(off, sizeof(off), "%lld", (long long)j->offset);
-    snprintf(attempts, sizeof(attempts), "%d", (int)j->attempt);
-    const char *why = j->error_message[0] ? j->error_message : j->dlq_reason;
-    rd_kafka_resp_err_t e = rd_kafka_producev(
-        w->emitter, RD_KAFKA_V_TOPIC(gq_cfg_str(w->cfg, "dlq_topic")),
-        RD_KAFKA_V_KEY(j->job_id, strlen(j->job_id)),
-        RD_KAFKA_V_VALUE(j->payload, j->payload_len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_OPAQUE(j), RD_KAFKA_V_HEADER("genq-reason", j->dlq_reason, -1),
-        RD_KAFKA_V_HEADER("genq-error", why, -1),
-        RD_KAFKA_V_HEADER("genq-error-code", j->error_code, -1),
-        RD_KAFKA_V_HEADER("genq-source-topic", w->topic, -1),
-        RD_KAFKA_V_HEADER("genq-source-partition", part, -1),
-        RD_KAFKA_V_HEADER("genq-source-offset", off, -1),
-        RD_KAFKA_V_HEADER("genq-attempts", attempts, -1),
-        RD_KAFKA_V_HEADER("genq-worker", w->worker_id, -1), RD_KAFKA_V_END);
-    if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
-        j->pending_dr++;
-    return e;
-}
-
-/* Produces what is still undelivered; the delivery reports move the job on. */
-static void finish_emit(gq_worker_t *w, job_t *j) {
-    rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
-    if (j->has_result && !j->event_sent)
-        e = finish_emit_event(w, j);
-    if (!e && j->to_dlq && !j->dlq_sent)
-        e = finish_emit_dlq(w, j);
-    if (e)
-        gq_warn("job %s: producing: %s (will retry)", j->job_id[0] ? j->job_id : "?",
-                rd_kafka_err2str(e));
-    if (j->pending_dr > 0)
-        j->state = JOB_EMITTING;
-    else if (!e)
-        j->state = JOB_RECORD;
+void finish_failed(gq_worker_t *w, job_t *j) {
+    finish_result(w, j, GQ_JOB_FAILED);
+    j->result.has_error = true;
+    j->result.error_code = strdup(j->error_code);
+    j->result.error_message = strdup(j->error_message);
+    j->result.error_retryable = j->error_retryable;
+    j->state = JOB_RECORD;
 }
 
 void finish_reject(gq_worker_t *w, job_t *j, const char *reason, const char *err) {
@@ -172,18 +150,7 @@ void finish_reject(gq_worker_t *w, job_t *j, const char *reason, const char *err
     gq_strlcpy(j->error_message, err, sizeof(j->error_message));
     gq_warn("poison message %s [%d] @%lld: %s", w->topic, (int)j->partition,
             (long long)j->offset, err);
-    j->state = JOB_EMIT;
-    finish_emit(w, j);
-}
-
-void finish_failed(gq_worker_t *w, job_t *j) {
-    finish_result(w, j, GQ_JOB_FAILED);
-    j->result.has_error = true;
-    j->result.error_code = strdup(j->error_code);
-    j->result.error_message = strdup(j->error_message);
-    j->result.error_retryable = j->error_retryable;
-    j->state = JOB_EMIT;
-    finish_emit(w, j);
+    j->state = JOB_RECORD;
 }
 
 /* Downloads and stores every output image; fills j->result's outputs. */
@@ -253,53 +220,131 @@ void finish_rendered(gq_worker_t *w, job_t *j, const gq_comfy_result_t *res) {
         render_fail(w, j, "output_error", true, "fetching outputs: %s", err);
         return;
     }
-    j->state = JOB_EMIT;
-    finish_emit(w, j);
+    j->state = JOB_RECORD;
+}
+
+/* The original bytes, with headers saying why, where from and after how many attempts. */
+static size_t finish_dlq_headers(gq_worker_t *w, job_t *j, gq_kv_t *h, char bufs[3][24]) {
+    snprintf(bufs[0], 24, "%d", (int)j->partition);
+    snprintf(bufs[1], 24, "%lld", (long long)j->offset);
+    snprintf(bufs[2], 24, "%d", (int)j->attempt);
+    const char *why = j->error_message[0] ? j->error_message : j->dlq_reason;
+    const gq_kv_t all[] = {
+        {"genq-reason", j->dlq_reason},          {"genq-error", (char *)why},
+        {"genq-error-code", j->error_code},      {"genq-source-topic", (char *)w->topic},
+        {"genq-source-partition", bufs[0]},      {"genq-source-offset", bufs[1]},
+        {"genq-attempts", bufs[2]},              {"genq-worker", w->worker_id},
+    };
+    memcpy(h, all, sizeof(all));
+    return GQ_ARRAY_LEN(all);
 }
 
 static void finish_record(gq_worker_t *w, job_t *j) {
     gq_msg_ref_t ref = intake_ref(w, j);
     bool already = false;
     char err[1024];
-    if (!j->has_result) {
-        if (gq_recorder_reject(w->rec, &ref, NULL, j->dlq_reason, j->error_message, j->payload,
-                               j->payload_len, err, sizeof(err)) != GQ_OK) {
-            gq_warn("recording a rejected message: %s (will retry)", err);
-            w->pg_retry_mono = gq_mono_ms() + 1000;
-            return;
+    gq_outbox_msg_t msgs[2];
+    int64_t ids[2] = {-1, -1};
+    size_t n = 0;
+    gq_buf_t ev;
+    gq_buf_init(&ev, 16u << 20);
+    gq_kv_t ev_hdr[] = {{"content-type", "application/vnd.genq.completed+avro"}};
+    gq_kv_t dlq_hdr[8];
+    char bufs[3][24];
+    if (j->has_result) {
+        if (gq_completed_encode(&j->result, &ev, err, sizeof(err)) != GQ_OK) {
+            gq_err("job %s: encoding the completion event: %s", j->job_id, err);
+        } else {
+            msgs[n++] = (gq_outbox_msg_t){gq_cfg_str(w->cfg, "completed_topic"), j->job_id,
+                                          ev.data, ev.len, ev_hdr, 1, j->job_id};
         }
-        w->n_rejected++;
-        j->state = JOB_DONE;
-        intake_job_done(w, j);
-        return;
     }
-    gq_status_t st = gq_recorder_job_finish(w->rec, j->decoded ? &j->req : NULL, &j->result,
-                                            &ref, &already, err, sizeof(err));
+    if (j->to_dlq) {
+        size_t hn = finish_dlq_headers(w, j, dlq_hdr, bufs);
+        msgs[n++] = (gq_outbox_msg_t){gq_cfg_str(w->cfg, "dlq_topic"), j->job_id, j->payload,
+                                      j->payload_len, dlq_hdr, hn, j->job_id};
+    }
+    gq_status_t st =
+        j->has_result
+            ? gq_recorder_job_finish_outbox(w->rec, j->decoded ? &j->req : NULL, &j->result,
+                                            &ref, msgs, n, w->worker_id, ids, &already, err,
+                                            sizeof(err))
+            : gq_recorder_reject_outbox(w->rec, &ref, j->dlq_reason, j->error_message,
+                                        j->payload, j->payload_len, msgs, n, w->worker_id, ids,
+                                        err, sizeof(err));
     if (st != GQ_OK) {
-        gq_warn("job %s: writing the terminal record: %s (will retry)", j->job_id, err);
+        gq_warn("job %s: writing the terminal record: %s (will retry)",
+                j->job_id[0] ? j->job_id : "?", err);
         w->pg_retry_mono = gq_mono_ms() + 1000;
+        gq_buf_release(&ev);
         return;
     }
-    if (j->result.status == GQ_JOB_SUCCEEDED)
-        w->n_succeeded++;
-    else
-        w->n_failed++;
-    gq_info("job %s %s%s: attempt %d, queue %lld ms, render %lld ms, total %lld ms, %zu output(s)",
-            j->job_id, gq_job_status_name(j->result.status), already ? " (already recorded)" : "",
-            (int)j->result.attempt, (long long)j->result.queue_ms,
-            (long long)j->result.render_ms, (long long)j->result.total_ms,
-            j->result.outputs_cnt);
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] >= 0)
+            finish_publish(w, ids[i], msgs[i].topic, msgs[i].key, msgs[i].payload, msgs[i].len,
+                           msgs[i].headers, msgs[i].headers_cnt);
+    gq_buf_release(&ev);
+    if (!j->has_result) {
+        w->n_rejected++;
+    } else {
+        if (j->result.status == GQ_JOB_SUCCEEDED)
+            w->n_succeeded++;
+        else
+            w->n_failed++;
+        gq_info("job %s %s%s: attempt %d, queue %lld ms, render %lld ms, total %lld ms, %zu "
+                "output(s)",
+                j->job_id, gq_job_status_name(j->result.status),
+                already ? " (already recorded)" : "", (int)j->result.attempt,
+                (long long)j->result.queue_ms, (long long)j->result.render_ms,
+                (long long)j->result.total_ms, j->result.outputs_cnt);
+    }
     j->state = JOB_DONE;
     intake_job_done(w, j);
 }
 
+/* Publishes outbox rows nobody is publishing (left by a crashed process). */
+static void finish_outbox_scan(gq_worker_t *w) {
+    gq_outbox_row_t *rows = NULL;
+    size_t cnt = 0;
+    char err[1024];
+    if (gq_recorder_outbox_claim(w->rec, w->worker_id, FINISH_OUTBOX_STALE_MS,
+                                 !w->outbox_scanned_mine, 256, &rows, &cnt, err,
+                                 sizeof(err)) != GQ_OK) {
+        gq_debug("%s", err);
+        return;
+    }
+    w->outbox_scanned_mine = true;
+    if (cnt)
+        gq_info("publishing %zu message(s) left in the outbox", cnt);
+    for (size_t i = 0; i < cnt; i++)
+        finish_publish(w, rows[i].id, rows[i].topic, rows[i].key, rows[i].payload, rows[i].len,
+                       rows[i].headers, rows[i].headers_cnt);
+    gq_outbox_rows_free(rows, cnt);
+}
+
+static void finish_outbox_flush(gq_worker_t *w) {
+    char err[1024];
+    if (!w->outbox_done_cnt)
+        return;
+    if (gq_recorder_outbox_done(w->rec, w->outbox_done, w->outbox_done_cnt, err, sizeof(err)) ==
+        GQ_OK)
+        w->outbox_done_cnt = 0;
+    else
+        gq_debug("%s (will retry)", err);
+}
+
 void finish_poll(gq_worker_t *w) {
     rd_kafka_poll(w->emitter, 0);
+    int64_t now = gq_mono_ms();
     for (job_t *j = w->jobs, *nx; j; j = nx) {
         nx = j->next;
-        if (j->state == JOB_EMIT)
-            finish_emit(w, j);
-        else if (j->state == JOB_RECORD && gq_mono_ms() >= w->pg_retry_mono)
+        if (j->state == JOB_RECORD && now >= w->pg_retry_mono)
             finish_record(w, j);
+    }
+    if (now >= w->pg_retry_mono)
+        finish_outbox_flush(w);
+    if (now >= w->outbox_scan_mono && now >= w->pg_retry_mono) {
+        w->outbox_scan_mono = now + FINISH_OUTBOX_SCAN_MS;
+        finish_outbox_scan(w);
     }
 }

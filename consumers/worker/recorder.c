@@ -14,7 +14,7 @@
  *
  * A ref with offset < 0 (the worker no longer owns the partition) moves no offset.
  */
-#include "recorder.h"
+#include "recorder_int.h"
 #include "buf.h"
 #include "log.h"
 #include "migrate.h"
@@ -31,9 +31,6 @@
 #define REC_MAX_REJECT_PAYLOAD (1u << 20)
 #define REC_OFFSET_INVALID INT64_C(-1001)
 
-struct gq_recorder {
-    gq_pg_t *pg;
-};
 
 gq_recorder_t *gq_recorder_new(const char *database_url, gq_status_t *st, char *errstr,
                                size_t errstr_size) {
@@ -512,6 +509,17 @@ static gq_status_t rec_finish_job_row(gq_recorder_t *r, const gq_request_t *req,
 gq_status_t gq_recorder_job_finish(gq_recorder_t *r, const gq_request_t *req,
                                    const gq_completed_t *ev, const gq_msg_ref_t *ref, bool *already,
                                    char *errstr, size_t errstr_size) {
+    return gq_recorder_job_finish_outbox(r, req, ev, ref, NULL, 0, NULL, NULL, already, errstr,
+                                         errstr_size);
+}
+
+gq_status_t gq_recorder_job_finish_outbox(gq_recorder_t *r, const gq_request_t *req,
+                                          const gq_completed_t *ev, const gq_msg_ref_t *ref,
+                                          const gq_outbox_msg_t *msgs, size_t cnt,
+                                          const char *claimer, int64_t *ids, bool *already,
+                                          char *errstr, size_t errstr_size) {
+    for (size_t i = 0; ids && i < cnt; i++)
+        ids[i] = -1;
     char e[1024];
     char *metadata = NULL;
     gq_pg_params_t p;
@@ -585,6 +593,9 @@ gq_status_t gq_recorder_job_finish(gq_recorder_t *r, const gq_request_t *req,
             if (st != GQ_OK)
                 goto out;
         }
+        st = rec_outbox_insert(r, msgs, cnt, claimer, ids, e, sizeof(e));
+        if (st != GQ_OK)
+            goto out;
     }
     st = rec_offset_move(r, ref, e, sizeof(e));
     if (st != GQ_OK)
@@ -611,10 +622,37 @@ static bool rec_uuid_text(const char *s, char out[37]) {
     return gq_uuid_valid(out);
 }
 
+static gq_status_t rec_reject(gq_recorder_t *r, const gq_msg_ref_t *ref, const char *job_id,
+                              const char *reason, const char *error, const void *payload,
+                              size_t payload_len, const gq_outbox_msg_t *msgs, size_t cnt,
+                              const char *claimer, int64_t *ids, char *errstr,
+                              size_t errstr_size);
+
 gq_status_t gq_recorder_reject(gq_recorder_t *r, const gq_msg_ref_t *ref, const char *job_id,
                                const char *reason, const char *error, const void *payload,
                                size_t payload_len, char *errstr, size_t errstr_size) {
+    return rec_reject(r, ref, job_id, reason, error, payload, payload_len, NULL, 0, NULL, NULL,
+                      errstr, errstr_size);
+}
+
+gq_status_t gq_recorder_reject_outbox(gq_recorder_t *r, const gq_msg_ref_t *ref,
+                                      const char *reason, const char *error, const void *payload,
+                                      size_t payload_len, const gq_outbox_msg_t *msgs,
+                                      size_t cnt, const char *claimer, int64_t *ids,
+                                      char *errstr, size_t errstr_size) {
+    return rec_reject(r, ref, NULL, reason, error, payload, payload_len, msgs, cnt, claimer, ids,
+                      errstr, errstr_size);
+}
+
+static gq_status_t rec_reject(gq_recorder_t *r, const gq_msg_ref_t *ref, const char *job_id,
+                              const char *reason, const char *error, const void *payload,
+                              size_t payload_len, const gq_outbox_msg_t *msgs, size_t cnt,
+                              const char *claimer, int64_t *ids, char *errstr,
+                              size_t errstr_size) {
     char e[1024];
+    PGresult *res = NULL;
+    for (size_t i = 0; ids && i < cnt; i++)
+        ids[i] = -1;
     char uuid[37];
     gq_pg_params_t p;
     gq_status_t st = gq_pg_begin(r->pg, e, sizeof(e));
@@ -639,7 +677,12 @@ gq_status_t gq_recorder_reject(gq_recorder_t *r, const gq_msg_ref_t *ref, const 
                     "job_id, reason, error, payload, payload_bytes) "
                     "VALUES ($1, $2, $3, $4::uuid, $5, $6, $7::bytea, $8) "
                     "ON CONFLICT (topic, kafka_partition, kafka_offset) DO NOTHING",
-                    &p, NULL, e, sizeof(e));
+                    &p, &res, e, sizeof(e));
+    if (st != GQ_OK)
+        goto out;
+    /* The dead letter goes out only with the first record of this message. */
+    if (res && PQcmdTuples(res)[0] == '1')
+        st = rec_outbox_insert(r, msgs, cnt, claimer, ids, e, sizeof(e));
     if (st != GQ_OK)
         goto out;
     st = rec_offset_move(r, ref, e, sizeof(e));
@@ -647,6 +690,7 @@ gq_status_t gq_recorder_reject(gq_recorder_t *r, const gq_msg_ref_t *ref, const 
         goto out;
     st = gq_pg_commit(r->pg, e, sizeof(e));
 out:
+    PQclear(res);
     if (st != GQ_OK) {
         gq_pg_rollback(r->pg);
         gq_errf(errstr, errstr_size, "recording rejected message %s [%d] @%" PRId64 ": %s",

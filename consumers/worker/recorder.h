@@ -101,6 +101,60 @@ gq_status_t gq_recorder_reject(gq_recorder_t *r, const gq_msg_ref_t *ref, const 
                                const char *reason, const char *error, const void *payload,
                                size_t payload_len, char *errstr, size_t errstr_size);
 
+/** A message to publish once the transaction that records it commits (genq.outbox). */
+typedef struct gq_outbox_msg {
+    const char *topic;
+    const char *key;          /**< may be NULL */
+    const void *payload;
+    size_t len;
+    const gq_kv_t *headers;   /**< may be NULL */
+    size_t headers_cnt;
+    const char *job_id;       /**< may be NULL */
+} gq_outbox_msg_t;
+
+/**
+ * job_finish, plus: when the record is written now (not *already), the outbox messages are
+ * inserted in the same transaction, claimed by `claimer`; ids[i] gets each row's id (-1
+ * when nothing was inserted).
+ */
+gq_status_t gq_recorder_job_finish_outbox(gq_recorder_t *r, const gq_request_t *req,
+                                          const gq_completed_t *ev, const gq_msg_ref_t *ref,
+                                          const gq_outbox_msg_t *msgs, size_t cnt,
+                                          const char *claimer, int64_t *ids, bool *already,
+                                          char *errstr, size_t errstr_size);
+
+/** reject, plus outbox messages (inserted only the first time this message is rejected). */
+gq_status_t gq_recorder_reject_outbox(gq_recorder_t *r, const gq_msg_ref_t *ref,
+                                      const char *reason, const char *error, const void *payload,
+                                      size_t payload_len, const gq_outbox_msg_t *msgs,
+                                      size_t cnt, const char *claimer, int64_t *ids,
+                                      char *errstr, size_t errstr_size);
+
+/** One outbox row handed to a publisher. All owned; free with gq_outbox_rows_free. */
+typedef struct gq_outbox_row {
+    int64_t id;
+    char *topic;
+    char *key;                /**< NULL if none */
+    unsigned char *payload;
+    size_t len;
+    gq_kv_t *headers;
+    size_t headers_cnt;
+} gq_outbox_row_t;
+
+/**
+ * Claims up to limit rows that nobody is publishing: unclaimed, claimed more than stale_ms
+ * ago (their worker died), or, with mine_too, claimed under our own name (by the process
+ * we replace after a crash). *rows is allocated (NULL when *cnt is 0).
+ */
+gq_status_t gq_recorder_outbox_claim(gq_recorder_t *r, const char *claimer, int64_t stale_ms,
+                                     bool mine_too, int limit, gq_outbox_row_t **rows,
+                                     size_t *cnt, char *errstr, size_t errstr_size);
+void gq_outbox_rows_free(gq_outbox_row_t *rows, size_t cnt);
+
+/** Deletes published rows (Kafka acknowledged them). */
+gq_status_t gq_recorder_outbox_done(gq_recorder_t *r, const int64_t *ids, size_t cnt,
+                                    char *errstr, size_t errstr_size);
+
 /** Moves the stored offset forward (see gq_msg_ref_t) without touching jobs. */
 gq_status_t gq_recorder_offset_advance(gq_recorder_t *r, const gq_msg_ref_t *ref, char *errstr,
                                        size_t errstr_size);

@@ -27,9 +27,7 @@ typedef enum job_state {
     JOB_QUEUED,     /**< submitted (or adopted); not running yet */
     JOB_RUNNING,    /**< execution_start seen */
     JOB_RENDERED,   /**< ComfyUI finished it (success or error); outputs to fetch */
-    JOB_EMIT,       /**< terminal: the completion event is to be produced */
-    JOB_EMITTING,   /**< completion event produced, waiting for its delivery report */
-    JOB_RECORD,     /**< event delivered; the terminal record is to be written */
+    JOB_RECORD,     /**< terminal: the record and its outbox messages are to be written */
     JOB_DONE,       /**< finished; only the offset bookkeeping is left */
 } job_state_t;
 
@@ -60,12 +58,10 @@ typedef struct job {
     bool error_retryable;
     bool free_before_retry;   /**< POST /free before the next attempt (out of memory) */
     bool revoked;             /**< its partition was taken away: finish bookkeeping, no offset */
-    /* Terminal messages: the completion event (when the job has an id) and, for poison
-     * messages and exhausted jobs, the original bytes to the dead-letter topic. */
+    /* Poison messages and exhausted jobs also go, as their original bytes, to the
+     * dead-letter topic (through the outbox, with the terminal record). */
     bool to_dlq;
     char dlq_reason[32];
-    bool event_sent, dlq_sent; /**< delivered (acknowledged by Kafka) */
-    int pending_dr;            /**< delivery reports still expected */
 } job_t;
 
 /** Offsets of one assigned partition: the next offset to commit is the smallest offset
@@ -107,6 +103,11 @@ struct gq_worker {
     int64_t pg_retry_mono;        /**< PostgreSQL was unreachable: no retry before this */
     /* counters, for logs and the metrics endpoint */
     uint64_t n_succeeded, n_failed, n_retries, n_skipped, n_adopted, n_rejected;
+    /* The outbox relay: rows Kafka acknowledged, to delete from genq.outbox. */
+    int64_t *outbox_done;
+    size_t outbox_done_cnt, outbox_done_cap;
+    int64_t outbox_scan_mono;     /**< next look for rows nobody is publishing */
+    bool outbox_scanned_mine;     /**< rows left by our previous process were taken */
 };
 
 /* intake.c */
