@@ -37,6 +37,7 @@ t_fresh_names() {
 sql() { psql -qtAX "$GENQ_DATABASE_URL" -c "$1"; }
 
 # For t_wait: true when QUERY returns exactly N (the query runs anew on every poll).
+sql_is_at_least() { [ "$(sql "$2" 2>/dev/null || echo 0)" -ge "$1" ]; }
 sql_is() { [ "$(sql "$2" 2>/dev/null)" = "$1" ]; }
 
 # t_worker NAME COMFY_URL [args...]: starts a worker in the background, logs in $T_TMP/NAME.log
@@ -93,4 +94,74 @@ for line in sys.stdin:
     assert (w, h) == (int(jw), int(jh)) == (int(ow), int(oh)), f"{uri}: {w}x{h}, asked {jw}x{jh}"
     n += 1
 print(n)'
+}
+
+# t_produce_n N PREFIX: publishes N small valid requests; their ids go to $T_TMP/ids.txt.
+t_produce_n() {
+    /usr/bin/python3 - "$1" "$2" >"$T_TMP/requests.jsonl" <<'PY'
+import json, sys
+n, prefix = int(sys.argv[1]), sys.argv[2]
+for i in range(n):
+    print(json.dumps({"prompt": f"{prefix} {i}", "model": ["sd15.safetensors", "sdxl.safetensors"][i % 2],
+                      "width": 64, "height": 64, "steps": 6, "seed": 100 + i, "source": prefix}))
+PY
+    "$GENQ" produce --file "$T_TMP/requests.jsonl" >>"$T_TMP/ids.txt" 2>>"$T_TMP/produce.log" || fail "genq produce"
+}
+
+# t_expect_succeeded N: exactly N job rows, all succeeded, one verified output each,
+# consistent durations.
+t_expect_succeeded() {
+    local n=$1 bad nout
+    [ "$(sql "SELECT count(*) FROM genq.jobs")" -eq "$n" ] || fail "genq.jobs has $(sql 'SELECT count(*) FROM genq.jobs') rows, expected $n"
+    bad=$(sql "SELECT count(*) FROM genq.jobs WHERE status <> 'succeeded'")
+    [ "$bad" -eq 0 ] || fail "$bad jobs not succeeded: $(sql "SELECT job_id, attempts, error_code, error FROM genq.jobs WHERE status <> 'succeeded' LIMIT 5")"
+    [ "$(sql "SELECT count(*) FROM genq.job_outputs")" -eq "$n" ] || fail "expected $n outputs, found $(sql 'SELECT count(*) FROM genq.job_outputs')"
+    nout=$(t_check_outputs) || fail "output check failed"
+    [ "$nout" -eq "$n" ] || fail "verified $nout outputs, expected $n"
+    [ "$(sql "SELECT count(*) FROM genq.jobs WHERE queue_ms + render_ms > total_ms")" -eq 0 ] || fail "inconsistent durations"
+}
+
+# t_expect_events: every recorded job has a completion event with its status, and every
+# repeat carries the recorded attempt. Prints a summary line.
+t_expect_events() {
+    "$GENQ" events --from beginning >"$T_TMP/events.jsonl" 2>"$T_TMP/events.log" || fail "genq events"
+    sql "SELECT job_id, attempts, upper(status) FROM genq.jobs" >"$T_TMP/recorded.txt"
+    /usr/bin/python3 - "$T_TMP/events.jsonl" "$T_TMP/recorded.txt" <<'PY' || fail "completion events do not match the records"
+import json, sys
+recorded = {}
+for line in open(sys.argv[2]):
+    if line.strip():
+        job, attempts, status = line.strip().split("|")
+        recorded[job] = (int(attempts), status)
+seen, repeats = {}, 0
+for line in open(sys.argv[1]):
+    ev = json.loads(line)
+    key = (ev["attempt"], ev["status"])
+    if ev["job_id"] in seen:
+        repeats += 1
+    seen.setdefault(ev["job_id"], set()).add(key)
+missing = set(recorded) - set(seen)
+assert not missing, f"{len(missing)} jobs without an event, e.g. {sorted(missing)[:3]}"
+extra = set(seen) - set(recorded)
+assert not extra, f"events for unrecorded jobs: {sorted(extra)[:3]}"
+for job, keys in seen.items():
+    assert keys == {recorded[job]}, f"job {job}: events {keys}, recorded {recorded[job]}"
+print(f"events: {len(seen)} jobs, {repeats} repeats (same job and attempt)")
+PY
+}
+
+# t_sim_renders: renders completed by all simulators so far.
+t_sim_renders() {
+    local total=0 u
+    for u in ${GENQ_COMFYUI_URLS:-$GENQ_COMFYUI_URL}; do
+        total=$((total + $(curl -fsS "$u/_sim/stats" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["renders_completed"])')))
+    done
+    echo "$total"
+}
+
+# t_stop_workers NAME...: SIGTERM, and each must exit 0 (drained).
+t_stop_workers() {
+    local w pid_var
+    for w in "$@"; do pid_var=PID_$w; kill -TERM "${!pid_var}" 2>/dev/null || true; done
+    for w in "$@"; do pid_var=PID_$w; wait "${!pid_var}" || fail "worker $w exited with $? after SIGTERM"; done
 }
