@@ -24,6 +24,7 @@ static const cmd_t commands[] = {
     {"worker", gq_cmd_worker, "render requests from Kafka through a local ComfyUI"},
     {"migrate", gq_cmd_migrate, "apply the PostgreSQL migrations"},
     {"events", gq_cmd_events, "print completion events as JSON lines"},
+    {"replay", gq_cmd_replay, "re-publish dead letters or failed jobs; move offsets"},
 };
 
 static void usage(FILE *out) {

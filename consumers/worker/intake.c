@@ -182,8 +182,11 @@ gq_status_t intake_init(gq_worker_t *w, char *errstr, size_t errstr_size) {
     }
     /* conf is owned by the consumer now. */
     rd_kafka_poll_set_consumer(w->consumer);
-    const char *topics[] = {w->topic, gq_cfg_str(w->cfg, "completed_topic")};
-    if (gq_kafka_topics_ensure(w->consumer, topics, 2, (int)gq_cfg_int(w->cfg, "partitions"),
+    /* All three exist from the start: a first message to a topic the producer has not seen
+     * yet would wait for a metadata refresh. */
+    const char *topics[] = {w->topic, gq_cfg_str(w->cfg, "completed_topic"),
+                            gq_cfg_str(w->cfg, "dlq_topic")};
+    if (gq_kafka_topics_ensure(w->consumer, topics, 3, (int)gq_cfg_int(w->cfg, "partitions"),
                                10000, err, sizeof(err)) != GQ_OK)
         gq_warn("could not ensure topics exist: %s", err);
     rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);

@@ -1,0 +1,28 @@
+/**
+ * @file replay.h
+ * @brief `genq replay`: re-publish dead letters or failed jobs, move the group's offsets.
+ */
+#ifndef GQ_REPLAY_H
+#define GQ_REPLAY_H
+
+#include "cfg.h"
+#include "gq.h"
+#include "pg.h"
+
+/** Parses a time: unix ms, or relative to now: -30s, -15m, -2h, -1d. */
+gq_status_t gq_replay_parse_time(const char *s, int64_t now_ms, int64_t *out);
+
+/**
+ * Makes a finished job renderable again: status queued, error and prompt id cleared.
+ * Attempts are kept (genq.job_attempts keeps the history); the caller raises the request's
+ * max_attempts above them. Succeeded jobs only with force. *reset false: left alone.
+ */
+gq_status_t gq_replay_reset_job(gq_pg_t *pg, const char *job_id, bool force, bool dry_run,
+                                bool *reset, int32_t *attempts, char *errstr,
+                                size_t errstr_size);
+
+int gq_replay_dlq(const gq_cfg_t *cfg, gq_pg_t *pg);
+int gq_replay_jobs(const gq_cfg_t *cfg, gq_pg_t *pg);
+int gq_replay_offsets(const gq_cfg_t *cfg, gq_pg_t *pg);
+
+#endif
