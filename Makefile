@@ -13,7 +13,7 @@ VERSION  := $(shell git describe --always --dirty 2>/dev/null || echo 0.1.0)
 WARN     := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes \
             -Wmissing-prototypes -Wpointer-arith -Wvla -Wno-missing-field-initializers
 CSTD     := -std=c11 -D_GNU_SOURCE
-INC      := -Ilib -I. -Icmd -Ischemas -Iproducers -Iconsumers -Iconsumers/worker -Iconsumers/events -Iconsumers/replay -Imigrations
+INC      := -Ilib -I. -Icmd -Ischemas -Iproducers -Iconsumers -Iconsumers/worker -Iconsumers/events -Iconsumers/replay -Iconsumers/lag -Imigrations
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

@@ -24,6 +24,7 @@ static const cmd_t commands[] = {
     {"worker", gq_cmd_worker, "render requests from Kafka through a local ComfyUI"},
     {"migrate", gq_cmd_migrate, "apply the PostgreSQL migrations"},
     {"events", gq_cmd_events, "print completion events as JSON lines"},
+    {"lag", gq_cmd_lag, "consumer lag and replicas, as KEDA computes them"},
     {"replay", gq_cmd_replay, "re-publish dead letters or failed jobs; move offsets"},
 };
 

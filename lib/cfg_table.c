@@ -92,6 +92,17 @@ static const gq_cfg_key_t cfg_keys[] = {
     {"follow", 'F', NULL, GQ_CFG_BOOL, "false", 0, 0, E, false, "keep waiting for new events"},
     {"limit", 0, NULL, GQ_CFG_INT, "0", 0, I64MAX, E | R, false, "stop after this many (0: no limit)"},
     {"job", 0, NULL, GQ_CFG_STR, NULL, 0, 0, E, false, "only events of this job id"},
+    /* lag */
+    {"lag_threshold", 0, NULL, GQ_CFG_INT, "10", 1, I64MAX, L, false, "KEDA lagThreshold"},
+    {"activation_lag_threshold", 0, NULL, GQ_CFG_INT, "0", 0, I64MAX, L, false,
+     "KEDA activationLagThreshold"},
+    {"offset_reset_policy", 0, NULL, GQ_CFG_STR, "earliest", 0, 0, L, false,
+     "KEDA offsetResetPolicy (genq's consumers use earliest)"},
+    {"scale_to_zero_on_invalid_offset", 0, NULL, GQ_CFG_BOOL, "false", 0, 0, L, false,
+     "KEDA scaleToZeroOnInvalidOffset"},
+    {"min_replicas", 0, NULL, GQ_CFG_INT, "0", 0, 10000, L, false, "minReplicaCount"},
+    {"max_replicas", 0, NULL, GQ_CFG_INT, "100", 1, 10000, L, false, "maxReplicaCount"},
+    {"format", 0, NULL, GQ_CFG_STR, "text", 0, 0, L, false, "text or json"},
     /* replay */
     {"dry_run", 'n', NULL, GQ_CFG_BOOL, "false", 0, 0, R, false,
      "show what would be replayed, change nothing"},
