@@ -54,6 +54,8 @@ static const gq_cfg_key_t cfg_keys[] = {
      false, "largest output file downloaded from ComfyUI"},
     {"http_listen", 0, "GENQ_HTTP_LISTEN", GQ_CFG_STR, NULL, 0, 0, W, false,
      "address:port of /healthz, /readyz and /metrics (off unless set)"},
+    {"warmup", 0, "GENQ_WARMUP", GQ_CFG_STR, NULL, 0, 0, W, false,
+     "templates (comma-separated) rendered once at start, before ready: loads their models"},
     /* Logging */
     {"log_level", 0, "GENQ_LOG_LEVEL", GQ_CFG_STR, "info", 0, 0, GQ_CMD_ALL, false,
      "error, warn, info or debug"},

@@ -279,6 +279,12 @@ static void finish_record(gq_worker_t *w, job_t *j) {
         gq_buf_release(&ev);
         return;
     }
+    if (j->to_dlq && ids[n - 1] >= 0)
+        gq_metrics_dead_letter(w->metrics, j->dlq_reason);
+    if (j->has_result && !already)
+        gq_metrics_job_done(w->metrics, j->decoded ? j->req.model : NULL,
+                            j->result.status == GQ_JOB_SUCCEEDED, j->result.queue_ms / 1000.0,
+                            j->result.render_ms / 1000.0, j->result.total_ms / 1000.0);
     for (size_t i = 0; i < n; i++)
         if (ids[i] >= 0)
             finish_publish(w, ids[i], msgs[i].topic, msgs[i].key, msgs[i].payload, msgs[i].len,

@@ -14,16 +14,22 @@
 #define RENDER_CHECK_EVERY_MS 2000
 #define RENDER_BACKOFF_MAX_MS 60000
 
-/* The checkpoint a bound workflow loads, so records name the model actually used. */
-static char *render_find_model(json_t *wf) {
+/* The checkpoint a bound workflow loads (borrowed from wf), or NULL. */
+static const char *render_model_of(json_t *wf) {
     const char *id;
     json_t *node;
     json_object_foreach(wf, id, node) {
         json_t *name = json_object_get(json_object_get(node, "inputs"), "ckpt_name");
         if (json_is_string(name))
-            return strdup(json_string_value(name));
+            return json_string_value(name);
     }
     return NULL;
+}
+
+/* The checkpoint a bound workflow loads, so records name the model actually used. */
+static char *render_find_model(json_t *wf) {
+    const char *m = render_model_of(wf);
+    return m ? strdup(m) : NULL;
 }
 
 void render_prepare(gq_worker_t *w, job_t *j) {
@@ -101,6 +107,7 @@ static void render_submit(gq_worker_t *w, job_t *j) {
     }
     st = gq_comfy_submit(w->comfy, j->prompt_id, j->workflow, err, sizeof(err));
     if (st == GQ_OK) {
+        gq_metrics_model_used(w->metrics, j->req.model);
         j->state = JOB_QUEUED;
         j->submitted_mono = j->last_event_mono = now;
         j->last_check_mono = now;
@@ -322,6 +329,7 @@ void render_fail(gq_worker_t *w, job_t *j, const char *code, bool retryable, con
                                      gq_now_ms(), err, sizeof(err)) != GQ_OK)
             gq_warn("job %s: recording the failed attempt: %s", j->job_id, err);
         w->n_retries++;
+        gq_metrics_retry(w->metrics, code);
         int shift = j->attempt - 1 < 6 ? j->attempt - 1 : 6;
         int64_t backoff = 1000LL << shift;
         j->retry_at_mono = now + (backoff < RENDER_BACKOFF_MAX_MS ? backoff : RENDER_BACKOFF_MAX_MS);
@@ -338,4 +346,54 @@ void render_fail(gq_worker_t *w, job_t *j, const char *code, bool retryable, con
         gq_strlcpy(j->dlq_reason, "attempts_exhausted", sizeof(j->dlq_reason));
     }
     finish_failed(w, j);
+}
+
+/* Renders each warm-up template once (64x64, 1 step) and waits for it, so the first real
+ * job does not pay the model load. Failures are logged, never fatal. */
+void render_warmup(gq_worker_t *w, volatile sig_atomic_t *stop) {
+    const char *list = gq_cfg_str(w->cfg, "warmup");
+    if (!list || !*list)
+        return;
+    char names[512];
+    gq_strlcpy(names, list, sizeof(names));
+    char err[1024];
+    for (char *save = NULL, *name = strtok_r(names, ",", &save); name && !*stop;
+         name = strtok_r(NULL, ",", &save)) {
+        json_t *tmpl = NULL, *wf = NULL;
+        gq_request_t req;
+        gq_request_init(&req);
+        free(req.prompt);
+        req.prompt = strdup("warm-up");
+        req.width = req.height = 64;
+        req.steps = 1;
+        gq_template_info_t info = {0};
+        char prompt_id[37];
+        gq_uuid_v4(prompt_id);
+        int64_t t0 = gq_mono_ms();
+        gq_status_t st = gq_template_load(w->workflows_dir, name, &tmpl, err, sizeof(err));
+        if (st == GQ_OK)
+            st = gq_template_bind(tmpl, &req, "genq-warmup/warmup", &wf, &info, err, sizeof(err));
+        if (st == GQ_OK)
+            st = gq_comfy_submit(w->comfy, prompt_id, wf, err, sizeof(err));
+        gq_comfy_state_t cs = GQ_COMFY_PENDING;
+        while (st == GQ_OK && cs != GQ_COMFY_FINISHED && !*stop) {
+            if (gq_mono_ms() - t0 > (int64_t)w->job_timeout_s * 1000) {
+                gq_errf(err, sizeof(err), "no result after %d s", w->job_timeout_s);
+                st = GQ_ERR_TIMEOUT;
+                break;
+            }
+            gq_sleep_ms(200);
+            if (gq_comfy_prompt_state(w->comfy, prompt_id, &cs, NULL, err, sizeof(err)) != GQ_OK)
+                cs = GQ_COMFY_PENDING; /* ComfyUI still starting: keep waiting */
+        }
+        if (st == GQ_OK && cs == GQ_COMFY_FINISHED) {
+            gq_info("warm-up %s done in %lld ms", name, (long long)(gq_mono_ms() - t0));
+            gq_metrics_model_used(w->metrics, render_model_of(wf));
+        } else {
+            gq_warn("warm-up %s: %s", name, err);
+        }
+        json_decref(tmpl);
+        json_decref(wf);
+        gq_request_release(&req);
+    }
 }

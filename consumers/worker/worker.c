@@ -96,6 +96,16 @@ gq_worker_t *gq_worker_new(const gq_cfg_t *cfg, gq_status_t *st, char *errstr,
     *st = gq_schema_init(errstr, errstr_size);
     if (*st != GQ_OK)
         goto fail;
+    w->metrics = gq_metrics_new();
+    if (gq_cfg_isset(cfg, "http_listen")) {
+        /* A loop stuck this long is dead: the slowest call it makes is bounded well below. */
+        *st = gq_metrics_listen(w->metrics, gq_cfg_str(cfg, "http_listen"), 120000, errstr,
+                                errstr_size);
+        if (*st != GQ_OK)
+            goto fail;
+        gq_info("health and metrics on %s (port %d)", gq_cfg_str(cfg, "http_listen"),
+                gq_metrics_port(w->metrics));
+    }
     w->rec = gq_recorder_new(gq_cfg_str(cfg, "database_url"), st, errstr, errstr_size);
     if (!w->rec)
         goto fail;
@@ -136,6 +146,7 @@ void gq_worker_destroy(gq_worker_t *w) {
     }
     gq_comfy_destroy(w->comfy);
     gq_recorder_destroy(w->rec);
+    gq_metrics_destroy(w->metrics);
     free(w);
 }
 
@@ -169,14 +180,50 @@ static void worker_events(gq_worker_t *w, int wait_ms) {
     }
 }
 
+/* Readiness (Kafka, PostgreSQL, ComfyUI reachable; warm-up done), GPU memory and the lag
+ * of our partitions, for the endpoint. Cheap: cached watermarks, one HTTP call, one query. */
+static void worker_health(gq_worker_t *w) {
+    char err[512];
+    gq_comfy_stats_t cs = {0};
+    bool comfy = gq_comfy_system_stats(w->comfy, &cs, err, sizeof(err)) == GQ_OK;
+    gq_metrics_comfy(w->metrics, comfy, cs.vram_total - cs.vram_free, cs.vram_total);
+    bool pg = gq_recorder_ping(w->rec, err, sizeof(err)) == GQ_OK;
+    bool kafka = rd_kafka_controllerid(w->consumer, 0) >= 0;
+    const char *why = !w->warmed_up ? "warming up"
+                      : !comfy      ? "ComfyUI unreachable"
+                      : !pg         ? "PostgreSQL unreachable"
+                      : !kafka      ? "Kafka unreachable"
+                      : w->stopping ? "stopping"
+                                    : NULL;
+    gq_metrics_set_ready(w->metrics, why == NULL, why);
+    gq_metrics_in_flight(w->metrics, (int)w->jobs_cnt);
+    gq_metrics_lag_clear(w->metrics);
+    for (int p = 0; p < WORKER_MAX_PARTS; p++) {
+        int64_t lo, hi;
+        if (!w->parts[p].assigned ||
+            rd_kafka_get_watermark_offsets(w->consumer, w->topic, p, &lo, &hi) ||
+            hi < 0)
+            continue;
+        int64_t at = w->parts[p].next_commit >= 0 ? w->parts[p].next_commit : lo;
+        gq_metrics_lag(w->metrics, w->topic, p, hi > at ? hi - at : 0);
+    }
+}
+
 gq_worker_end_t gq_worker_run(gq_worker_t *w, volatile sig_atomic_t *stop) {
     int grace_ms = (int)gq_cfg_int(w->cfg, "grace_period") * 1000;
     int64_t stop_deadline = 0, last_stats = gq_mono_ms();
     bool interrupted = false;
     gq_info("worker %s: group %s, topic %s, ComfyUI %s, %d prompt(s) queued ahead",
             w->worker_id, w->group, w->topic, gq_cfg_str(w->cfg, "comfyui_url"), w->queue_depth);
+    render_warmup(w, stop);
+    w->warmed_up = true;
     while (!w->fatal) {
         int64_t now = gq_mono_ms();
+        gq_metrics_heartbeat(w->metrics);
+        if (now >= w->health_mono) {
+            w->health_mono = now + 5000;
+            worker_health(w);
+        }
         if (*stop && !w->stopping) {
             gq_info("stopping: finishing %zu running render(s) within %d s",
                     worker_jobs_in_comfy(w), grace_ms / 1000);

@@ -12,6 +12,7 @@
 #define GQ_WORKER_INT_H
 
 #include "comfy/comfy.h"
+#include "metrics.h"
 #include "genq_schema.h"
 #include "recorder.h"
 #include "store.h"
@@ -85,6 +86,9 @@ struct gq_worker {
     gq_comfy_t *comfy;
     gq_recorder_t *rec;
     gq_store_t store;
+    gq_metrics_t *metrics;        /**< always collected; served when http_listen is set */
+    int64_t health_mono;          /**< next readiness and lag check */
+    bool warmed_up;
     char workflows_dir[512];
 
     job_t *jobs;                  /**< in-flight jobs, in arrival order */
@@ -145,6 +149,9 @@ void finish_failed(gq_worker_t *w, job_t *j);
 void finish_reject(gq_worker_t *w, job_t *j, const char *reason, const char *err);
 void finish_poll(gq_worker_t *w);
 void finish_close(gq_worker_t *w);
+
+/** Renders the warm-up workflows (GENQ_WARMUP) before the worker reports ready. */
+void render_warmup(gq_worker_t *w, volatile sig_atomic_t *stop);
 
 /* worker.c */
 job_t *worker_job_new(gq_worker_t *w, int32_t partition, int64_t offset);

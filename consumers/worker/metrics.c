@@ -1,0 +1,433 @@
+/* Prometheus metrics and the health endpoint of the worker (see metrics.h). */
+#include "metrics.h"
+#include "buf.h"
+#include "log.h"
+#include "util.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define M_MAX_MODELS 64 /* beyond this, models are folded into "other" */
+#define M_MAX_REASONS 32
+#define M_MAX_PARTS 1024
+#define M_NBUCKETS 14
+
+static const double m_buckets[M_NBUCKETS] = {0.05, 0.1, 0.25, 0.5, 1,   2.5,  5,
+                                             10,   30,  60,   120, 300, 600, 1800};
+
+typedef struct m_hist {
+    uint64_t counts[M_NBUCKETS + 1];
+    double sum;
+    uint64_t n;
+} m_hist_t;
+
+typedef struct m_model {
+    char name[128];
+    uint64_t succeeded, failed;
+    m_hist_t queue, render, total;
+} m_model_t;
+
+typedef struct m_counter {
+    char label[64];
+    uint64_t n;
+} m_counter_t;
+
+struct gq_metrics {
+    pthread_mutex_t lock;
+    m_model_t models[M_MAX_MODELS + 1];
+    size_t models_cnt;
+    m_counter_t retries[M_MAX_REASONS], dead[M_MAX_REASONS];
+    size_t retries_cnt, dead_cnt;
+    int in_flight;
+    bool comfy_up, ready;
+    char why_not[256];
+    int64_t vram_used, vram_total;
+    char last_model[128];
+    uint64_t swaps;
+    char lag_topic[256];
+    int64_t lag[M_MAX_PARTS];
+    bool lag_set[M_MAX_PARTS];
+    int64_t heartbeat_mono, heartbeat_wall;
+    /* endpoint */
+    int fd, wake[2], port, stuck_after_ms;
+    pthread_t thread;
+    bool running;
+};
+
+gq_metrics_t *gq_metrics_new(void) {
+    gq_metrics_t *m = calloc(1, sizeof(*m));
+    if (!m)
+        return NULL;
+    pthread_mutex_init(&m->lock, NULL);
+    m->fd = m->wake[0] = m->wake[1] = -1;
+    m->heartbeat_mono = gq_mono_ms();
+    m->heartbeat_wall = gq_now_ms();
+    gq_strlcpy(m->why_not, "starting", sizeof(m->why_not));
+    return m;
+}
+
+void gq_metrics_destroy(gq_metrics_t *m) {
+    if (!m)
+        return;
+    if (m->running) {
+        ssize_t w = write(m->wake[1], "x", 1);
+        (void)w;
+        pthread_join(m->thread, NULL);
+    }
+    if (m->fd >= 0)
+        close(m->fd);
+    if (m->wake[0] >= 0) {
+        close(m->wake[0]);
+        close(m->wake[1]);
+    }
+    pthread_mutex_destroy(&m->lock);
+    free(m);
+}
+
+static void m_hist_add(m_hist_t *h, double v) {
+    size_t i = 0;
+    while (i < M_NBUCKETS && v > m_buckets[i])
+        i++;
+    h->counts[i]++;
+    h->sum += v;
+    h->n++;
+}
+
+static m_model_t *m_model(gq_metrics_t *m, const char *name) {
+    if (!name || !*name)
+        name = "unknown";
+    for (size_t i = 0; i < m->models_cnt; i++)
+        if (strcmp(m->models[i].name, name) == 0)
+            return &m->models[i];
+    if (m->models_cnt == M_MAX_MODELS) {
+        m_model_t *other = &m->models[M_MAX_MODELS];
+        if (!other->name[0])
+            gq_strlcpy(other->name, "other", sizeof(other->name));
+        return other;
+    }
+    m_model_t *x = &m->models[m->models_cnt++];
+    gq_strlcpy(x->name, name, sizeof(x->name));
+    return x;
+}
+
+static void m_count(m_counter_t *c, size_t *cnt, const char *label) {
+    for (size_t i = 0; i < *cnt; i++)
+        if (strcmp(c[i].label, label) == 0) {
+            c[i].n++;
+            return;
+        }
+    if (*cnt < M_MAX_REASONS) {
+        gq_strlcpy(c[*cnt].label, label, sizeof(c[*cnt].label));
+        c[(*cnt)++].n = 1;
+    }
+}
+
+void gq_metrics_heartbeat(gq_metrics_t *m) {
+    pthread_mutex_lock(&m->lock);
+    m->heartbeat_mono = gq_mono_ms();
+    m->heartbeat_wall = gq_now_ms();
+    pthread_mutex_unlock(&m->lock);
+}
+
+void gq_metrics_set_ready(gq_metrics_t *m, bool ready, const char *why_not) {
+    pthread_mutex_lock(&m->lock);
+    m->ready = ready;
+    gq_strlcpy(m->why_not, why_not ? why_not : "", sizeof(m->why_not));
+    pthread_mutex_unlock(&m->lock);
+}
+
+void gq_metrics_job_done(gq_metrics_t *m, const char *model, bool succeeded, double queue_s,
+                         double render_s, double total_s) {
+    pthread_mutex_lock(&m->lock);
+    m_model_t *x = m_model(m, model);
+    if (succeeded)
+        x->succeeded++;
+    else
+        x->failed++;
+    m_hist_add(&x->queue, queue_s);
+    if (succeeded)
+        m_hist_add(&x->render, render_s);
+    m_hist_add(&x->total, total_s);
+    pthread_mutex_unlock(&m->lock);
+}
+
+void gq_metrics_retry(gq_metrics_t *m, const char *reason) {
+    pthread_mutex_lock(&m->lock);
+    m_count(m->retries, &m->retries_cnt, reason);
+    pthread_mutex_unlock(&m->lock);
+}
+
+void gq_metrics_dead_letter(gq_metrics_t *m, const char *reason) {
+    pthread_mutex_lock(&m->lock);
+    m_count(m->dead, &m->dead_cnt, reason);
+    pthread_mutex_unlock(&m->lock);
+}
+
+void gq_metrics_in_flight(gq_metrics_t *m, int n) {
+    pthread_mutex_lock(&m->lock);
+    m->in_flight = n;
+    pthread_mutex_unlock(&m->lock);
+}
+
+void gq_metrics_comfy(gq_metrics_t *m, bool up, int64_t vram_used, int64_t vram_total) {
+    pthread_mutex_lock(&m->lock);
+    m->comfy_up = up;
+    if (up) {
+        m->vram_used = vram_used;
+        m->vram_total = vram_total;
+    }
+    pthread_mutex_unlock(&m->lock);
+}
+
+void gq_metrics_model_used(gq_metrics_t *m, const char *model) {
+    if (!model)
+        return;
+    pthread_mutex_lock(&m->lock);
+    if (m->last_model[0] && strcmp(m->last_model, model) != 0)
+        m->swaps++;
+    gq_strlcpy(m->last_model, model, sizeof(m->last_model));
+    pthread_mutex_unlock(&m->lock);
+}
+
+void gq_metrics_lag(gq_metrics_t *m, const char *topic, int32_t partition, int64_t lag) {
+    if (partition < 0 || partition >= M_MAX_PARTS)
+        return;
+    pthread_mutex_lock(&m->lock);
+    gq_strlcpy(m->lag_topic, topic, sizeof(m->lag_topic));
+    m->lag[partition] = lag;
+    m->lag_set[partition] = true;
+    pthread_mutex_unlock(&m->lock);
+}
+
+void gq_metrics_lag_clear(gq_metrics_t *m) {
+    pthread_mutex_lock(&m->lock);
+    memset(m->lag_set, 0, sizeof(m->lag_set));
+    pthread_mutex_unlock(&m->lock);
+}
+
+/* Label values: backslash, double quote and newline escaped, as the format requires. */
+static void m_label(gq_buf_t *b, const char *s) {
+    for (; *s; s++) {
+        if (*s == '\\' || *s == '"')
+            gq_buf_appendf(b, "\\%c", *s);
+        else if (*s == '\n')
+            gq_buf_appends(b, "\\n");
+        else
+            gq_buf_append(b, s, 1);
+    }
+}
+
+static void m_head(gq_buf_t *b, const char *name, const char *type, const char *help) {
+    gq_buf_appendf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void m_hist_out(gq_buf_t *b, const char *name, const char *model, const m_hist_t *h) {
+    uint64_t cum = 0;
+    for (size_t i = 0; i <= M_NBUCKETS; i++) {
+        cum += h->counts[i];
+        gq_buf_appendf(b, "%s_bucket{model=\"", name);
+        m_label(b, model);
+        if (i < M_NBUCKETS)
+            gq_buf_appendf(b, "\",le=\"%g\"} %llu\n", m_buckets[i], (unsigned long long)cum);
+        else
+            gq_buf_appendf(b, "\",le=\"+Inf\"} %llu\n", (unsigned long long)cum);
+    }
+    gq_buf_appendf(b, "%s_sum{model=\"", name);
+    m_label(b, model);
+    gq_buf_appendf(b, "\"} %.6f\n%s_count{model=\"", h->sum, name);
+    m_label(b, model);
+    gq_buf_appendf(b, "\"} %llu\n", (unsigned long long)h->n);
+}
+
+char *gq_metrics_render(gq_metrics_t *m) {
+    gq_buf_t b;
+    gq_buf_init(&b, 16u << 20);
+    pthread_mutex_lock(&m->lock);
+    size_t nm = m->models_cnt + (m->models[M_MAX_MODELS].name[0] ? 1 : 0);
+    m_head(&b, "genq_jobs_total", "counter", "Jobs that reached a terminal state.");
+    for (size_t i = 0; i < nm; i++) {
+        const m_model_t *x = i < m->models_cnt ? &m->models[i] : &m->models[M_MAX_MODELS];
+        const char *st[2] = {"succeeded", "failed"};
+        uint64_t v[2] = {x->succeeded, x->failed};
+        for (int k = 0; k < 2; k++) {
+            gq_buf_appendf(&b, "genq_jobs_total{status=\"%s\",model=\"", st[k]);
+            m_label(&b, x->name);
+            gq_buf_appendf(&b, "\"} %llu\n", (unsigned long long)v[k]);
+        }
+    }
+    const char *hn[3] = {"genq_queue_wait_seconds", "genq_render_duration_seconds",
+                         "genq_job_duration_seconds"};
+    const char *hh[3] = {"Time from submission to render start.", "Render time on the GPU.",
+                         "Time from submission to the terminal record."};
+    for (int k = 0; k < 3; k++) {
+        m_head(&b, hn[k], "histogram", hh[k]);
+        for (size_t i = 0; i < nm; i++) {
+            const m_model_t *x = i < m->models_cnt ? &m->models[i] : &m->models[M_MAX_MODELS];
+            m_hist_out(&b, hn[k], x->name, k == 0 ? &x->queue : k == 1 ? &x->render : &x->total);
+        }
+    }
+    m_head(&b, "genq_jobs_in_flight", "gauge", "Jobs taken from Kafka and not finished.");
+    gq_buf_appendf(&b, "genq_jobs_in_flight %d\n", m->in_flight);
+    m_head(&b, "genq_retries_total", "counter", "Attempts that failed and were retried.");
+    for (size_t i = 0; i < m->retries_cnt; i++)
+        gq_buf_appendf(&b, "genq_retries_total{reason=\"%s\"} %llu\n", m->retries[i].label,
+                       (unsigned long long)m->retries[i].n);
+    m_head(&b, "genq_dead_letters_total", "counter", "Messages sent to the dead-letter topic.");
+    for (size_t i = 0; i < m->dead_cnt; i++)
+        gq_buf_appendf(&b, "genq_dead_letters_total{reason=\"%s\"} %llu\n", m->dead[i].label,
+                       (unsigned long long)m->dead[i].n);
+    m_head(&b, "genq_comfyui_up", "gauge", "1 when ComfyUI answered the last check.");
+    gq_buf_appendf(&b, "genq_comfyui_up %d\n", m->comfy_up ? 1 : 0);
+    m_head(&b, "genq_gpu_memory_used_bytes", "gauge", "GPU memory in use (ComfyUI /system_stats).");
+    gq_buf_appendf(&b, "genq_gpu_memory_used_bytes %lld\n", (long long)m->vram_used);
+    m_head(&b, "genq_gpu_memory_total_bytes", "gauge", "GPU memory (ComfyUI /system_stats).");
+    gq_buf_appendf(&b, "genq_gpu_memory_total_bytes %lld\n", (long long)m->vram_total);
+    m_head(&b, "genq_model_swaps_total", "counter",
+           "Jobs whose checkpoint differed from the previous job's.");
+    gq_buf_appendf(&b, "genq_model_swaps_total %llu\n", (unsigned long long)m->swaps);
+    m_head(&b, "genq_consumer_lag", "gauge",
+           "Messages behind the log end, per assigned partition.");
+    for (int p = 0; p < M_MAX_PARTS; p++) {
+        if (!m->lag_set[p])
+            continue;
+        gq_buf_appends(&b, "genq_consumer_lag{topic=\"");
+        m_label(&b, m->lag_topic);
+        gq_buf_appendf(&b, "\",partition=\"%d\"} %lld\n", p, (long long)m->lag[p]);
+    }
+    m_head(&b, "genq_ready", "gauge", "1 when Kafka, PostgreSQL and ComfyUI are reachable.");
+    gq_buf_appendf(&b, "genq_ready %d\n", m->ready ? 1 : 0);
+    m_head(&b, "genq_loop_last_turn_timestamp_seconds", "gauge",
+           "When the worker loop last went round.");
+    gq_buf_appendf(&b, "genq_loop_last_turn_timestamp_seconds %.3f\n",
+                   (double)m->heartbeat_wall / 1000.0);
+    pthread_mutex_unlock(&m->lock);
+    return gq_buf_detach(&b, NULL);
+}
+
+static void m_reply(int fd, int code, const char *ctype, const char *body) {
+    const char *reason = code == 200 ? "OK" : code == 404 ? "Not Found"
+                         : code == 405 ? "Method Not Allowed" : "Service Unavailable";
+    char head[256];
+    int n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                     "Connection: close\r\n\r\n",
+                     code, reason, ctype, strlen(body));
+    ssize_t w = send(fd, head, (size_t)n, MSG_NOSIGNAL);
+    size_t len = strlen(body), off = 0;
+    while (w >= 0 && off < len) {
+        w = send(fd, body + off, len - off, MSG_NOSIGNAL);
+        if (w > 0)
+            off += (size_t)w;
+    }
+}
+
+static void m_serve(gq_metrics_t *m, int fd) {
+    char req[8192];
+    size_t got = 0;
+    int64_t deadline = gq_mono_ms() + 2000;
+    while (got < sizeof(req) - 1 && !memmem(req, got, "\r\n\r\n", 4)) {
+        struct pollfd p = {fd, POLLIN, 0};
+        int left = (int)(deadline - gq_mono_ms());
+        if (left <= 0 || poll(&p, 1, left) <= 0)
+            return;
+        ssize_t n = recv(fd, req + got, sizeof(req) - 1 - got, 0);
+        if (n <= 0)
+            return;
+        got += (size_t)n;
+    }
+    req[got] = '\0';
+    char method[8] = "", path[256] = "";
+    if (sscanf(req, "%7s %255s", method, path) != 2)
+        return;
+    char *q = strchr(path, '?');
+    if (q)
+        *q = '\0';
+    if (strcmp(method, "GET") != 0) {
+        m_reply(fd, 405, "text/plain", "method not allowed\n");
+    } else if (strcmp(path, "/healthz") == 0) {
+        pthread_mutex_lock(&m->lock);
+        bool alive = gq_mono_ms() - m->heartbeat_mono <= m->stuck_after_ms;
+        pthread_mutex_unlock(&m->lock);
+        m_reply(fd, alive ? 200 : 503, "text/plain", alive ? "ok\n" : "worker loop stuck\n");
+    } else if (strcmp(path, "/readyz") == 0) {
+        char why[300];
+        pthread_mutex_lock(&m->lock);
+        bool ready = m->ready;
+        snprintf(why, sizeof(why), "%s\n", ready ? "ready" : m->why_not);
+        pthread_mutex_unlock(&m->lock);
+        m_reply(fd, ready ? 200 : 503, "text/plain", why);
+    } else if (strcmp(path, "/metrics") == 0) {
+        char *body = gq_metrics_render(m);
+        m_reply(fd, 200, "text/plain; version=0.0.4; charset=utf-8", body ? body : "");
+        free(body);
+    } else {
+        m_reply(fd, 404, "text/plain", "not found\n");
+    }
+}
+
+static void *m_thread(void *arg) {
+    gq_metrics_t *m = arg;
+    for (;;) {
+        struct pollfd p[2] = {{m->fd, POLLIN, 0}, {m->wake[0], POLLIN, 0}};
+        if (poll(p, 2, -1) < 0 && errno != EINTR)
+            break;
+        if (p[1].revents)
+            break;
+        if (p[0].revents & POLLIN) {
+            int c = accept(m->fd, NULL, NULL);
+            if (c >= 0) {
+                m_serve(m, c);
+                close(c);
+            }
+        }
+    }
+    return NULL;
+}
+
+gq_status_t gq_metrics_listen(gq_metrics_t *m, const char *addr, int stuck_after_ms, char *errstr,
+                              size_t errstr_size) {
+    char host[64] = "0.0.0.0";
+    const char *colon = strrchr(addr, ':');
+    int64_t port;
+    if (!colon || gq_parse_i64(colon + 1, 0, 65535, &port) != GQ_OK ||
+        (size_t)(colon - addr) >= sizeof(host)) {
+        gq_errf(errstr, errstr_size, "http_listen \"%s\": expected host:port or :port", addr);
+        return GQ_ERR_INVALID;
+    }
+    if (colon > addr) {
+        memcpy(host, addr, (size_t)(colon - addr));
+        host[colon - addr] = '\0';
+    }
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
+        gq_errf(errstr, errstr_size, "http_listen: \"%s\" is not an IPv4 address", host);
+        return GQ_ERR_INVALID;
+    }
+    m->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    setsockopt(m->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (m->fd < 0 || bind(m->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(m->fd, 16) < 0) {
+        gq_errf(errstr, errstr_size, "http_listen %s: %s", addr, strerror(errno));
+        return GQ_ERR;
+    }
+    socklen_t sl = sizeof(sa);
+    getsockname(m->fd, (struct sockaddr *)&sa, &sl);
+    m->port = ntohs(sa.sin_port);
+    m->stuck_after_ms = stuck_after_ms;
+    if (pipe(m->wake) < 0 || pthread_create(&m->thread, NULL, m_thread, m) != 0) {
+        gq_errf(errstr, errstr_size, "starting the HTTP endpoint: %s", strerror(errno));
+        return GQ_ERR;
+    }
+    m->running = true;
+    return GQ_OK;
+}
+
+int gq_metrics_port(const gq_metrics_t *m) { return m->port; }
