@@ -99,14 +99,9 @@ int gq_replay_dlq(const gq_cfg_t *cfg, gq_pg_t *pg) {
     const char *reason = gq_cfg_str(cfg, "reason");
     bool dry = gq_cfg_bool(cfg, "dry_run"), force = gq_cfg_bool(cfg, "force");
     bool undecodable = gq_cfg_bool(cfg, "include_undecodable");
-    int64_t now = gq_now_ms(), since = 0, until = INT64_MAX;
-    if ((gq_cfg_isset(cfg, "since") &&
-         gq_replay_parse_time(gq_cfg_str(cfg, "since"), now, &since) != GQ_OK) ||
-        (gq_cfg_isset(cfg, "until") &&
-         gq_replay_parse_time(gq_cfg_str(cfg, "until"), now, &until) != GQ_OK)) {
-        gq_err("--since/--until: expected unix ms or -30m, -2h, -1d");
+    int64_t since, until;
+    if (gq_replay_time_range(cfg, &since, &until) != GQ_OK)
         return GQ_EXIT_USAGE;
-    }
     int parts = 0;
     int64_t *ends = NULL;
     rd_kafka_t *rk = replay_reader(cfg, dlq, &parts, &ends, err, sizeof(err));

@@ -12,6 +12,9 @@
 /** Parses a time: unix ms, or relative to now: -30s, -15m, -2h, -1d. */
 gq_status_t gq_replay_parse_time(const char *s, int64_t now_ms, int64_t *out);
 
+/** --since and --until of cfg (default: all time); logs and fails on a bad value. */
+gq_status_t gq_replay_time_range(const gq_cfg_t *cfg, int64_t *since, int64_t *until);
+
 /**
  * Makes a finished job renderable again: status queued, error and prompt id cleared.
  * Attempts are kept (genq.job_attempts keeps the history); the caller raises the request's

@@ -30,6 +30,20 @@ gq_status_t gq_replay_parse_time(const char *s, int64_t now_ms, int64_t *out) {
     return GQ_OK;
 }
 
+gq_status_t gq_replay_time_range(const gq_cfg_t *cfg, int64_t *since, int64_t *until) {
+    int64_t now = gq_now_ms();
+    *since = 0;
+    *until = INT64_MAX;
+    if ((gq_cfg_isset(cfg, "since") &&
+         gq_replay_parse_time(gq_cfg_str(cfg, "since"), now, since) != GQ_OK) ||
+        (gq_cfg_isset(cfg, "until") &&
+         gq_replay_parse_time(gq_cfg_str(cfg, "until"), now, until) != GQ_OK)) {
+        gq_err("--since/--until: expected unix ms or -30m, -2h, -1d");
+        return GQ_ERR_INVALID;
+    }
+    return GQ_OK;
+}
+
 int gq_cmd_replay(int argc, char **argv) {
     gq_cfg_t cfg;
     int argi = 0;

@@ -71,14 +71,9 @@ int gq_replay_jobs(const gq_cfg_t *cfg, gq_pg_t *pg) {
         gq_err("replaying succeeded jobs renders them again: add --force");
         return GQ_EXIT_USAGE;
     }
-    int64_t now = gq_now_ms(), since = 0, until = INT64_MAX;
-    if ((gq_cfg_isset(cfg, "since") &&
-         gq_replay_parse_time(gq_cfg_str(cfg, "since"), now, &since) != GQ_OK) ||
-        (gq_cfg_isset(cfg, "until") &&
-         gq_replay_parse_time(gq_cfg_str(cfg, "until"), now, &until) != GQ_OK)) {
-        gq_err("--since/--until: expected unix ms or -30m, -2h, -1d");
+    int64_t since, until;
+    if (gq_replay_time_range(cfg, &since, &until) != GQ_OK)
         return GQ_EXIT_USAGE;
-    }
     int64_t limit = gq_cfg_int(cfg, "limit");
     gq_pg_params_t p;
     gq_pg_params_init(&p);
