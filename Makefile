@@ -49,7 +49,7 @@ TEST_SRC := $(sort $(wildcard tests/unit/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BINDIR)/tests/%)
 GENQ     := $(BINDIR)/genq
 
-.PHONY: all deps test unit asan valgrind demo bench fuzz fuzz-long style style-check clean help soak
+.PHONY: all deps test unit asan valgrind demo bench fuzz fuzz-long style style-check lint clean help soak
 all: $(GENQ) $(TEST_BIN) $(BINDIR)/libgenq-producer.a
 
 help:
@@ -135,6 +135,9 @@ STYLE_SRC = $(shell git ls-files '*.c' '*.h')
 style:
 	@scripts/deps dev
 	clang-format -i $(STYLE_SRC)
+
+lint:
+	@scripts/lint
 
 style-check:
 	@scripts/deps dev

@@ -357,8 +357,10 @@ void render_warmup(gq_worker_t *w, volatile sig_atomic_t *stop) {
     char names[512];
     gq_strlcpy(names, list, sizeof(names));
     char err[1024];
-    for (char *save = NULL, *name = strtok_r(names, ",", &save); name && !*stop;
-         name = strtok_r(NULL, ",", &save)) {
+    for (char *name = names, *next; name && *name && !*stop; name = next) {
+        next = strchr(name, ',');
+        if (next)
+            *next++ = '\0';
         json_t *tmpl = NULL, *wf = NULL;
         gq_request_t req;
         gq_request_init(&req);
