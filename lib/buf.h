@@ -13,10 +13,10 @@
 #include "gq.h"
 
 typedef struct gq_buf {
-    char *data;  /**< owned; NULL until the first append */
+    char *data; /**< owned; NULL until the first append */
     size_t len;
     size_t cap;
-    size_t max;  /**< appends that would make len exceed max fail with GQ_ERR_TOOBIG */
+    size_t max; /**< appends that would make len exceed max fail with GQ_ERR_TOOBIG */
 } gq_buf_t;
 
 void gq_buf_init(gq_buf_t *b, size_t max);

@@ -38,12 +38,11 @@ static gq_status_t cfg_validate(const gq_cfg_key_t *k, const char *v, char *errs
     double d;
     bool b;
     switch (k->type) {
-    case GQ_CFG_STR:
-        return GQ_OK;
+    case GQ_CFG_STR: return GQ_OK;
     case GQ_CFG_INT:
         if (gq_parse_i64(v, k->min, k->max, &i) != GQ_OK) {
-            gq_errf(errstr, errstr_size, "%s: \"%s\" is not an integer in [%lld, %lld]",
-                    k->name, v, (long long)k->min, (long long)k->max);
+            gq_errf(errstr, errstr_size, "%s: \"%s\" is not an integer in [%lld, %lld]", k->name, v,
+                    (long long)k->min, (long long)k->max);
             return GQ_ERR_INVALID;
         }
         return GQ_OK;
@@ -93,8 +92,8 @@ gq_status_t gq_cfg_init(gq_cfg_t *cfg, unsigned cmd, const char *cmd_name, char 
     for (size_t i = 0; i < n; i++) {
         if (!(t[i].cmds & cmd))
             continue;
-        if (t[i].def && gq_cfg_set(cfg, t[i].name, t[i].def, GQ_SRC_DEFAULT, errstr,
-                                   errstr_size) != GQ_OK)
+        if (t[i].def &&
+            gq_cfg_set(cfg, t[i].name, t[i].def, GQ_SRC_DEFAULT, errstr, errstr_size) != GQ_OK)
             return GQ_ERR;
         const char *ev = t[i].env ? getenv(t[i].env) : NULL;
         if (ev && *ev) {

@@ -26,30 +26,35 @@ enum {
 typedef enum gq_cfg_type { GQ_CFG_STR, GQ_CFG_INT, GQ_CFG_BOOL, GQ_CFG_DOUBLE } gq_cfg_type_t;
 
 typedef struct gq_cfg_key {
-    const char *name;   /**< also the long flag: --name (underscores become dashes) */
-    char short_flag;    /**< 0 if none */
-    const char *env;    /**< NULL if the key is a flag only */
+    const char *name; /**< also the long flag: --name (underscores become dashes) */
+    char short_flag;  /**< 0 if none */
+    const char *env;  /**< NULL if the key is a flag only */
     gq_cfg_type_t type;
-    const char *def;    /**< NULL means unset */
-    int64_t min, max;   /**< bounds for GQ_CFG_INT */
-    unsigned cmds;      /**< GQ_CMD_* mask */
-    bool secret;        /**< redacted in --dump-config and logs */
+    const char *def;  /**< NULL means unset */
+    int64_t min, max; /**< bounds for GQ_CFG_INT */
+    unsigned cmds;    /**< GQ_CMD_* mask */
+    bool secret;      /**< redacted in --dump-config and logs */
     const char *help;
 } gq_cfg_key_t;
 
 #define GQ_CFG_MAX_KEYS 96
 #define GQ_CFG_MAX_KAFKA 64
 
-typedef enum gq_cfg_source { GQ_SRC_UNSET, GQ_SRC_DEFAULT, GQ_SRC_ENV, GQ_SRC_FLAG } gq_cfg_source_t;
+typedef enum gq_cfg_source {
+    GQ_SRC_UNSET,
+    GQ_SRC_DEFAULT,
+    GQ_SRC_ENV,
+    GQ_SRC_FLAG
+} gq_cfg_source_t;
 
 typedef struct gq_cfg {
-    unsigned cmd;                    /**< the running subcommand */
+    unsigned cmd; /**< the running subcommand */
     const char *cmd_name;
-    char *values[GQ_CFG_MAX_KEYS];   /**< owned strings, indexed like the table */
+    char *values[GQ_CFG_MAX_KEYS]; /**< owned strings, indexed like the table */
     gq_cfg_source_t source[GQ_CFG_MAX_KEYS];
-    char *kafka[GQ_CFG_MAX_KAFKA];   /**< owned "key=value" strings from -X */
+    char *kafka[GQ_CFG_MAX_KAFKA]; /**< owned "key=value" strings from -X */
     size_t kafka_cnt;
-    int verbosity;                   /**< -v adds one, -q removes one */
+    int verbosity; /**< -v adds one, -q removes one */
 } gq_cfg_t;
 
 /** Result of gq_cfg_parse_args beyond gq_status_t: help was asked for. */

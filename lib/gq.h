@@ -50,13 +50,13 @@ void gq_errf(char *errstr, size_t errstr_size, const char *fmt, ...) GQ_PRINTF(3
 /** Exit codes of the genq executable; documented in docs/exit-codes.md. */
 enum {
     GQ_EXIT_OK = 0,
-    GQ_EXIT_FAILURE = 1,     /**< the command ran and failed (e.g. a message not delivered) */
-    GQ_EXIT_INTERRUPTED = 3, /**< worker stopped with renders interrupted (left for redelivery) */
-    GQ_EXIT_USAGE = 64,      /**< bad command line (EX_USAGE) */
-    GQ_EXIT_DATAERR = 65,    /**< bad input data */
-    GQ_EXIT_UNAVAILABLE = 69,/**< a service (Kafka, PostgreSQL, ComfyUI) is unreachable */
-    GQ_EXIT_SOFTWARE = 70,   /**< internal error */
-    GQ_EXIT_CONFIG = 78,     /**< configuration error, e.g. unmigrated database */
+    GQ_EXIT_FAILURE = 1,      /**< the command ran and failed (e.g. a message not delivered) */
+    GQ_EXIT_INTERRUPTED = 3,  /**< worker stopped with renders interrupted (left for redelivery) */
+    GQ_EXIT_USAGE = 64,       /**< bad command line (EX_USAGE) */
+    GQ_EXIT_DATAERR = 65,     /**< bad input data */
+    GQ_EXIT_UNAVAILABLE = 69, /**< a service (Kafka, PostgreSQL, ComfyUI) is unreachable */
+    GQ_EXIT_SOFTWARE = 70,    /**< internal error */
+    GQ_EXIT_CONFIG = 78,      /**< configuration error, e.g. unmigrated database */
 };
 
 #endif

@@ -8,7 +8,7 @@
 void gq_kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
     (void)rk;
     /* syslog levels: 0-3 error, 4 warning, 5-6 info, 7 debug */
-    gq_log_level_t l = level <= 3 ? GQ_LOG_ERROR
+    gq_log_level_t l = level <= 3   ? GQ_LOG_ERROR
                        : level == 4 ? GQ_LOG_WARN
                        : level <= 6 ? GQ_LOG_INFO
                                     : GQ_LOG_DEBUG;
@@ -50,8 +50,8 @@ rd_kafka_conf_t *gq_kafka_conf_new(const gq_cfg_t *cfg, const char *client_id, c
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_conf_set_log_cb(conf, gq_kafka_log_cb);
     const char *brokers = gq_cfg_str(cfg, "brokers");
-    if (gq_kafka_conf_set(conf, "bootstrap.servers", brokers ? brokers : "", errstr,
-                          errstr_size) != GQ_OK ||
+    if (gq_kafka_conf_set(conf, "bootstrap.servers", brokers ? brokers : "", errstr, errstr_size) !=
+            GQ_OK ||
         gq_kafka_conf_set(conf, "client.id", client_id, errstr, errstr_size) != GQ_OK ||
         gq_kafka_conf_apply_user(conf, cfg, errstr, errstr_size) != GQ_OK) {
         rd_kafka_conf_destroy(conf);
@@ -72,20 +72,16 @@ gq_status_t gq_kafka_status(rd_kafka_resp_err_t err) {
     case RD_KAFKA_RESP_ERR_NOT_COORDINATOR:
     case RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE:
     case RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE:
-    case RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION:
-        return GQ_ERR_TRANSIENT;
+    case RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION: return GQ_ERR_TRANSIENT;
     case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
-    case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
-        return GQ_ERR_NOTFOUND;
-    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
-        return GQ_ERR_TOOBIG;
-    default:
-        return GQ_ERR;
+    case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART: return GQ_ERR_NOTFOUND;
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE: return GQ_ERR_TOOBIG;
+    default: return GQ_ERR;
     }
 }
 
 static gq_status_t kafka_partition_count_once(rd_kafka_t *rk, const char *topic, int timeout_ms,
-                                     int *cnt, char *errstr, size_t errstr_size) {
+                                              int *cnt, char *errstr, size_t errstr_size) {
     gq_errf(errstr, errstr_size, "%s", "");
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
     const struct rd_kafka_metadata *md = NULL;
@@ -115,8 +111,8 @@ static gq_status_t kafka_partition_count_once(rd_kafka_t *rk, const char *topic,
 }
 
 /* A topic just created takes a moment to appear in metadata: look again until timeout. */
-gq_status_t gq_kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms,
-                                     int *cnt, char *errstr, size_t errstr_size) {
+gq_status_t gq_kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms, int *cnt,
+                                     char *errstr, size_t errstr_size) {
     int64_t deadline = gq_mono_ms() + timeout_ms;
     for (;;) {
         int64_t left = deadline - gq_mono_ms();

@@ -40,8 +40,8 @@ gq_status_t gq_kafka_topics_ensure(rd_kafka_t *rk, const char *const *topics, si
                                    size_t errstr_size);
 
 /** Number of partitions of a topic (from metadata), or GQ_ERR_NOTFOUND. */
-gq_status_t gq_kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms,
-                                     int *cnt, char *errstr, size_t errstr_size);
+gq_status_t gq_kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms, int *cnt,
+                                     char *errstr, size_t errstr_size);
 
 /** Maps a librdkafka error to our classes: retriable/transport → transient, else error. */
 gq_status_t gq_kafka_status(rd_kafka_resp_err_t err);

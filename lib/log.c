@@ -61,8 +61,8 @@ void gq_log(gq_log_level_t level, const char *fmt, ...) {
         log_json_escape(stderr, msg);
         fputs("\"}\n", stderr);
     } else {
-        fprintf(stderr, "%s.%03ldZ genq[%s] %s: %s\n", when, ts.tv_nsec / 1000000,
-                log_component, level_names[level], msg);
+        fprintf(stderr, "%s.%03ldZ genq[%s] %s: %s\n", when, ts.tv_nsec / 1000000, log_component,
+                level_names[level], msg);
     }
     fflush(stderr);
     pthread_mutex_unlock(&log_lock);

@@ -33,7 +33,7 @@ typedef struct gq_producer_conf {
     size_t kafka_props_cnt;
     gq_producer_dr_cb_t *on_delivery; /**< may be NULL */
     void *opaque;
-    int create_partitions;          /**< >0: create the topic with this many partitions if missing */
+    int create_partitions; /**< >0: create the topic with this many partitions if missing */
 } gq_producer_conf_t;
 
 gq_producer_t *gq_producer_new(const gq_producer_conf_t *conf, char *errstr, size_t errstr_size);

@@ -30,8 +30,7 @@ static void produce_on_signal(int sig) {
 }
 
 /* Job ids go to stdout as their delivery is confirmed: a printed id is durably queued. */
-static void produce_on_delivery(const char *job_id, gq_status_t st, const char *err,
-                                void *opaque) {
+static void produce_on_delivery(const char *job_id, gq_status_t st, const char *err, void *opaque) {
     produce_state_t *ps = opaque;
     (void)err;
     if (st == GQ_OK) {
@@ -116,8 +115,8 @@ static gq_status_t produce_from_flags(const gq_cfg_t *cfg, gq_request_t *req, ch
     /* Only an explicit max_attempts goes into the request; else the worker's default rules. */
     if (gq_cfg_source(cfg, "max_attempts") > GQ_SRC_DEFAULT)
         req->max_attempts = (int32_t)gq_cfg_int(cfg, "max_attempts");
-    req->seed = gq_cfg_isset(cfg, "seed") ? gq_cfg_int(cfg, "seed")
-                                          : (int64_t)(gq_random_u64() >> 33);
+    req->seed =
+        gq_cfg_isset(cfg, "seed") ? gq_cfg_int(cfg, "seed") : (int64_t)(gq_random_u64() >> 33);
     return GQ_OK;
 }
 
@@ -201,8 +200,7 @@ static int produce_wait(gq_reader_t *r, produce_state_t *ps, int64_t timeout_s) 
                     ok++;
                 } else {
                     failed++;
-                    gq_warn("job %s failed: %s: %s", ev.job_id,
-                            ev.error_code ? ev.error_code : "?",
+                    gq_warn("job %s failed: %s: %s", ev.job_id, ev.error_code ? ev.error_code : "?",
                             ev.error_message ? ev.error_message : "");
                 }
             }
@@ -253,8 +251,8 @@ int gq_cmd_produce(int argc, char **argv) {
     gq_reader_t *waiter = NULL;
     if (gq_cfg_bool(&cfg, "wait")) {
         /* Open the reader first: its "end" is fixed now, so no completion can be missed. */
-        waiter = gq_reader_new(&cfg, gq_cfg_str(&cfg, "completed_topic"), "end", partitions,
-                               true, err, sizeof(err));
+        waiter = gq_reader_new(&cfg, gq_cfg_str(&cfg, "completed_topic"), "end", partitions, true,
+                               err, sizeof(err));
         if (!waiter) {
             gq_err("%s", err);
             gq_cfg_release(&cfg);

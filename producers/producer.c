@@ -51,7 +51,7 @@ gq_producer_t *gq_producer_new(const gq_producer_conf_t *conf, char *errstr, siz
     rd_kafka_conf_set_dr_msg_cb(kc, producer_dr_cb);
     rd_kafka_conf_set_opaque(kc, p);
     gq_status_t st = gq_kafka_conf_set(kc, "bootstrap.servers", conf->brokers ? conf->brokers : "",
-                                  errstr, errstr_size);
+                                       errstr, errstr_size);
     /* Idempotence implies acks=all and in-order, duplicate-free retries. */
     if (st == GQ_OK)
         st = gq_kafka_conf_set(kc, "enable.idempotence", "true", errstr, errstr_size);
@@ -151,4 +151,6 @@ gq_status_t gq_producer_flush(gq_producer_t *p, int timeout_ms, size_t *failed, 
     return p->failed ? GQ_ERR : GQ_OK;
 }
 
-struct rd_kafka_s *gq_producer_handle(gq_producer_t *p) { return p->rk; }
+struct rd_kafka_s *gq_producer_handle(gq_producer_t *p) {
+    return p->rk;
+}

@@ -177,8 +177,7 @@ static gq_status_t ws_handshake(gq_comfy_t *c, char *errstr, size_t errstr_size)
                                           "Sec-WebSocket-Key: %s\r\n"
                                           "Sec-WebSocket-Version: 13\r\n"
                                           "\r\n",
-                                          c->base.prefix, cid, c->base.host_hdr, gq_version(),
-                                          key)
+                                          c->base.prefix, cid, c->base.host_hdr, gq_version(), key)
                          : GQ_ERR_NOMEM;
     curl_free(cid);
     if (st != GQ_OK) {

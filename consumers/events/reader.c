@@ -10,9 +10,9 @@ struct gq_reader {
     rd_kafka_t *rk;
     int partitions;
     bool follow;
-    int at_eof;        /**< partitions that reached the end seen at open */
-    bool *eof;         /**< per partition */
-    int64_t *end;      /**< high watermark at open */
+    int at_eof;   /**< partitions that reached the end seen at open */
+    bool *eof;    /**< per partition */
+    int64_t *end; /**< high watermark at open */
 };
 
 static gq_status_t reader_positions(gq_reader_t *r, const char *topic, const char *from,
@@ -28,8 +28,8 @@ static gq_status_t reader_positions(gq_reader_t *r, const char *topic, const cha
     }
     for (int p = 0; p < r->partitions; p++) {
         int64_t lo = 0, hi = 0;
-        rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(r->rk, topic, p, &lo, &hi,
-                                                                   10000);
+        rd_kafka_resp_err_t err =
+            rd_kafka_query_watermark_offsets(r->rk, topic, p, &lo, &hi, 10000);
         if (err) {
             gq_errf(errstr, errstr_size, "watermarks of %s [%d]: %s", topic, p,
                     rd_kafka_err2str(err));
@@ -64,8 +64,8 @@ static gq_status_t reader_positions(gq_reader_t *r, const char *topic, const cha
     return GQ_OK;
 }
 
-gq_reader_t *gq_reader_new(const gq_cfg_t *cfg, const char *topic, const char *from,
-                           int partitions, bool follow, char *errstr, size_t errstr_size) {
+gq_reader_t *gq_reader_new(const gq_cfg_t *cfg, const char *topic, const char *from, int partitions,
+                           bool follow, char *errstr, size_t errstr_size) {
     char err[512];
     if (gq_schema_init(errstr, errstr_size) != GQ_OK)
         return NULL;
@@ -73,8 +73,7 @@ gq_reader_t *gq_reader_new(const gq_cfg_t *cfg, const char *topic, const char *f
     if (!conf)
         return NULL;
     /* No group: readers never commit, never disturb the workers' group. */
-    if (gq_kafka_conf_set(conf, "group.id", "genq-reader-unused", errstr, errstr_size) !=
-            GQ_OK ||
+    if (gq_kafka_conf_set(conf, "group.id", "genq-reader-unused", errstr, errstr_size) != GQ_OK ||
         gq_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, errstr_size) != GQ_OK ||
         gq_kafka_conf_set(conf, "enable.partition.eof", "true", errstr, errstr_size) != GQ_OK ||
         gq_kafka_conf_apply_user(conf, cfg, errstr, errstr_size) != GQ_OK) {
@@ -159,8 +158,8 @@ gq_status_t gq_reader_next(gq_reader_t *r, int timeout_ms, gq_completed_t *ev, c
         gq_status_t st = gq_completed_decode(m->payload, m->len, ev, errstr, errstr_size);
         if (st != GQ_OK) {
             size_t l = strlen(errstr);
-            gq_errf(errstr + l, errstr_size - l, " (partition %d offset %lld)",
-                    (int)m->partition, (long long)m->offset);
+            gq_errf(errstr + l, errstr_size - l, " (partition %d offset %lld)", (int)m->partition,
+                    (long long)m->offset);
             gq_completed_release(ev);
         }
         rd_kafka_message_destroy(m);

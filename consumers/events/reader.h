@@ -19,8 +19,8 @@ typedef struct gq_reader gq_reader_t;
  * "end" is resolved to concrete offsets now, so events produced after this call are
  * never missed. The topic is created (partitions) if it does not exist.
  */
-gq_reader_t *gq_reader_new(const gq_cfg_t *cfg, const char *topic, const char *from,
-                           int partitions, bool follow, char *errstr, size_t errstr_size);
+gq_reader_t *gq_reader_new(const gq_cfg_t *cfg, const char *topic, const char *from, int partitions,
+                           bool follow, char *errstr, size_t errstr_size);
 void gq_reader_destroy(gq_reader_t *r);
 
 /**

@@ -1,7 +1,6 @@
 #include "lag.h"
 
-void gq_lag_compute(gq_lag_part_t *parts, size_t cnt, const gq_lag_opts_t *o,
-                    gq_lag_result_t *r) {
+void gq_lag_compute(gq_lag_part_t *parts, size_t cnt, const gq_lag_opts_t *o, gq_lag_result_t *r) {
     r->total = 0;
     for (size_t i = 0; i < cnt; i++) {
         gq_lag_part_t *p = &parts[i];

@@ -64,11 +64,10 @@ int gq_cmd_lag(int argc, char **argv) {
         gq_cfg_release(&cfg);
         return GQ_EXIT_UNAVAILABLE;
     }
-    gq_lag_opts_t o = {gq_cfg_int(&cfg, "lag_threshold"),
-                       gq_cfg_int(&cfg, "activation_lag_threshold"),
-                       strcmp(policy, "earliest") == 0,
-                       gq_cfg_bool(&cfg, "scale_to_zero_on_invalid_offset"),
-                       gq_cfg_int(&cfg, "min_replicas"), gq_cfg_int(&cfg, "max_replicas")};
+    gq_lag_opts_t o = {
+        gq_cfg_int(&cfg, "lag_threshold"), gq_cfg_int(&cfg, "activation_lag_threshold"),
+        strcmp(policy, "earliest") == 0,   gq_cfg_bool(&cfg, "scale_to_zero_on_invalid_offset"),
+        gq_cfg_int(&cfg, "min_replicas"),  gq_cfg_int(&cfg, "max_replicas")};
     gq_lag_result_t r;
     gq_lag_compute(parts, (size_t)n, &o, &r);
     if (strcmp(gq_cfg_str(&cfg, "format"), "json") == 0) {
@@ -85,9 +84,8 @@ int gq_cmd_lag(int argc, char **argv) {
         for (int p = 0; p < n; p++) {
             char c[24];
             snprintf(c, sizeof(c), "%lld", (long long)parts[p].committed);
-            printf("%-10d %12lld %12s %10lld\n", (int)parts[p].partition,
-                   (long long)parts[p].end, parts[p].committed < 0 ? "-" : c,
-                   (long long)parts[p].lag);
+            printf("%-10d %12lld %12s %10lld\n", (int)parts[p].partition, (long long)parts[p].end,
+                   parts[p].committed < 0 ? "-" : c, (long long)parts[p].lag);
         }
         printf("total lag %lld, KEDA metric %lld, %s, %lld replica(s) at lagThreshold %lld\n",
                (long long)r.total, (long long)r.metric, r.active ? "active" : "inactive",

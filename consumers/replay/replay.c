@@ -10,16 +10,16 @@
 #include <string.h>
 
 gq_status_t gq_replay_reset_job(gq_pg_t *pg, const char *job_id, bool force, bool dry_run,
-                                bool *reset, int32_t *attempts, char *errstr,
-                                size_t errstr_size) {
+                                bool *reset, int32_t *attempts, char *errstr, size_t errstr_size) {
     *reset = false;
     *attempts = 0;
     gq_pg_params_t p;
     gq_pg_params_init(&p);
     gq_pg_param_str(&p, job_id);
     PGresult *res = NULL;
-    gq_status_t st = gq_pg_exec(pg, "SELECT status, attempts FROM genq.jobs WHERE job_id = $1::uuid",
-                                &p, &res, errstr, errstr_size);
+    gq_status_t st =
+        gq_pg_exec(pg, "SELECT status, attempts FROM genq.jobs WHERE job_id = $1::uuid", &p, &res,
+                   errstr, errstr_size);
     if (st != GQ_OK)
         return st;
     if (PQntuples(res) == 0) {
@@ -63,8 +63,8 @@ static const char *replay_header(const rd_kafka_message_t *m, const char *name, 
     return buf;
 }
 
-static rd_kafka_t *replay_reader(const gq_cfg_t *cfg, const char *topic, int *parts,
-                                 int64_t **ends, char *err, size_t errsz) {
+static rd_kafka_t *replay_reader(const gq_cfg_t *cfg, const char *topic, int *parts, int64_t **ends,
+                                 char *err, size_t errsz) {
     rd_kafka_conf_t *conf = gq_kafka_conf_new(cfg, "genq-replay", err, errsz);
     if (!conf)
         return NULL;
@@ -183,11 +183,11 @@ int gq_replay_dlq(const gq_cfg_t *cfg, gq_pg_t *pg) {
         } else {
             printf("%s %s [%d] @%lld key %s (%s) -> %s\n", dry ? "would   " : "replay  ", dlq,
                    (int)m->partition, (long long)m->offset, key[0] ? key : "-", why, to);
-            if (!dry && rd_kafka_producev(prod, RD_KAFKA_V_TOPIC(to),
-                                          RD_KAFKA_V_KEY(key, strlen(key)),
-                                          RD_KAFKA_V_VALUE((void *)value, len),
-                                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                          RD_KAFKA_V_END) != RD_KAFKA_RESP_ERR_NO_ERROR)
+            if (!dry &&
+                rd_kafka_producev(prod, RD_KAFKA_V_TOPIC(to), RD_KAFKA_V_KEY(key, strlen(key)),
+                                  RD_KAFKA_V_VALUE((void *)value, len),
+                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                  RD_KAFKA_V_END) != RD_KAFKA_RESP_ERR_NO_ERROR)
                 failed++;
             else
                 sent++;

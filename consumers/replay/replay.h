@@ -21,8 +21,7 @@ gq_status_t gq_replay_time_range(const gq_cfg_t *cfg, int64_t *since, int64_t *u
  * max_attempts above them. Succeeded jobs only with force. *reset false: left alone.
  */
 gq_status_t gq_replay_reset_job(gq_pg_t *pg, const char *job_id, bool force, bool dry_run,
-                                bool *reset, int32_t *attempts, char *errstr,
-                                size_t errstr_size);
+                                bool *reset, int32_t *attempts, char *errstr, size_t errstr_size);
 
 int gq_replay_dlq(const gq_cfg_t *cfg, gq_pg_t *pg);
 int gq_replay_jobs(const gq_cfg_t *cfg, gq_pg_t *pg);

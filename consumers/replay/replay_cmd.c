@@ -22,8 +22,11 @@ gq_status_t gq_replay_parse_time(const char *s, int64_t now_ms, int64_t *out) {
     int64_t v;
     if (gq_parse_i64(num, 0, 100000000, &v) != GQ_OK)
         return GQ_ERR_INVALID;
-    int64_t unit = s[n - 1] == 's' ? 1000 : s[n - 1] == 'm' ? 60000 : s[n - 1] == 'h' ? 3600000
-                   : s[n - 1] == 'd' ? 86400000 : 0;
+    int64_t unit = s[n - 1] == 's'   ? 1000
+                   : s[n - 1] == 'm' ? 60000
+                   : s[n - 1] == 'h' ? 3600000
+                   : s[n - 1] == 'd' ? 86400000
+                                     : 0;
     if (!unit)
         return GQ_ERR_INVALID;
     *out = now_ms - v * unit;

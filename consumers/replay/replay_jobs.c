@@ -19,10 +19,10 @@ static gq_status_t replay_request(const PGresult *res, int i, gq_request_t *req)
     gq_request_init(req);
     gq_strlcpy(req->job_id, gq_pg_get(res, i, 0), sizeof(req->job_id));
     char *s;
-#define REPLAY_STR(field, col)                                                                 \
-    if ((s = replay_dup(res, i, col))) {                                                       \
-        free(req->field);                                                                      \
-        req->field = s;                                                                        \
+#define REPLAY_STR(field, col)                                                                     \
+    if ((s = replay_dup(res, i, col))) {                                                           \
+        free(req->field);                                                                          \
+        req->field = s;                                                                            \
     }
     REPLAY_STR(workflow, 1);
     REPLAY_STR(prompt, 2);
@@ -113,8 +113,8 @@ int gq_replay_jobs(const gq_cfg_t *cfg, gq_pg_t *pg) {
         replay_request(res, i, &req);
         bool reset = false;
         int32_t attempts = 0;
-        if (gq_replay_reset_job(pg, req.job_id, force, dry, &reset, &attempts, err,
-                                sizeof(err)) != GQ_OK) {
+        if (gq_replay_reset_job(pg, req.job_id, force, dry, &reset, &attempts, err, sizeof(err)) !=
+            GQ_OK) {
             gq_err("job %s: %s", req.job_id, err);
             failed++;
         } else if (reset) {

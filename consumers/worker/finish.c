@@ -112,12 +112,12 @@ static void finish_result(gq_worker_t *w, job_t *j, gq_job_status_t status) {
     ev->status = status;
     ev->worker_id = strdup(w->worker_id);
     ev->finished_at = gq_now_ms();
-    int64_t submitted = j->decoded && j->req.submitted_at > 0 ? j->req.submitted_at
-                                                               : j->received_at;
+    int64_t submitted =
+        j->decoded && j->req.submitted_at > 0 ? j->req.submitted_at : j->received_at;
     int64_t start = j->started_at ? j->started_at : ev->finished_at;
     ev->queue_ms = finish_max0(start - submitted);
-    ev->render_ms = j->started_at && j->rendered_at ? finish_max0(j->rendered_at - j->started_at)
-                                                    : 0;
+    ev->render_ms =
+        j->started_at && j->rendered_at ? finish_max0(j->rendered_at - j->started_at) : 0;
     int64_t end = j->rendered_at ? j->rendered_at : start;
     ev->total_ms = ev->queue_ms + ev->render_ms + finish_max0(ev->finished_at - end);
     if (j->decoded) {
@@ -148,8 +148,8 @@ void finish_reject(gq_worker_t *w, job_t *j, const char *reason, const char *err
     gq_strlcpy(j->dlq_reason, reason, sizeof(j->dlq_reason));
     gq_strlcpy(j->error_code, reason, sizeof(j->error_code));
     gq_strlcpy(j->error_message, err, sizeof(j->error_message));
-    gq_warn("poison message %s [%d] @%lld: %s", w->topic, (int)j->partition,
-            (long long)j->offset, err);
+    gq_warn("poison message %s [%d] @%lld: %s", w->topic, (int)j->partition, (long long)j->offset,
+            err);
     j->state = JOB_RECORD;
 }
 
@@ -230,10 +230,10 @@ static size_t finish_dlq_headers(gq_worker_t *w, job_t *j, gq_kv_t *h, char bufs
     snprintf(bufs[2], 24, "%d", (int)j->attempt);
     const char *why = j->error_message[0] ? j->error_message : j->dlq_reason;
     const gq_kv_t all[] = {
-        {"genq-reason", j->dlq_reason},          {"genq-error", (char *)why},
-        {"genq-error-code", j->error_code},      {"genq-source-topic", (char *)w->topic},
-        {"genq-source-partition", bufs[0]},      {"genq-source-offset", bufs[1]},
-        {"genq-attempts", bufs[2]},              {"genq-worker", w->worker_id},
+        {"genq-reason", j->dlq_reason},     {"genq-error", (char *)why},
+        {"genq-error-code", j->error_code}, {"genq-source-topic", (char *)w->topic},
+        {"genq-source-partition", bufs[0]}, {"genq-source-offset", bufs[1]},
+        {"genq-attempts", bufs[2]},         {"genq-worker", w->worker_id},
     };
     memcpy(h, all, sizeof(all));
     return GQ_ARRAY_LEN(all);
@@ -255,23 +255,32 @@ static void finish_record(gq_worker_t *w, job_t *j) {
         if (gq_completed_encode(&j->result, &ev, err, sizeof(err)) != GQ_OK) {
             gq_err("job %s: encoding the completion event: %s", j->job_id, err);
         } else {
-            msgs[n++] = (gq_outbox_msg_t){gq_cfg_str(w->cfg, "completed_topic"), j->job_id,
-                                          ev.data, ev.len, ev_hdr, 1, j->job_id};
+            msgs[n++] = (gq_outbox_msg_t){gq_cfg_str(w->cfg, "completed_topic"),
+                                          j->job_id,
+                                          ev.data,
+                                          ev.len,
+                                          ev_hdr,
+                                          1,
+                                          j->job_id};
         }
     }
     if (j->to_dlq) {
         size_t hn = finish_dlq_headers(w, j, dlq_hdr, bufs);
-        msgs[n++] = (gq_outbox_msg_t){gq_cfg_str(w->cfg, "dlq_topic"), j->job_id, j->payload,
-                                      j->payload_len, dlq_hdr, hn, j->job_id};
+        msgs[n++] = (gq_outbox_msg_t){gq_cfg_str(w->cfg, "dlq_topic"),
+                                      j->job_id,
+                                      j->payload,
+                                      j->payload_len,
+                                      dlq_hdr,
+                                      hn,
+                                      j->job_id};
     }
     gq_status_t st =
         j->has_result
-            ? gq_recorder_job_finish_outbox(w->rec, j->decoded ? &j->req : NULL, &j->result,
-                                            &ref, msgs, n, w->worker_id, ids, &already, err,
-                                            sizeof(err))
-            : gq_recorder_reject_outbox(w->rec, &ref, j->dlq_reason, j->error_message,
-                                        j->payload, j->payload_len, msgs, n, w->worker_id, ids,
-                                        err, sizeof(err));
+            ? gq_recorder_job_finish_outbox(w->rec, j->decoded ? &j->req : NULL, &j->result, &ref,
+                                            msgs, n, w->worker_id, ids, &already, err, sizeof(err))
+            : gq_recorder_reject_outbox(w->rec, &ref, j->dlq_reason, j->error_message, j->payload,
+                                        j->payload_len, msgs, n, w->worker_id, ids, err,
+                                        sizeof(err));
     if (st != GQ_OK) {
         gq_warn("job %s: writing the terminal record: %s (will retry)",
                 j->job_id[0] ? j->job_id : "?", err);

@@ -70,8 +70,8 @@ static void intake_assign(gq_worker_t *w, rd_kafka_topic_partition_list_t *parts
     char err[512];
     /* PostgreSQL holds the truth: the offset written with the last terminal record. If it
      * cannot be read, Kafka's committed offset is a safe fallback: it never runs ahead. */
-    gq_status_t st = gq_recorder_offsets_load(w->rec, w->group, w->topic, ids, offs, n, err,
-                                              sizeof(err));
+    gq_status_t st =
+        gq_recorder_offsets_load(w->rec, w->group, w->topic, ids, offs, n, err, sizeof(err));
     if (st != GQ_OK)
         gq_warn("could not read stored offsets (%s); starting from Kafka's committed ones", err);
     for (size_t i = 0; i < n; i++) {
@@ -186,8 +186,8 @@ gq_status_t intake_init(gq_worker_t *w, char *errstr, size_t errstr_size) {
      * yet would wait for a metadata refresh. */
     const char *topics[] = {w->topic, gq_cfg_str(w->cfg, "completed_topic"),
                             gq_cfg_str(w->cfg, "dlq_topic")};
-    if (gq_kafka_topics_ensure(w->consumer, topics, 3, (int)gq_cfg_int(w->cfg, "partitions"),
-                               10000, err, sizeof(err)) != GQ_OK)
+    if (gq_kafka_topics_ensure(w->consumer, topics, 3, (int)gq_cfg_int(w->cfg, "partitions"), 10000,
+                               err, sizeof(err)) != GQ_OK)
         gq_warn("could not ensure topics exist: %s", err);
     rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(sub, w->topic, RD_KAFKA_PARTITION_UA);
@@ -288,8 +288,7 @@ void intake_process(gq_worker_t *w, job_t *j) {
         char keyed_id[37];
         memcpy(keyed_id, j->job_id, sizeof(keyed_id));
         gq_request_release(&j->req);
-        gq_status_t dst =
-            gq_request_decode(j->payload, j->payload_len, &j->req, err, sizeof(err));
+        gq_status_t dst = gq_request_decode(j->payload, j->payload_len, &j->req, err, sizeof(err));
         gq_status_t st = dst == GQ_OK ? gq_request_validate(&j->req, err, sizeof(err)) : dst;
         if (j->req.job_id[0] && gq_uuid_valid(j->req.job_id))
             memcpy(j->job_id, j->req.job_id, sizeof(j->job_id));
@@ -331,8 +330,7 @@ void intake_process(gq_worker_t *w, job_t *j) {
         w->pg_retry_mono = gq_mono_ms() + 1000;
         return;
     }
-    if (row.exists &&
-        (strcmp(row.status, "succeeded") == 0 || strcmp(row.status, "failed") == 0)) {
+    if (row.exists && (strcmp(row.status, "succeeded") == 0 || strcmp(row.status, "failed") == 0)) {
         intake_skip(w, j, row.status);
         return;
     }
@@ -369,8 +367,8 @@ void intake_process(gq_worker_t *w, job_t *j) {
             return;
         }
         gq_comfy_result_release(&res);
-        gq_info("job %s: attempt %d (prompt %s) is gone from ComfyUI; rendering again",
-                j->job_id, (int)j->attempt, row.comfy_prompt_id);
+        gq_info("job %s: attempt %d (prompt %s) is gone from ComfyUI; rendering again", j->job_id,
+                (int)j->attempt, row.comfy_prompt_id);
     }
     if (j->attempt >= j->max_attempts) {
         j->to_dlq = true;

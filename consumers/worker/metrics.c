@@ -20,7 +20,7 @@
 #define M_MAX_PARTS 1024
 #define M_NBUCKETS 14
 
-static const double m_buckets[M_NBUCKETS] = {0.05, 0.1, 0.25, 0.5, 1,   2.5,  5,
+static const double m_buckets[M_NBUCKETS] = {0.05, 0.1, 0.25, 0.5, 1,   2.5, 5,
                                              10,   30,  60,   120, 300, 600, 1800};
 
 typedef struct m_hist {
@@ -313,8 +313,10 @@ char *gq_metrics_render(gq_metrics_t *m) {
 }
 
 static void m_reply(int fd, int code, const char *ctype, const char *body) {
-    const char *reason = code == 200 ? "OK" : code == 404 ? "Not Found"
-                         : code == 405 ? "Method Not Allowed" : "Service Unavailable";
+    const char *reason = code == 200   ? "OK"
+                         : code == 404 ? "Not Found"
+                         : code == 405 ? "Method Not Allowed"
+                                       : "Service Unavailable";
     char head[256];
     int n = snprintf(head, sizeof(head),
                      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"

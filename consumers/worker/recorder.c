@@ -31,7 +31,6 @@
 #define REC_MAX_REJECT_PAYLOAD (1u << 20)
 #define REC_OFFSET_INVALID INT64_C(-1001)
 
-
 gq_recorder_t *gq_recorder_new(const char *database_url, gq_status_t *st, char *errstr,
                                size_t errstr_size) {
     gq_status_t dummy;
@@ -625,8 +624,7 @@ static bool rec_uuid_text(const char *s, char out[37]) {
 static gq_status_t rec_reject(gq_recorder_t *r, const gq_msg_ref_t *ref, const char *job_id,
                               const char *reason, const char *error, const void *payload,
                               size_t payload_len, const gq_outbox_msg_t *msgs, size_t cnt,
-                              const char *claimer, int64_t *ids, char *errstr,
-                              size_t errstr_size);
+                              const char *claimer, int64_t *ids, char *errstr, size_t errstr_size);
 
 gq_status_t gq_recorder_reject(gq_recorder_t *r, const gq_msg_ref_t *ref, const char *job_id,
                                const char *reason, const char *error, const void *payload,
@@ -635,11 +633,10 @@ gq_status_t gq_recorder_reject(gq_recorder_t *r, const gq_msg_ref_t *ref, const 
                       errstr, errstr_size);
 }
 
-gq_status_t gq_recorder_reject_outbox(gq_recorder_t *r, const gq_msg_ref_t *ref,
-                                      const char *reason, const char *error, const void *payload,
-                                      size_t payload_len, const gq_outbox_msg_t *msgs,
-                                      size_t cnt, const char *claimer, int64_t *ids,
-                                      char *errstr, size_t errstr_size) {
+gq_status_t gq_recorder_reject_outbox(gq_recorder_t *r, const gq_msg_ref_t *ref, const char *reason,
+                                      const char *error, const void *payload, size_t payload_len,
+                                      const gq_outbox_msg_t *msgs, size_t cnt, const char *claimer,
+                                      int64_t *ids, char *errstr, size_t errstr_size) {
     return rec_reject(r, ref, NULL, reason, error, payload, payload_len, msgs, cnt, claimer, ids,
                       errstr, errstr_size);
 }
@@ -647,8 +644,7 @@ gq_status_t gq_recorder_reject_outbox(gq_recorder_t *r, const gq_msg_ref_t *ref,
 static gq_status_t rec_reject(gq_recorder_t *r, const gq_msg_ref_t *ref, const char *job_id,
                               const char *reason, const char *error, const void *payload,
                               size_t payload_len, const gq_outbox_msg_t *msgs, size_t cnt,
-                              const char *claimer, int64_t *ids, char *errstr,
-                              size_t errstr_size) {
+                              const char *claimer, int64_t *ids, char *errstr, size_t errstr_size) {
     char e[1024];
     PGresult *res = NULL;
     for (size_t i = 0; ids && i < cnt; i++)

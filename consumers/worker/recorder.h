@@ -22,7 +22,7 @@ typedef struct gq_msg_ref {
     const char *group;
     const char *topic;
     int32_t partition;
-    int64_t offset;      /**< the message's own offset (keys rejected messages, job rows) */
+    int64_t offset; /**< the message's own offset (keys rejected messages, job rows) */
     /**
      * The partition's next offset to store with this write: > 0 stores it (never moving
      * backwards); 0 means offset + 1 (this message was the last one in flight); < 0 moves
@@ -53,11 +53,11 @@ gq_status_t gq_recorder_offsets_load(gq_recorder_t *r, const char *group, const 
 
 typedef struct gq_job_row {
     bool exists;
-    char status[16];          /**< queued, running, succeeded, failed */
+    char status[16]; /**< queued, running, succeeded, failed */
     int32_t attempts;
     char comfy_prompt_id[64]; /**< of the latest attempt, "" if none */
     char worker_id[128];
-    int64_t started_at;       /**< ms, 0 if unknown */
+    int64_t started_at; /**< ms, 0 if unknown */
 } gq_job_row_t;
 
 gq_status_t gq_recorder_job_get(gq_recorder_t *r, const char *job_id, gq_job_row_t *out,
@@ -89,8 +89,8 @@ gq_status_t gq_recorder_attempt_fail(gq_recorder_t *r, const char *job_id, int32
  * terminal, only the offset moves and *already = true: a job's record is written once.
  */
 gq_status_t gq_recorder_job_finish(gq_recorder_t *r, const gq_request_t *req,
-                                   const gq_completed_t *ev, const gq_msg_ref_t *ref,
-                                   bool *already, char *errstr, size_t errstr_size);
+                                   const gq_completed_t *ev, const gq_msg_ref_t *ref, bool *already,
+                                   char *errstr, size_t errstr_size);
 
 /**
  * A message that is not a usable request (undecodable, no job id): stores it in
@@ -104,12 +104,12 @@ gq_status_t gq_recorder_reject(gq_recorder_t *r, const gq_msg_ref_t *ref, const 
 /** A message to publish once the transaction that records it commits (genq.outbox). */
 typedef struct gq_outbox_msg {
     const char *topic;
-    const char *key;          /**< may be NULL */
+    const char *key; /**< may be NULL */
     const void *payload;
     size_t len;
-    const gq_kv_t *headers;   /**< may be NULL */
+    const gq_kv_t *headers; /**< may be NULL */
     size_t headers_cnt;
-    const char *job_id;       /**< may be NULL */
+    const char *job_id; /**< may be NULL */
 } gq_outbox_msg_t;
 
 /**
@@ -124,17 +124,16 @@ gq_status_t gq_recorder_job_finish_outbox(gq_recorder_t *r, const gq_request_t *
                                           char *errstr, size_t errstr_size);
 
 /** reject, plus outbox messages (inserted only the first time this message is rejected). */
-gq_status_t gq_recorder_reject_outbox(gq_recorder_t *r, const gq_msg_ref_t *ref,
-                                      const char *reason, const char *error, const void *payload,
-                                      size_t payload_len, const gq_outbox_msg_t *msgs,
-                                      size_t cnt, const char *claimer, int64_t *ids,
-                                      char *errstr, size_t errstr_size);
+gq_status_t gq_recorder_reject_outbox(gq_recorder_t *r, const gq_msg_ref_t *ref, const char *reason,
+                                      const char *error, const void *payload, size_t payload_len,
+                                      const gq_outbox_msg_t *msgs, size_t cnt, const char *claimer,
+                                      int64_t *ids, char *errstr, size_t errstr_size);
 
 /** One outbox row handed to a publisher. All owned; free with gq_outbox_rows_free. */
 typedef struct gq_outbox_row {
     int64_t id;
     char *topic;
-    char *key;                /**< NULL if none */
+    char *key; /**< NULL if none */
     unsigned char *payload;
     size_t len;
     gq_kv_t *headers;
@@ -147,13 +146,13 @@ typedef struct gq_outbox_row {
  * we replace after a crash). *rows is allocated (NULL when *cnt is 0).
  */
 gq_status_t gq_recorder_outbox_claim(gq_recorder_t *r, const char *claimer, int64_t stale_ms,
-                                     bool mine_too, int limit, gq_outbox_row_t **rows,
-                                     size_t *cnt, char *errstr, size_t errstr_size);
+                                     bool mine_too, int limit, gq_outbox_row_t **rows, size_t *cnt,
+                                     char *errstr, size_t errstr_size);
 void gq_outbox_rows_free(gq_outbox_row_t *rows, size_t cnt);
 
 /** Deletes published rows (Kafka acknowledged them). */
-gq_status_t gq_recorder_outbox_done(gq_recorder_t *r, const int64_t *ids, size_t cnt,
-                                    char *errstr, size_t errstr_size);
+gq_status_t gq_recorder_outbox_done(gq_recorder_t *r, const int64_t *ids, size_t cnt, char *errstr,
+                                    size_t errstr_size);
 
 /** Moves the stored offset forward (see gq_msg_ref_t) without touching jobs. */
 gq_status_t gq_recorder_offset_advance(gq_recorder_t *r, const gq_msg_ref_t *ref, char *errstr,

@@ -31,13 +31,14 @@ gq_status_t rec_outbox_insert(gq_recorder_t *r, const gq_outbox_msg_t *msgs, siz
         gq_pg_param_str_or_null(&p, m->job_id && gq_uuid_valid(m->job_id) ? m->job_id : NULL);
         gq_pg_param_str_or_null(&p, claimer);
         PGresult *res = NULL;
-        gq_status_t st = gq_pg_exec(r->pg,
-                                    "INSERT INTO genq.outbox "
-                                    "(topic, msg_key, payload, headers, job_id, claimed_by, "
-                                    "claimed_at) VALUES ($1, $2, $3::bytea, $4::jsonb, $5::uuid, "
-                                    "$6::text, CASE WHEN $6::text IS NULL THEN NULL ELSE now() END) "
-                                    "RETURNING id",
-                                    &p, &res, e, e_size);
+        gq_status_t st =
+            gq_pg_exec(r->pg,
+                       "INSERT INTO genq.outbox "
+                       "(topic, msg_key, payload, headers, job_id, claimed_by, "
+                       "claimed_at) VALUES ($1, $2, $3::bytea, $4::jsonb, $5::uuid, "
+                       "$6::text, CASE WHEN $6::text IS NULL THEN NULL ELSE now() END) "
+                       "RETURNING id",
+                       &p, &res, e, e_size);
         free(headers);
         if (st != GQ_OK)
             return st;
@@ -69,8 +70,8 @@ static gq_status_t outbox_parse_headers(const char *text, gq_outbox_row_t *row) 
 }
 
 gq_status_t gq_recorder_outbox_claim(gq_recorder_t *r, const char *claimer, int64_t stale_ms,
-                                     bool mine_too, int limit, gq_outbox_row_t **rows,
-                                     size_t *cnt, char *errstr, size_t errstr_size) {
+                                     bool mine_too, int limit, gq_outbox_row_t **rows, size_t *cnt,
+                                     char *errstr, size_t errstr_size) {
     *rows = NULL;
     *cnt = 0;
     char e[1024];
@@ -81,15 +82,15 @@ gq_status_t gq_recorder_outbox_claim(gq_recorder_t *r, const char *claimer, int6
     gq_pg_param_i64(&p, limit);
     gq_pg_param_bool(&p, mine_too);
     PGresult *res = NULL;
-    gq_status_t st = gq_pg_exec(
-        r->pg,
-        "UPDATE genq.outbox SET claimed_by = $1, claimed_at = now() WHERE id IN ("
-        "SELECT id FROM genq.outbox WHERE claimed_at IS NULL "
-        "OR claimed_at < now() - make_interval(secs => $2::double precision / 1000) "
-        "OR ($4 AND claimed_by = $1) "
-        "ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED) "
-        "RETURNING id, topic, msg_key, encode(payload, 'hex'), headers::text",
-        &p, &res, e, sizeof(e));
+    gq_status_t st =
+        gq_pg_exec(r->pg,
+                   "UPDATE genq.outbox SET claimed_by = $1, claimed_at = now() WHERE id IN ("
+                   "SELECT id FROM genq.outbox WHERE claimed_at IS NULL "
+                   "OR claimed_at < now() - make_interval(secs => $2::double precision / 1000) "
+                   "OR ($4 AND claimed_by = $1) "
+                   "ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED) "
+                   "RETURNING id, topic, msg_key, encode(payload, 'hex'), headers::text",
+                   &p, &res, e, sizeof(e));
     if (st != GQ_OK) {
         gq_errf(errstr, errstr_size, "claiming outbox rows: %s", e);
         return st;
@@ -132,8 +133,8 @@ void gq_outbox_rows_free(gq_outbox_row_t *rows, size_t cnt) {
     free(rows);
 }
 
-gq_status_t gq_recorder_outbox_done(gq_recorder_t *r, const int64_t *ids, size_t cnt,
-                                    char *errstr, size_t errstr_size) {
+gq_status_t gq_recorder_outbox_done(gq_recorder_t *r, const int64_t *ids, size_t cnt, char *errstr,
+                                    size_t errstr_size) {
     if (cnt == 0)
         return GQ_OK;
     /* One statement for the batch: an array literal of integers we formatted ourselves. */
@@ -150,9 +151,8 @@ gq_status_t gq_recorder_outbox_done(gq_recorder_t *r, const int64_t *ids, size_t
     gq_pg_params_init(&p);
     gq_pg_param_str(&p, arr);
     char e[1024];
-    gq_status_t st =
-        gq_pg_exec(r->pg, "DELETE FROM genq.outbox WHERE id = ANY($1::bigint[])", &p, NULL, e,
-                   sizeof(e));
+    gq_status_t st = gq_pg_exec(r->pg, "DELETE FROM genq.outbox WHERE id = ANY($1::bigint[])", &p,
+                                NULL, e, sizeof(e));
     free(arr);
     if (st != GQ_OK)
         gq_errf(errstr, errstr_size, "deleting published outbox rows: %s", e);

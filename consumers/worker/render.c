@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RENDER_QUIET_MS 3000      /* no event for this long: ask /history and /queue */
+#define RENDER_QUIET_MS 3000 /* no event for this long: ask /history and /queue */
 #define RENDER_CHECK_EVERY_MS 2000
 #define RENDER_BACKOFF_MAX_MS 60000
 
@@ -88,9 +88,9 @@ static void render_submit(gq_worker_t *w, job_t *j) {
     gq_msg_ref_t ref = {w->group, w->topic, j->partition, j->offset, -1};
     bool terminal = false;
     j->started_at = 0;
-    gq_status_t st = gq_recorder_attempt_begin(w->rec, &j->req, &ref, j->attempt, w->worker_id,
-                                               j->prompt_id, gq_now_ms(), &terminal, err,
-                                               sizeof(err));
+    gq_status_t st =
+        gq_recorder_attempt_begin(w->rec, &j->req, &ref, j->attempt, w->worker_id, j->prompt_id,
+                                  gq_now_ms(), &terminal, err, sizeof(err));
     if (st != GQ_OK) {
         gq_warn("job %s: recording attempt %d: %s (will retry)", j->job_id, (int)j->attempt, err);
         w->pg_retry_mono = now + 1000;
@@ -220,11 +220,8 @@ void render_on_event(gq_worker_t *w, const gq_comfy_event_t *ev) {
         render_fail(w, j, "interrupted", true, "interrupted in ComfyUI at node %s (%s)", ev->node,
                     ev->node_type);
         break;
-    case GQ_COMFY_EV_DONE:
-        render_history(w, j);
-        break;
-    default:
-        break;
+    case GQ_COMFY_EV_DONE: render_history(w, j); break;
+    default: break;
     }
 }
 
@@ -257,8 +254,8 @@ static void render_check_job(gq_worker_t *w, job_t *j, int64_t now) {
         j->started_at = gq_now_ms();
         j->started_mono = j->last_event_mono = now;
     } else if (cs == GQ_COMFY_UNKNOWN) {
-        render_fail(w, j, "prompt_lost", true,
-                    "ComfyUI no longer knows prompt %s (restarted?)", j->prompt_id);
+        render_fail(w, j, "prompt_lost", true, "ComfyUI no longer knows prompt %s (restarted?)",
+                    j->prompt_id);
     }
     gq_comfy_result_release(&res);
 }
@@ -307,8 +304,7 @@ void render_cancel(gq_worker_t *w, job_t *j) {
     }
 }
 
-void render_fail(gq_worker_t *w, job_t *j, const char *code, bool retryable, const char *fmt,
-                 ...) {
+void render_fail(gq_worker_t *w, job_t *j, const char *code, bool retryable, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(j->error_message, sizeof(j->error_message), fmt, ap);
@@ -332,7 +328,8 @@ void render_fail(gq_worker_t *w, job_t *j, const char *code, bool retryable, con
         gq_metrics_retry(w->metrics, code);
         int shift = j->attempt - 1 < 6 ? j->attempt - 1 : 6;
         int64_t backoff = 1000LL << shift;
-        j->retry_at_mono = now + (backoff < RENDER_BACKOFF_MAX_MS ? backoff : RENDER_BACKOFF_MAX_MS);
+        j->retry_at_mono =
+            now + (backoff < RENDER_BACKOFF_MAX_MS ? backoff : RENDER_BACKOFF_MAX_MS);
         j->attempt++;
         j->prompt_id[0] = '\0';
         j->state = JOB_BACKOFF;

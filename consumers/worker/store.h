@@ -16,16 +16,16 @@
 
 typedef struct gq_stored {
     char sha256[65];
-    char path[1024];     /**< absolute path of the stored file */
-    char uri[1280];      /**< url_prefix + relative path */
-    const char *mime;    /**< "image/png", "image/jpeg", "image/webp", "application/octet-stream" */
+    char path[1024];  /**< absolute path of the stored file */
+    char uri[1280];   /**< url_prefix + relative path */
+    const char *mime; /**< "image/png", "image/jpeg", "image/webp", "application/octet-stream" */
     int32_t width, height; /**< 0 when unknown (not an image we can parse) */
     int64_t bytes;
 } gq_stored_t;
 
 typedef struct gq_store {
-    char root[512];        /**< absolute */
-    char url_prefix[512];  /**< no trailing slash */
+    char root[512];       /**< absolute */
+    char url_prefix[512]; /**< no trailing slash */
 } gq_store_t;
 
 /** Creates root if needed and checks it is writable. url_prefix may be NULL (file://root). */

@@ -20,7 +20,7 @@
 #include <jansson.h>
 
 typedef struct gq_template_info {
-    int timeout_s;   /**< per-template default deadline ("_genq": {"timeout_s": N}), 0 if none */
+    int timeout_s; /**< per-template default deadline ("_genq": {"timeout_s": N}), 0 if none */
 } gq_template_info_t;
 
 /**

@@ -66,8 +66,7 @@ size_t worker_jobs_in_comfy(const gq_worker_t *w) {
     return n;
 }
 
-gq_worker_t *gq_worker_new(const gq_cfg_t *cfg, gq_status_t *st, char *errstr,
-                           size_t errstr_size) {
+gq_worker_t *gq_worker_new(const gq_cfg_t *cfg, gq_status_t *st, char *errstr, size_t errstr_size) {
     gq_worker_t *w = calloc(1, sizeof(*w));
     if (!w) {
         *st = GQ_ERR_NOMEM;
@@ -201,8 +200,7 @@ static void worker_health(gq_worker_t *w) {
     for (int p = 0; p < WORKER_MAX_PARTS; p++) {
         int64_t lo, hi;
         if (!w->parts[p].assigned ||
-            rd_kafka_get_watermark_offsets(w->consumer, w->topic, p, &lo, &hi) ||
-            hi < 0)
+            rd_kafka_get_watermark_offsets(w->consumer, w->topic, p, &lo, &hi) || hi < 0)
             continue;
         int64_t at = w->parts[p].next_commit >= 0 ? w->parts[p].next_commit : lo;
         gq_metrics_lag(w->metrics, w->topic, p, hi > at ? hi - at : 0);
@@ -213,8 +211,8 @@ gq_worker_end_t gq_worker_run(gq_worker_t *w, volatile sig_atomic_t *stop) {
     int grace_ms = (int)gq_cfg_int(w->cfg, "grace_period") * 1000;
     int64_t stop_deadline = 0, last_stats = gq_mono_ms();
     bool interrupted = false;
-    gq_info("worker %s: group %s, topic %s, ComfyUI %s, %d prompt(s) queued ahead",
-            w->worker_id, w->group, w->topic, gq_cfg_str(w->cfg, "comfyui_url"), w->queue_depth);
+    gq_info("worker %s: group %s, topic %s, ComfyUI %s, %d prompt(s) queued ahead", w->worker_id,
+            w->group, w->topic, gq_cfg_str(w->cfg, "comfyui_url"), w->queue_depth);
     render_warmup(w, stop);
     w->warmed_up = true;
     while (!w->fatal) {

@@ -22,14 +22,14 @@
 #include <stdbool.h>
 
 typedef enum job_state {
-    JOB_NEW,        /**< taken from Kafka; decode, dedupe and reattach still to do */
-    JOB_READY,      /**< decoded and bound, waiting for a slot in ComfyUI */
-    JOB_BACKOFF,    /**< a retryable failure; waits until retry_at */
-    JOB_QUEUED,     /**< submitted (or adopted); not running yet */
-    JOB_RUNNING,    /**< execution_start seen */
-    JOB_RENDERED,   /**< ComfyUI finished it (success or error); outputs to fetch */
-    JOB_RECORD,     /**< terminal: the record and its outbox messages are to be written */
-    JOB_DONE,       /**< finished; only the offset bookkeeping is left */
+    JOB_NEW,      /**< taken from Kafka; decode, dedupe and reattach still to do */
+    JOB_READY,    /**< decoded and bound, waiting for a slot in ComfyUI */
+    JOB_BACKOFF,  /**< a retryable failure; waits until retry_at */
+    JOB_QUEUED,   /**< submitted (or adopted); not running yet */
+    JOB_RUNNING,  /**< execution_start seen */
+    JOB_RENDERED, /**< ComfyUI finished it (success or error); outputs to fetch */
+    JOB_RECORD,   /**< terminal: the record and its outbox messages are to be written */
+    JOB_DONE,     /**< finished; only the offset bookkeeping is left */
 } job_state_t;
 
 typedef struct job {
@@ -38,27 +38,27 @@ typedef struct job {
     int32_t partition;
     int64_t offset;
     char job_id[37];
-    void *payload;            /**< the message's bytes (owned), for rejects and dead letters */
+    void *payload; /**< the message's bytes (owned), for rejects and dead letters */
     size_t payload_len;
-    bool decoded;             /**< req holds a valid request */
+    bool decoded; /**< req holds a valid request */
     gq_request_t req;
-    json_t *workflow;         /**< bound API workflow (owned) */
+    json_t *workflow; /**< bound API workflow (owned) */
     int32_t attempt;
     int32_t max_attempts;
     char prompt_id[37];
-    bool adopted;             /**< reattached to a prompt of an earlier attempt */
+    bool adopted; /**< reattached to a prompt of an earlier attempt */
     /* times: wall-clock ms for records, monotonic ms for timeouts */
     int64_t received_at, started_at, rendered_at;
     int64_t submitted_mono, last_event_mono, last_check_mono, retry_at_mono, started_mono;
     int timeout_s;
-    double progress;          /**< 0..1 of the sampler */
-    gq_completed_t result;    /**< the completion being emitted and recorded */
+    double progress;       /**< 0..1 of the sampler */
+    gq_completed_t result; /**< the completion being emitted and recorded */
     bool has_result;
     char error_code[32];
     char error_message[512];
     bool error_retryable;
-    bool free_before_retry;   /**< POST /free before the next attempt (out of memory) */
-    bool revoked;             /**< its partition was taken away: finish bookkeeping, no offset */
+    bool free_before_retry; /**< POST /free before the next attempt (out of memory) */
+    bool revoked;           /**< its partition was taken away: finish bookkeeping, no offset */
     /* Poison messages and exhausted jobs also go, as their original bytes, to the
      * dead-letter topic (through the outbox, with the terminal record). */
     bool to_dlq;
@@ -70,8 +70,8 @@ typedef struct job {
 typedef struct part {
     int32_t partition;
     bool assigned;
-    int64_t next_commit;      /**< -1 until known */
-    int64_t consumed_next;    /**< offset after the last message taken */
+    int64_t next_commit;   /**< -1 until known */
+    int64_t consumed_next; /**< offset after the last message taken */
 } part_t;
 
 #define WORKER_MAX_PARTS 1024
@@ -82,36 +82,36 @@ struct gq_worker {
     char client_id[37];
     const char *group, *topic;
     rd_kafka_t *consumer;
-    rd_kafka_t *emitter;          /**< producer of completion events */
+    rd_kafka_t *emitter; /**< producer of completion events */
     gq_comfy_t *comfy;
     gq_recorder_t *rec;
     gq_store_t store;
-    gq_metrics_t *metrics;        /**< always collected; served when http_listen is set */
-    int64_t health_mono;          /**< next readiness and lag check */
+    gq_metrics_t *metrics; /**< always collected; served when http_listen is set */
+    int64_t health_mono;   /**< next readiness and lag check */
     bool warmed_up;
     char workflows_dir[512];
 
-    job_t *jobs;                  /**< in-flight jobs, in arrival order */
+    job_t *jobs; /**< in-flight jobs, in arrival order */
     size_t jobs_cnt;
-    size_t max_jobs;              /**< intake pauses at this many */
+    size_t max_jobs; /**< intake pauses at this many */
     bool paused;
     part_t parts[WORKER_MAX_PARTS];
 
     int queue_depth;
     int job_timeout_s, stall_timeout_s, max_attempts;
     int64_t max_output_bytes;
-    bool stopping;                /**< signal received: take no new job */
+    bool stopping; /**< signal received: take no new job */
     bool fatal;
-    int64_t comfy_retry_mono;     /**< next time to try reconnecting the WebSocket */
-    int64_t comfy_ok_after_mono;  /**< ComfyUI was unreachable: no submission before this */
-    int64_t pg_retry_mono;        /**< PostgreSQL was unreachable: no retry before this */
+    int64_t comfy_retry_mono;    /**< next time to try reconnecting the WebSocket */
+    int64_t comfy_ok_after_mono; /**< ComfyUI was unreachable: no submission before this */
+    int64_t pg_retry_mono;       /**< PostgreSQL was unreachable: no retry before this */
     /* counters, for logs and the metrics endpoint */
     uint64_t n_succeeded, n_failed, n_retries, n_skipped, n_adopted, n_rejected;
     /* The outbox relay: rows Kafka acknowledged, to delete from genq.outbox. */
     int64_t *outbox_done;
     size_t outbox_done_cnt, outbox_done_cap;
-    int64_t outbox_scan_mono;     /**< next look for rows nobody is publishing */
-    bool outbox_scanned_mine;     /**< rows left by our previous process were taken */
+    int64_t outbox_scan_mono; /**< next look for rows nobody is publishing */
+    bool outbox_scanned_mine; /**< rows left by our previous process were taken */
 };
 
 /* intake.c */
@@ -136,8 +136,8 @@ void render_cancel(gq_worker_t *w, job_t *j);
 /** Fails a job from ComfyUI's exception type and message (out of memory, missing model...). */
 void render_fail_exec(gq_worker_t *w, job_t *j, const char *type, const char *msg);
 /** Fails a job: retryable failures with attempts left go to JOB_BACKOFF, others terminal. */
-void render_fail(gq_worker_t *w, job_t *j, const char *code, bool retryable, const char *fmt,
-                 ...) GQ_PRINTF(5, 6);
+void render_fail(gq_worker_t *w, job_t *j, const char *code, bool retryable, const char *fmt, ...)
+    GQ_PRINTF(5, 6);
 
 /* finish.c */
 gq_status_t finish_init(gq_worker_t *w, char *errstr, size_t errstr_size);

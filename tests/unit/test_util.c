@@ -60,8 +60,8 @@ static void test_cfg(void) {
     CHECK_STR(gq_cfg_str(&cfg, "group"), "from-env");
     CHECK_STR(gq_cfg_str(&cfg, "requests_topic"), "genq.requests");
     CHECK_INT(gq_cfg_int(&cfg, "queue_depth"), 2);
-    char *argv[] = {"worker", "--group=from-flag", "-X", "debug=cgrp", "--queue-depth", "3",
-                    "rest", NULL};
+    char *argv[] = {"worker", "--group=from-flag", "-X", "debug=cgrp", "--queue-depth", "3", "rest",
+                    NULL};
     int optind = 0;
     CHECK(gq_cfg_parse_args(&cfg, 7, argv, &optind, err, sizeof(err)) == GQ_OK);
     CHECK_STR(gq_cfg_str(&cfg, "group"), "from-flag");
