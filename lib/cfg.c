@@ -4,6 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+extern char **environ;
+
+#define CFG_KAFKA_ENV_PREFIX "GENQ_KAFKA_"
+
 static int cfg_find(const char *name) {
     size_t n;
     const gq_cfg_key_t *t = gq_cfg_table(&n);
@@ -82,6 +86,43 @@ gq_status_t gq_cfg_set(gq_cfg_t *cfg, const char *name, const char *value, gq_cf
     return GQ_OK;
 }
 
+/*
+ * GENQ_KAFKA_SASL_PASSWORD=x becomes the librdkafka property sasl.password=x, so that
+ * credentials can come from a Kubernetes Secret as environment variables instead of the
+ * command line (visible in ps). librdkafka names use only lower case, digits and dots.
+ * They are added before any -X flag, and librdkafka keeps the last value set, so -X wins.
+ */
+static gq_status_t cfg_kafka_from_env(gq_cfg_t *cfg, char *errstr, size_t errstr_size) {
+    const size_t plen = sizeof(CFG_KAFKA_ENV_PREFIX) - 1;
+    for (char **e = environ; e && *e; e++) {
+        if (strncmp(*e, CFG_KAFKA_ENV_PREFIX, plen) != 0)
+            continue;
+        const char *name = *e + plen;
+        const char *eq = strchr(name, '=');
+        if (!eq || eq == name)
+            continue;
+        if (cfg->kafka_cnt >= GQ_CFG_MAX_KAFKA) {
+            gq_errf(errstr, errstr_size, "too many %s* variables", CFG_KAFKA_ENV_PREFIX);
+            return GQ_ERR_INVALID;
+        }
+        size_t klen = (size_t)(eq - name);
+        size_t vlen = strlen(eq + 1);
+        char *kv = malloc(klen + 1 + vlen + 1);
+        if (!kv) {
+            gq_errf(errstr, errstr_size, "out of memory");
+            return GQ_ERR;
+        }
+        for (size_t i = 0; i < klen; i++) {
+            char c = name[i];
+            kv[i] = c == '_' ? '.' : (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+        }
+        kv[klen] = '=';
+        memcpy(kv + klen + 1, eq + 1, vlen + 1);
+        cfg->kafka[cfg->kafka_cnt++] = kv;
+    }
+    return GQ_OK;
+}
+
 gq_status_t gq_cfg_init(gq_cfg_t *cfg, unsigned cmd, const char *cmd_name, char *errstr,
                         size_t errstr_size) {
     memset(cfg, 0, sizeof(*cfg));
@@ -104,7 +145,7 @@ gq_status_t gq_cfg_init(gq_cfg_t *cfg, unsigned cmd, const char *cmd_name, char 
             }
         }
     }
-    return GQ_OK;
+    return cfg_kafka_from_env(cfg, errstr, errstr_size);
 }
 
 void gq_cfg_release(gq_cfg_t *cfg) {
@@ -286,6 +327,21 @@ void gq_cfg_redact_url(const char *url, char *out, size_t out_size) {
     snprintf(out, out_size, "%s", url);
 }
 
+/* librdkafka properties whose values are credentials or private keys. */
+bool gq_cfg_kafka_key_is_secret(const char *key, size_t len) {
+    static const char *const words[] = {"password", "secret", ".pem", "oauthbearer.config",
+                                        "ssl.key"};
+    char k[256];
+    if (len >= sizeof(k))
+        return true;
+    memcpy(k, key, len);
+    k[len] = '\0';
+    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+        if (strstr(k, words[i]))
+            return true;
+    return false;
+}
+
 void gq_cfg_dump(const gq_cfg_t *cfg, FILE *out) {
     static const char *const src_names[] = {"unset", "default", "env", "flag"};
     size_t n;
@@ -303,8 +359,9 @@ void gq_cfg_dump(const gq_cfg_t *cfg, FILE *out) {
     }
     for (size_t i = 0; i < cfg->kafka_cnt; i++) {
         const char *kv = cfg->kafka[i];
-        if (strstr(kv, "password") || strstr(kv, "secret"))
-            fprintf(out, "X %.*s=***\n", (int)(strchr(kv, '=') - kv), kv);
+        int klen = (int)(strchr(kv, '=') - kv);
+        if (gq_cfg_kafka_key_is_secret(kv, (size_t)klen))
+            fprintf(out, "X %.*s=***\n", klen, kv);
         else
             fprintf(out, "X %s\n", kv);
     }

@@ -2,7 +2,9 @@
  * @file cfg.h
  * @brief The one configuration table: every key with its type, default, bounds,
  * environment variable and flag. Precedence: defaults < environment < flags.
- * `-X key=value` goes straight to librdkafka (kept in order, not validated here).
+ * `-X key=value` goes straight to librdkafka (kept in order, not validated here); so does
+ * each GENQ_KAFKA_<PROPERTY> variable (sasl.password from GENQ_KAFKA_SASL_PASSWORD),
+ * added before the -X flags so that a flag wins.
  */
 #ifndef GQ_CFG_H
 #define GQ_CFG_H
@@ -52,7 +54,7 @@ typedef struct gq_cfg {
     const char *cmd_name;
     char *values[GQ_CFG_MAX_KEYS]; /**< owned strings, indexed like the table */
     gq_cfg_source_t source[GQ_CFG_MAX_KEYS];
-    char *kafka[GQ_CFG_MAX_KAFKA]; /**< owned "key=value" strings from -X */
+    char *kafka[GQ_CFG_MAX_KAFKA]; /**< owned "key=value": env, then -X */
     size_t kafka_cnt;
     int verbosity; /**< -v adds one, -q removes one */
 } gq_cfg_t;
@@ -85,6 +87,9 @@ bool gq_cfg_bool(const gq_cfg_t *cfg, const char *name);
 double gq_cfg_double(const gq_cfg_t *cfg, const char *name);
 bool gq_cfg_isset(const gq_cfg_t *cfg, const char *name);
 gq_cfg_source_t gq_cfg_source(const gq_cfg_t *cfg, const char *name);
+
+/** True when the librdkafka property `key` (first `len` bytes) holds a secret. */
+bool gq_cfg_kafka_key_is_secret(const char *key, size_t len);
 
 /** Prints the options of cfg->cmd, for --help. */
 void gq_cfg_usage(const gq_cfg_t *cfg, FILE *out);

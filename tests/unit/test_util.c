@@ -75,6 +75,33 @@ static void test_cfg(void) {
     char *help[] = {"worker", "--help", NULL};
     CHECK(gq_cfg_parse_args(&cfg, 2, help, &optind, err, sizeof(err)) == GQ_CFG_HELP);
     gq_cfg_release(&cfg);
+    /* GENQ_KAFKA_* become librdkafka properties, before -X so that the flag wins. */
+    setenv("GENQ_KAFKA_SASL_PASSWORD", "s3cret", 1);
+    setenv("GENQ_KAFKA_SECURITY_PROTOCOL", "SASL_SSL", 1);
+    CHECK(gq_cfg_init(&cfg, GQ_CMD_WORKER, "worker", err, sizeof(err)) == GQ_OK);
+    CHECK_INT(cfg.kafka_cnt, 2);
+    char *xargv[] = {"worker", "-X", "security.protocol=SSL", NULL};
+    CHECK(gq_cfg_parse_args(&cfg, 3, xargv, &optind, err, sizeof(err)) == GQ_OK);
+    CHECK_INT(cfg.kafka_cnt, 3);
+    bool saw_pw = false, saw_proto = false;
+    for (size_t i = 0; i < 2; i++) {
+        saw_pw |= strcmp(cfg.kafka[i], "sasl.password=s3cret") == 0;
+        saw_proto |= strcmp(cfg.kafka[i], "security.protocol=SASL_SSL") == 0;
+    }
+    CHECK(saw_pw && saw_proto);
+    CHECK_STR(cfg.kafka[2], "security.protocol=SSL");
+    char dump[4096] = "";
+    FILE *df = fmemopen(dump, sizeof(dump) - 1, "w");
+    CHECK(df != NULL);
+    gq_cfg_dump(&cfg, df);
+    fclose(df);
+    CHECK(strstr(dump, "s3cret") == NULL);
+    CHECK(strstr(dump, "X sasl.password=***") != NULL);
+    CHECK(gq_cfg_kafka_key_is_secret("ssl.key.pem", 11));
+    CHECK(!gq_cfg_kafka_key_is_secret("security.protocol", 17));
+    gq_cfg_release(&cfg);
+    unsetenv("GENQ_KAFKA_SASL_PASSWORD");
+    unsetenv("GENQ_KAFKA_SECURITY_PROTOCOL");
     setenv("GENQ_QUEUE_DEPTH", "many", 1);
     CHECK(gq_cfg_init(&cfg, GQ_CMD_WORKER, "worker", err, sizeof(err)) == GQ_ERR_INVALID);
     gq_cfg_release(&cfg);
