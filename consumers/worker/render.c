@@ -382,6 +382,8 @@ void render_warmup(gq_worker_t *w, volatile sig_atomic_t *stop) {
                 break;
             }
             gq_sleep_ms(200);
+            /* A cold model load can outlast the liveness window; waiting on it is progress. */
+            gq_metrics_heartbeat(w->metrics);
             if (gq_comfy_prompt_state(w->comfy, prompt_id, &cs, NULL, err, sizeof(err)) != GQ_OK)
                 cs = GQ_COMFY_PENDING; /* ComfyUI still starting: keep waiting */
         }
