@@ -49,7 +49,7 @@ TEST_SRC := $(sort $(wildcard tests/unit/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BINDIR)/tests/%)
 GENQ     := $(BINDIR)/genq
 
-.PHONY: all deps test unit asan valgrind demo bench fuzz fuzz-long style style-check lint clean help soak
+.PHONY: all deps test unit asan valgrind demo bench fuzz fuzz-long style style-check lint k8s-check clean help soak
 all: $(GENQ) $(TEST_BIN) $(BINDIR)/libgenq-producer.a
 
 help:
@@ -62,6 +62,7 @@ help:
 	@echo "make bench      benchmarks, results under bench/results/"
 	@echo "make fuzz-long  a long fuzzing campaign"
 	@echo "make style-check  clang-format check"
+	@echo "make k8s-check  check k8s/ and the Dockerfile offline (also part of make test)"
 
 # Debian packages: installed by the targets that need them, once.
 deps:
@@ -135,6 +136,13 @@ STYLE_SRC = $(shell git ls-files '*.c' '*.h')
 style:
 	@scripts/deps dev
 	clang-format -i $(STYLE_SRC)
+
+# The Kubernetes manifests and the Dockerfile, offline (tests/k8s/; make test runs it too,
+# with the alerts checked against a live worker's /metrics).
+k8s-check: $(GENQ)
+	@scripts/deps test
+	python3 tests/k8s/check_dockerfile.py Dockerfile $(GENQ)
+	GENQ=$(GENQ) tests/k8s/run
 
 lint:
 	@scripts/lint
