@@ -6,6 +6,7 @@ For each kustomization directory given, it renders the directory with kustomize 
   schemas   every object against its upstream schema: Kubernetes API types (the
             kubernetes-validate package, strict: unknown fields are errors), KEDA's CRDs and
             the Prometheus operator's CRDs (openAPIV3Schema, made strict the same way);
+  pods      every pod template meets the Pod Security Standards' restricted profile;
   keda      every kafka trigger against KEDA's list of the scaler's parameters (names, where
             each may be read from, allowed values) and the TriggerAuthentication it names;
   genq      the worker's configuration as genq itself reads it (`genq worker --dump-config`
@@ -141,6 +142,52 @@ def check_schemas(rep, objs, crds, k8s_versions):
                 rep.fail(obj_name(o), f"schema (Kubernetes {ver}): {path}: {e.message}")
             except kubernetes_validate.InvalidSchemaError as e:
                 rep.fail(obj_name(o), f"no Kubernetes {ver} schema: {e}")
+
+
+# ---------------------------------------------------------------------------------------
+# Pod Security Standards, "restricted" profile (the overlays' namespaces enforce it)
+# ---------------------------------------------------------------------------------------
+
+PSS_VOLUME_TYPES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral",
+                    "persistentVolumeClaim", "projected", "secret"}
+
+
+def check_pod_security(rep, objs):
+    for o in objs:
+        tpl = (o.get("spec") or {}).get("template") if o.get("kind") in (
+            "Deployment", "StatefulSet", "DaemonSet", "Job") else None
+        if not tpl:
+            continue
+        pod, what = tpl["spec"], obj_name(o)
+        psc = pod.get("securityContext", {})
+        for k in ("hostNetwork", "hostPID", "hostIPC"):
+            if pod.get(k):
+                rep.fail(what, f"restricted pods may not use {k}")
+        for v in pod.get("volumes", []):
+            kinds = set(v) - {"name"}
+            if not kinds <= PSS_VOLUME_TYPES:
+                rep.fail(what, f"volume {v['name']}: {sorted(kinds)} not allowed in restricted pods")
+        for c in pod.get("initContainers", []) + pod.get("containers", []):
+            sc = c.get("securityContext", {})
+            name = f"{what} container {c['name']}"
+            if sc.get("privileged"):
+                rep.fail(name, "privileged")
+            if sc.get("allowPrivilegeEscalation") is not False:
+                rep.fail(name, "must set allowPrivilegeEscalation: false")
+            caps = sc.get("capabilities", {})
+            if "ALL" not in caps.get("drop", []):
+                rep.fail(name, "must drop ALL capabilities")
+            if set(caps.get("add", [])) - {"NET_BIND_SERVICE"}:
+                rep.fail(name, f"adds capabilities {caps['add']}")
+            if not sc.get("runAsNonRoot", psc.get("runAsNonRoot")):
+                rep.fail(name, "must run with runAsNonRoot")
+            if sc.get("runAsUser", psc.get("runAsUser")) == 0:
+                rep.fail(name, "runAsUser 0 (root)")
+            sp = sc.get("seccompProfile", psc.get("seccompProfile", {}))
+            if sp.get("type") not in ("RuntimeDefault", "Localhost"):
+                rep.fail(name, "needs seccompProfile RuntimeDefault")
+            if any(p.get("hostPort") for p in c.get("ports", [])):
+                rep.fail(name, "hostPort")
 
 
 # ---------------------------------------------------------------------------------------
@@ -398,13 +445,9 @@ def check_genq(rep, objs, genq, metrics_names):
         rep.fail(what, "ComfyUI has no nvidia.com/gpu limit")
 
     # --- security and volumes ---
-    psc, csc = pod.get("securityContext", {}), genq_c.get("securityContext", {})
-    if not csc.get("runAsNonRoot", psc.get("runAsNonRoot")):
-        rep.fail(what, "genq must run with runAsNonRoot")
-    if not csc.get("readOnlyRootFilesystem"):
+    # (non-root and the rest: check_pod_security)
+    if not genq_c.get("securityContext", {}).get("readOnlyRootFilesystem"):
         rep.fail(what, "genq must run with readOnlyRootFilesystem")
-    if csc.get("allowPrivilegeEscalation", True):
-        rep.fail(what, "genq must set allowPrivilegeEscalation: false")
     if not under_mount(genq_c, cfg["output_dir"], writable=True):
         rep.fail(what, f"GENQ_OUTPUT_DIR {cfg['output_dir']} is not on a writable volume")
     if not under_mount(genq_c, wf_dir, writable=False):
@@ -531,6 +574,7 @@ def main():
             failed = True
             continue
         check_schemas(rep, objs, crds, versions)
+        check_pod_security(rep, objs)
         check_keda(rep, objs, scaler_params)
         check_genq(rep, objs, a.genq, metrics)
         for e in rep.errors:
