@@ -49,7 +49,7 @@ TEST_SRC := $(sort $(wildcard tests/unit/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BINDIR)/tests/%)
 GENQ     := $(BINDIR)/genq
 
-.PHONY: all deps test unit asan valgrind demo bench fuzz fuzz-long style style-check lint k8s-check clean help soak
+.PHONY: all deps test unit asan valgrind demo bench fuzz fuzz-long style style-check lint k8s-check image-check clean help soak
 all: $(GENQ) $(TEST_BIN) $(BINDIR)/libgenq-producer.a
 
 help:
@@ -63,6 +63,7 @@ help:
 	@echo "make fuzz-long  a long fuzzing campaign"
 	@echo "make style-check  clang-format check"
 	@echo "make k8s-check  check k8s/ and the Dockerfile offline (also part of make test)"
+	@echo "make image-check  build the Dockerfile in chroots and run genq in it (root)"
 
 # Debian packages: installed by the targets that need them, once.
 deps:
@@ -143,6 +144,11 @@ k8s-check: $(GENQ)
 	@scripts/deps test
 	python3 tests/k8s/check_dockerfile.py Dockerfile $(GENQ)
 	GENQ=$(GENQ) tests/k8s/run
+
+# The Dockerfile built in chroots, without a Docker engine (root; make test runs it too).
+image-check:
+	@scripts/deps image
+	python3 tests/k8s/image_build.py Dockerfile
 
 lint:
 	@scripts/lint

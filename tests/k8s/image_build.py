@@ -1,0 +1,249 @@
+#!/usr/bin/env python3
+"""Builds the Dockerfile's image without a Docker engine, then runs genq in it.
+
+There is no Docker engine on these machines, so this plays the Dockerfile's instructions
+itself, stage by stage, in chroots: `FROM debian:12-slim` is a Debian 12 minbase root made
+by debootstrap (cached), RUN runs under /bin/sh in the chroot with the stage's ARG and ENV,
+COPY copies from the build context (minus .dockerignore) or from an earlier stage, WORKDIR,
+USER, ENTRYPOINT and CMD are recorded. Then, in the final stage's root, as its USER:
+`genq --version`, `ldd` finds every library, and `genq worker --dump-config` reads a
+configuration, so the runtime stage really carries what the binary needs.
+
+Needs root (chroot, mounts) and debootstrap (`scripts/deps image`); Debian's mirror
+is reached from the chroot. usage: image_build.py [--keep DIR] [Dockerfile]; exit 0 when
+the image builds and genq runs in it.
+"""
+import argparse
+import fnmatch
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from check_dockerfile import instructions  # noqa: E402
+
+SUITES = {"debian:12-slim": "bookworm", "debian:bookworm-slim": "bookworm"}
+MIRROR = "http://deb.debian.org/debian"
+
+
+def log(msg):
+    print(f"image_build: {msg}", file=sys.stderr, flush=True)
+
+
+def base_tarball(suite, cache):
+    tar = os.path.join(cache, f"rootfs-{suite}-minbase.tar")
+    if not os.path.exists(tar):
+        log(f"debootstrap {suite} (once, cached in {tar})")
+        with tempfile.TemporaryDirectory() as tmp:
+            root = os.path.join(tmp, "root")
+            subprocess.run(["debootstrap", "--variant=minbase", suite, root, MIRROR],
+                           check=True, stdout=subprocess.DEVNULL)
+            os.makedirs(cache, exist_ok=True)
+            subprocess.run(["tar", "-C", root, "-cf", tar + ".tmp", "."], check=True)
+            os.replace(tar + ".tmp", tar)
+    return tar
+
+
+class Stage:
+    def __init__(self, image, name, root):
+        self.image, self.name, self.root = image, name, root
+        self.env, self.args, self.workdir, self.user = {}, {}, "/", "0"
+        self.entrypoint, self.cmd = [], []
+
+
+def ignored(rel, patterns):
+    for p in patterns:
+        p = p.rstrip("/")
+        if p.startswith("**/"):
+            if any(fnmatch.fnmatch(part, p[3:]) for part in rel.split("/")):
+                return True
+        elif rel == p or rel.startswith(p + "/") or fnmatch.fnmatch(rel, p):
+            return True
+    return False
+
+
+def copy_context(ctx, dest, patterns):
+    for dirpath, dirnames, filenames in os.walk(ctx):
+        rel_dir = os.path.relpath(dirpath, ctx)
+        rel_dir = "" if rel_dir == "." else rel_dir + "/"
+        dirnames[:] = [d for d in dirnames if not ignored(rel_dir + d, patterns)]
+        for f in filenames:
+            rel = rel_dir + f
+            if ignored(rel, patterns):
+                continue
+            out = os.path.join(dest, rel)
+            os.makedirs(os.path.dirname(out), exist_ok=True)
+            shutil.copy2(os.path.join(ctx, rel), out, follow_symlinks=False)
+
+
+def substitute(text, stage):
+    vals = {**stage.args, **stage.env}
+    for k in sorted(vals, key=len, reverse=True):
+        text = text.replace("${" + k + "}", vals[k]).replace("$" + k, vals[k])
+    return text
+
+
+def chroot_run(stage, argv, user=None, env=None, check=True, capture=False):
+    run_env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+               "HOME": "/root", **stage.args, **stage.env, **(env or {})}
+    cmd = ["chroot"]
+    if user and user not in ("0", "root", "0:0"):
+        cmd.append(f"--userspec={user}")
+    cmd += [stage.root, "/bin/sh", "-c", f"cd {shlex.quote(stage.workdir)} && exec \"$@\"", "sh"]
+    return subprocess.run(cmd + argv, env=run_env, check=check, text=True,
+                          capture_output=capture)
+
+
+class Mounts:
+    def __init__(self, root):
+        self.root, self.done = root, []
+
+    def __enter__(self):
+        for args, target in ((["-t", "proc", "proc"], "proc"), (["--bind", "/dev"], "dev")):
+            path = os.path.join(self.root, target)
+            subprocess.run(["mount", *args, path], check=True)
+            self.done.append(path)
+        shutil.copy("/etc/resolv.conf", os.path.join(self.root, "etc/resolv.conf"))
+        return self
+
+    def __exit__(self, *exc):
+        for path in reversed(self.done):
+            subprocess.run(["umount", "-l", path], check=False)
+
+
+def build(dockerfile, ctx, work, cache, build_args):
+    patterns = []
+    di = os.path.join(ctx, ".dockerignore")
+    if os.path.exists(di):
+        patterns = [ln.strip() for ln in open(di) if ln.strip() and not ln.startswith("#")]
+    stages, cur, global_args = [], None, {}
+    for word, arg in instructions(dockerfile):
+        if word == "ARG" and cur is None:
+            k, _, v = arg.partition("=")
+            global_args[k] = build_args.get(k, v)
+            continue
+        if word == "FROM":
+            parts = arg.split()
+            image = parts[0]
+            if image not in SUITES:
+                raise SystemExit(f"image_build: cannot emulate FROM {image} (only {sorted(SUITES)})")
+            root = os.path.join(work, f"stage{len(stages)}")
+            os.makedirs(root)
+            subprocess.run(["tar", "-C", root, "-xf", base_tarball(SUITES[image], cache)], check=True)
+            cur = Stage(image, parts[2] if len(parts) > 2 else None, root)
+            stages.append(cur)
+            log(f"stage {len(stages) - 1} ({cur.name or 'final'}): FROM {image}")
+            continue
+        if word == "ARG":
+            k, _, v = arg.partition("=")
+            cur.args[k] = build_args.get(k, global_args.get(k, v))
+        elif word == "ENV":
+            k, _, v = arg.partition("=")
+            cur.env[k] = substitute(v, cur)
+        elif word == "WORKDIR":
+            cur.workdir = substitute(arg, cur)
+            os.makedirs(os.path.join(cur.root, cur.workdir.lstrip("/")), exist_ok=True)
+        elif word == "COPY":
+            toks = shlex.split(arg)
+            frm = next((t.split("=", 1)[1] for t in toks if t.startswith("--from=")), None)
+            toks = [t for t in toks if not t.startswith("--")]
+            srcs, dest = toks[:-1], toks[-1]
+            dest_abs = dest if dest.startswith("/") else os.path.join(cur.workdir, dest)
+            dest_path = os.path.join(cur.root, dest_abs.lstrip("/"))
+            if frm is None:
+                if srcs != ["."]:
+                    raise SystemExit(f"image_build: only `COPY . DEST` from the context: {arg}")
+                copy_context(ctx, dest_path, patterns)
+            else:
+                src_stage = next(s for i, s in enumerate(stages) if s.name == frm or str(i) == frm)
+                for s in srcs:
+                    src = os.path.join(src_stage.root, s.lstrip("/"))
+                    subprocess.run(["cp", "-a", src.rstrip("/") + "/." if os.path.isdir(src) else src,
+                                    dest_path], check=True)
+            log(f"COPY {arg}")
+        elif word == "RUN":
+            log(f"RUN {arg[:100]}{'...' if len(arg) > 100 else ''}")
+            with Mounts(cur.root):
+                r = chroot_run(cur, ["/bin/sh", "-c", arg], user=cur.user, check=False,
+                               capture=True)
+            if r.returncode != 0:
+                tail = (r.stdout + r.stderr).strip().splitlines()[-30:]
+                raise SystemExit("image_build: RUN failed (exit %d):\n%s"
+                                 % (r.returncode, "\n".join(tail)))
+        elif word == "USER":
+            cur.user = substitute(arg, cur)
+        elif word in ("ENTRYPOINT", "CMD"):
+            val = __import__("json").loads(arg)
+            setattr(cur, word.lower(), val)
+        elif word not in ("EXPOSE", "LABEL"):
+            raise SystemExit(f"image_build: instruction {word} is not emulated")
+    return stages[-1]
+
+
+def smoke(final):
+    """genq runs in the final root as the image's user."""
+    ep = final.entrypoint
+    errors = []
+    with Mounts(final.root):
+        r = chroot_run(final, ep + ["--version"], user=final.user, check=False, capture=True)
+        log(f"{' '.join(ep)} --version -> {r.returncode}: {r.stdout.strip().splitlines()[:1]}")
+        if r.returncode != 0:
+            errors.append(f"--version failed: {r.stderr.strip()}")
+        r = chroot_run(final, ["ldd", ep[0]], check=False, capture=True)
+        missing = [ln.strip() for ln in r.stdout.splitlines() if "not found" in ln]
+        if r.returncode != 0 or missing:
+            errors.append(f"ldd {ep[0]}: {missing or r.stderr.strip()}")
+        r = chroot_run(final, ep + ["worker", "--dump-config"], user=final.user, check=False,
+                       capture=True, env={"GENQ_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+                                          "GENQ_KAFKA_SASL_PASSWORD": "not-printed"})
+        if r.returncode != 0 or "X security.protocol=SASL_SSL" not in r.stdout \
+                or "not-printed" in r.stdout:
+            errors.append(f"worker --dump-config: {r.returncode} {r.stdout[-300:]} {r.stderr}")
+        uid = os.stat(os.path.join(final.root, ep[0].lstrip("/"))).st_uid
+        if final.user.split(":")[0] in ("", "0", "root"):
+            errors.append("the image runs as root")
+        if uid != 0:
+            errors.append(f"{ep[0]} is owned by uid {uid}: the process could rewrite its binary")
+    return errors
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("dockerfile", nargs="?", default="Dockerfile")
+    ap.add_argument("--context", default=".")
+    ap.add_argument("--keep", help="build in this directory and keep it")
+    ap.add_argument("--build-arg", action="append", default=[])
+    a = ap.parse_args()
+    if os.geteuid() != 0:
+        print("image_build: needs root (chroot and mounts)", file=sys.stderr)
+        return 2
+    if not shutil.which("debootstrap"):
+        print("image_build: needs debootstrap (scripts/deps image)", file=sys.stderr)
+        return 2
+    cache = os.environ.get("GENQ_CACHE_DIR", os.path.expanduser("~/.cache/genq"))
+    build_args = dict(b.split("=", 1) for b in a.build_arg)
+    work = a.keep or tempfile.mkdtemp(prefix="genq-image.")
+    try:
+        final = build(a.dockerfile, os.path.abspath(a.context), work, cache, build_args)
+        errors = smoke(final)
+        size = subprocess.run(["du", "-sm", final.root], capture_output=True, text=True).stdout.split()[0]
+    finally:
+        # Never remove a tree with a mount left in it: that would be the host's /dev.
+        busy = [ln.split()[1] for ln in open("/proc/mounts") if ln.split()[1].startswith(work)]
+        if busy:
+            print(f"image_build: {busy} still mounted; left {work} in place", file=sys.stderr)
+        elif not a.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    for e in errors:
+        print(f"FAIL {a.dockerfile}: {e}", file=sys.stderr)
+    if not errors:
+        print(f"ok   {a.dockerfile}: built in chroots; genq runs as {final.user} in the runtime "
+              f"root ({size} MiB, minbase rather than slim)")
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
