@@ -6,8 +6,11 @@
 #ifndef GQ_CHECK_H
 #define GQ_CHECK_H
 
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int check_passed, check_failed;
 
@@ -44,6 +47,37 @@ static int check_passed, check_failed;
                     check_a_, check_b_);                                                           \
         }                                                                                          \
     } while (0)
+
+/** Finds a file of the source tree from the working directory or the binary's location,
+ * so the test runs from the repository root, from bin/tests or from build/<mode>/bin. */
+static inline int check_find_src(const char *rel, char *out, size_t out_size) {
+    char base[PATH_MAX];
+    const char *env = getenv("GENQ_SRCDIR");
+    if (env) {
+        int n = snprintf(out, out_size, "%s/%s", env, rel);
+        return n > 0 && (size_t)n < out_size && access(out, R_OK) == 0;
+    }
+    for (int from = 0; from < 2; from++) {
+        if (from == 0 && !getcwd(base, sizeof(base)))
+            continue;
+        if (from == 1) {
+            ssize_t n = readlink("/proc/self/exe", base, sizeof(base) - 1);
+            if (n <= 0)
+                continue;
+            base[n] = '\0';
+        }
+        for (int up = 0; up < 6; up++) {
+            int n = snprintf(out, out_size, "%s/%s", base, rel);
+            if (n > 0 && (size_t)n < out_size && access(out, R_OK) == 0)
+                return 1;
+            char *slash = strrchr(base, '/');
+            if (!slash || slash == base)
+                break;
+            *slash = '\0';
+        }
+    }
+    return 0;
+}
 
 /** Ends main(): prints "name: N checks passed, N failed" and returns the exit status. */
 #define CHECK_DONE(name)                                                                           \

@@ -12,37 +12,6 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-/* Finds a file of the source tree from the working directory or the binary's location,
- * so the test runs from the repository root, from bin/tests or from build/<mode>/bin. */
-static int find_src(const char *rel, char *out, size_t out_size) {
-    char base[PATH_MAX];
-    const char *env = getenv("GENQ_SRCDIR");
-    if (env) {
-        int n = snprintf(out, out_size, "%s/%s", env, rel);
-        return n > 0 && (size_t)n < out_size && access(out, R_OK) == 0;
-    }
-    for (int from = 0; from < 2; from++) {
-        if (from == 0 && !getcwd(base, sizeof(base)))
-            continue;
-        if (from == 1) {
-            ssize_t n = readlink("/proc/self/exe", base, sizeof(base) - 1);
-            if (n <= 0)
-                continue;
-            base[n] = '\0';
-        }
-        for (int up = 0; up < 6; up++) {
-            int n = snprintf(out, out_size, "%s/%s", base, rel);
-            if (n > 0 && (size_t)n < out_size && access(out, R_OK) == 0)
-                return 1;
-            char *slash = strrchr(base, '/');
-            if (!slash || slash == base)
-                break;
-            *slash = '\0';
-        }
-    }
-    return 0;
-}
-
 /* The canonical form of schema, or NULL (caller frees). */
 static char *canon(const char *schema) {
     gq_buf_t b;
@@ -207,7 +176,7 @@ static void test_vector(json_t *v) {
 
 static void test_vectors(void) {
     char path[PATH_MAX];
-    if (!find_src("tests/schemas/vectors.json", path, sizeof(path))) {
+    if (!check_find_src("tests/schemas/vectors.json", path, sizeof(path))) {
         fprintf(stderr, "FAIL: tests/schemas/vectors.json not found (set GENQ_SRCDIR)\n");
         CHECK(0);
         return;

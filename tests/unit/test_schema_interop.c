@@ -20,36 +20,6 @@
 
 static char script[PATH_MAX], dir[] = "/tmp/genq-interop-XXXXXX";
 
-/* Finds a file of the source tree from the working directory or the binary's location. */
-static int find_src(const char *rel, char *out, size_t out_size) {
-    char base[PATH_MAX];
-    const char *env = getenv("GENQ_SRCDIR");
-    if (env) {
-        int n = snprintf(out, out_size, "%s/%s", env, rel);
-        return n > 0 && (size_t)n < out_size && access(out, R_OK) == 0;
-    }
-    for (int from = 0; from < 2; from++) {
-        if (from == 0 && !getcwd(base, sizeof(base)))
-            continue;
-        if (from == 1) {
-            ssize_t n = readlink("/proc/self/exe", base, sizeof(base) - 1);
-            if (n <= 0)
-                continue;
-            base[n] = '\0';
-        }
-        for (int up = 0; up < 6; up++) {
-            int n = snprintf(out, out_size, "%s/%s", base, rel);
-            if (n > 0 && (size_t)n < out_size && access(out, R_OK) == 0)
-                return 1;
-            char *slash = strrchr(base, '/');
-            if (!slash || slash == base)
-                break;
-            *slash = '\0';
-        }
-    }
-    return 0;
-}
-
 static char *path_of(const char *name) {
     static char p[PATH_MAX + 64];
     snprintf(p, sizeof(p), "%s/%s", dir, name);
@@ -213,7 +183,7 @@ int main(void) {
                 PYTHON);
         return required ? 1 : 0;
     }
-    if (!find_src("tests/schemas/check_python_interop.py", script, sizeof(script)) ||
+    if (!check_find_src("tests/schemas/check_python_interop.py", script, sizeof(script)) ||
         !mkdtemp(dir)) {
         fprintf(stderr, "FAIL: check_python_interop.py not found or no temporary folder\n");
         return 1;
