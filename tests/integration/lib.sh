@@ -165,3 +165,30 @@ t_stop_workers() {
     for w in "$@"; do pid_var=PID_$w; kill -TERM "${!pid_var}" 2>/dev/null || true; done
     for w in "$@"; do pid_var=PID_$w; wait "${!pid_var}" || fail "worker $w exited with $? after SIGTERM"; done
 }
+
+# t_service_fault SERVICE LABEL: 150 jobs through two workers, SERVICE (a tests/stack
+# service: kafka, postgres) stopped after the first 30 and restarted 6 s later. Every job
+# must end in exactly one terminal row (all succeeded), one output each, an event for every
+# job (repeats only with the recorded attempt); the renders thrown away are reported.
+t_service_fault() {
+    local svc=$1 label=$2 before wasted summary urls
+    t_fresh_db
+    t_fresh_names
+    export GENQ_MAX_ATTEMPTS=10 GENQ_STALL_TIMEOUT=20
+    read -r -a urls <<<"${GENQ_COMFYUI_URLS:-$GENQ_COMFYUI_URL}"
+    before=$(t_sim_renders)
+    t_produce_n 150 "$svc-fault"
+    t_worker w1 "${urls[0]}"
+    t_worker w2 "${urls[1]:-${urls[0]}}"
+    t_wait 60 "the first 30 jobs" sql_is_at_least 30 "SELECT count(*) FROM genq.jobs WHERE status = 'succeeded'"
+    note "$label stopped and restarted mid-run"
+    "$GENQ_ROOT/tests/stack" stop "$svc" >/dev/null 2>>"$T_TMP/stack.log" || fail "tests/stack stop $svc: $(tail -3 "$T_TMP/stack.log")"
+    sleep 6 # the outage itself, not a wait for something
+    "$GENQ_ROOT/tests/stack" start "$svc" >/dev/null 2>>"$T_TMP/stack.log" || fail "tests/stack start $svc: $(tail -3 "$T_TMP/stack.log")"
+    t_wait 240 "150 terminal jobs" sql_is 150 "SELECT count(*) FROM genq.jobs WHERE status IN ('succeeded','failed')"
+    t_stop_workers w1 w2
+    t_expect_succeeded 150
+    summary=$(t_expect_events)
+    wasted=$(($(t_sim_renders) - before - 150))
+    note "150/150 succeeded; $summary; $(sql "SELECT count(*) FROM genq.jobs WHERE attempts > 1") jobs retried; $wasted renders thrown away"
+}
