@@ -439,6 +439,18 @@ def check_genq(rep, objs, genq, metrics_names):
         if "--port" in args and args[args.index("--port") + 1] != str(cport):
             rep.fail(what, f"ComfyUI listens on --port {args[args.index('--port') + 1]}, genq "
                            f"expects {cport}")
+    cargs = comfy_c.get("args", [])
+    for flag in ("--output-directory", "--temp-directory", "--user-directory", "--input-directory"):
+        if flag in cargs and not under_mount(comfy_c, cargs[cargs.index(flag) + 1], writable=True):
+            rep.fail(what, f"ComfyUI {flag} {cargs[cargs.index(flag) + 1]} is not on a writable "
+                           "volume (the root filesystem may be read-only or not its user's)")
+    if "--input-directory" in cargs and cargs[cargs.index("--input-directory") + 1].rstrip("/") not in [
+            m["mountPath"].rstrip("/") for m in comfy_c.get("volumeMounts", [])]:
+        rep.fail(what, "ComfyUI --input-directory must be a mount point: ComfyUI does not create "
+                       "it, and listing it fails")
+    if "--extra-model-paths-config" in cargs and not under_mount(
+            comfy_c, cargs[cargs.index("--extra-model-paths-config") + 1], writable=False):
+        rep.fail(what, "ComfyUI --extra-model-paths-config is not on a mounted volume")
     if comfy_c in pod.get("initContainers", []) and comfy_c.get("restartPolicy") != "Always":
         rep.fail(what, "ComfyUI as an init container must be a native sidecar (restartPolicy: Always)")
     if "nvidia.com/gpu" not in (comfy_c.get("resources", {}).get("limits") or {}):
