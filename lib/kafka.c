@@ -39,8 +39,11 @@ gq_status_t gq_kafka_conf_apply_user(rd_kafka_conf_t *conf, const gq_cfg_t *cfg,
             return GQ_ERR_INVALID;
         }
         *eq = '\0';
-        if (gq_kafka_conf_set(conf, kv, eq + 1, errstr, errstr_size) != GQ_OK)
+        if (gq_kafka_conf_set(conf, kv, eq + 1, errstr, errstr_size) != GQ_OK) {
+            size_t len = strlen(errstr);
+            gq_errf(errstr + len, errstr_size - len, " (from -X or a GENQ_KAFKA_* variable)");
             return GQ_ERR_INVALID;
+        }
     }
     return GQ_OK;
 }
