@@ -52,6 +52,9 @@ static const gq_cfg_key_t cfg_keys[] = {
      false, "largest request message accepted"},
     {"max_output_bytes", 0, "GENQ_MAX_OUTPUT_BYTES", GQ_CFG_INT, "268435456", 1024, I64MAX, W,
      false, "largest output file downloaded from ComfyUI"},
+    {"start_wait", 0, "GENQ_START_WAIT", GQ_CFG_INT, "0", 0, 86400, W, false,
+     "seconds to keep retrying at start while PostgreSQL is unreachable or not migrated "
+     "(alive, not ready), instead of exiting 69 or 78 at once"},
     {"http_listen", 0, "GENQ_HTTP_LISTEN", GQ_CFG_STR, NULL, 0, 0, W, false,
      "address:port of /healthz, /readyz and /metrics (off unless set)"},
     {"warmup", 0, "GENQ_WARMUP", GQ_CFG_STR, NULL, 0, 0, W, false,

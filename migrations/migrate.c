@@ -397,7 +397,7 @@ gq_status_t gq_migrate_check(gq_pg_t *pg, char *errstr, size_t errstr_size) {
         if (st == GQ_OK && missing[0]) {
             gq_errf(errstr, errstr_size, "database not migrated (missing %s): run `genq migrate`",
                     missing);
-            st = GQ_ERR_INVALID;
+            st = GQ_ERR_NOTFOUND;
         }
     }
     free(status);

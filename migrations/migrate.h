@@ -86,9 +86,10 @@ gq_status_t gq_migrate_apply(gq_pg_t *pg, const gq_migration_set_t *set, size_t 
 
 /**
  * The worker's start-up check: every embedded migration is applied with the same checksum.
- * Otherwise GQ_ERR_INVALID: "database not migrated (missing 0001_init): run `genq migrate`",
- * or "migration 0001_init.sql was changed after it was applied". Applied migrations this
- * binary does not know (a newer genq ran `genq migrate`) are accepted.
+ * Otherwise GQ_ERR_NOTFOUND, "database not migrated (missing 0001_init): run `genq migrate`"
+ * (a migration Job may still be running: worth waiting for), or GQ_ERR_INVALID, "migration
+ * 0001_init.sql was changed after it was applied". Applied migrations this binary does not
+ * know (a newer genq ran `genq migrate`) are accepted.
  */
 gq_status_t gq_migrate_check(gq_pg_t *pg, char *errstr, size_t errstr_size);
 

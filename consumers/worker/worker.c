@@ -66,7 +66,35 @@ size_t worker_jobs_in_comfy(const gq_worker_t *w) {
     return n;
 }
 
-gq_worker_t *gq_worker_new(const gq_cfg_t *cfg, gq_status_t *st, char *errstr, size_t errstr_size) {
+/* Connects the recorder. With start_wait, an unreachable or not yet migrated PostgreSQL is
+ * retried (a migration Job may still be running; the database may still be starting) while
+ * /healthz says alive and /readyz says why not ready, instead of a crash loop. */
+static gq_status_t worker_connect_db(gq_worker_t *w, volatile sig_atomic_t *stop, char *errstr,
+                                     size_t errstr_size) {
+    int64_t deadline = gq_mono_ms() + gq_cfg_int(w->cfg, "start_wait") * 1000;
+    int backoff_ms = 500;
+    gq_status_t st;
+    for (;;) {
+        w->rec = gq_recorder_new(gq_cfg_str(w->cfg, "database_url"), &st, errstr, errstr_size);
+        if (w->rec)
+            return GQ_OK;
+        int64_t left = deadline - gq_mono_ms();
+        if ((st != GQ_ERR_TRANSIENT && st != GQ_ERR_NOTFOUND) || left <= 0 || (stop && *stop))
+            return st;
+        char why[300];
+        snprintf(why, sizeof(why), "waiting for PostgreSQL: %s", errstr);
+        gq_metrics_set_ready(w->metrics, false, why);
+        gq_warn("%s (retrying for %lld s more)", errstr, (long long)(left / 1000));
+        for (int64_t until = gq_mono_ms() + backoff_ms; gq_mono_ms() < until && !(stop && *stop);) {
+            gq_metrics_heartbeat(w->metrics);
+            gq_sleep_ms(100);
+        }
+        backoff_ms = backoff_ms * 2 > 10000 ? 10000 : backoff_ms * 2;
+    }
+}
+
+gq_worker_t *gq_worker_new(const gq_cfg_t *cfg, volatile sig_atomic_t *stop, gq_status_t *st,
+                           char *errstr, size_t errstr_size) {
     gq_worker_t *w = calloc(1, sizeof(*w));
     if (!w) {
         *st = GQ_ERR_NOMEM;
@@ -105,8 +133,8 @@ gq_worker_t *gq_worker_new(const gq_cfg_t *cfg, gq_status_t *st, char *errstr, s
         gq_info("health and metrics on %s (port %d)", gq_cfg_str(cfg, "http_listen"),
                 gq_metrics_port(w->metrics));
     }
-    w->rec = gq_recorder_new(gq_cfg_str(cfg, "database_url"), st, errstr, errstr_size);
-    if (!w->rec)
+    *st = worker_connect_db(w, stop, errstr, errstr_size);
+    if (*st != GQ_OK)
         goto fail;
     *st = gq_store_init(&w->store, gq_cfg_str(cfg, "output_dir"),
                         gq_cfg_str(cfg, "output_url_prefix"), errstr, errstr_size);

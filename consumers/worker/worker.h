@@ -26,7 +26,8 @@ typedef enum gq_worker_end {
 } gq_worker_end_t;
 
 /** Builds a worker from cfg (borrowed for the worker's lifetime). */
-gq_worker_t *gq_worker_new(const gq_cfg_t *cfg, gq_status_t *st, char *errstr, size_t errstr_size);
+gq_worker_t *gq_worker_new(const gq_cfg_t *cfg, volatile sig_atomic_t *stop, gq_status_t *st,
+                           char *errstr, size_t errstr_size);
 /**
  * Runs until *stop becomes non-zero (set from a signal handler), then drains within the
  * grace period, commits, and leaves the group.

@@ -43,7 +43,7 @@ int gq_cmd_worker(int argc, char **argv) {
 
     char err[1024];
     gq_status_t st = GQ_OK;
-    gq_worker_t *w = gq_worker_new(&cfg, &st, err, sizeof(err));
+    gq_worker_t *w = gq_worker_new(&cfg, &worker_stop, &st, err, sizeof(err));
     if (!w) {
         gq_err("%s", err);
         gq_cfg_release(&cfg);

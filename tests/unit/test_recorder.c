@@ -292,7 +292,7 @@ static void test_migrate(const char *url) {
 
     /* A partly migrated database (here: 0001 unrecorded) is refused with the missing name. */
     q1(pg, "DELETE FROM genq.schema_migrations WHERE version = $1", "0001_init");
-    CHECK(gq_migrate_check(pg, err, sizeof(err)) == GQ_ERR_INVALID);
+    CHECK(gq_migrate_check(pg, err, sizeof(err)) == GQ_ERR_NOTFOUND);
     CHECK(strstr(err, "database not migrated (missing 0001_init): run `genq migrate`") != NULL);
     q3(pg, "INSERT INTO genq.schema_migrations (version, checksum) VALUES ($1, $2)", "0001_init",
        set.items[0].checksum, NULL);
