@@ -201,7 +201,7 @@ static void test_unmigrated(const char *url) {
     gq_status_t st = GQ_OK;
     gq_recorder_t *r = gq_recorder_new(url, &st, err, sizeof(err));
     CHECK(r == NULL);
-    CHECK(st == GQ_ERR_INVALID);
+    CHECK(st == GQ_ERR_NOTFOUND);
     CHECK(strstr(err, "database not migrated (missing 0001_init") != NULL);
     CHECK(strstr(err, "run `genq migrate`") != NULL);
     gq_recorder_destroy(r);
