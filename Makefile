@@ -10,6 +10,16 @@ PKGS     := rdkafka avro-c libcurl libpq jansson libcrypto
 SHELL    := /bin/bash
 VERSION  := $(shell git describe --always --dirty 2>/dev/null || echo 0.1.0)
 
+# Quiet by default: one "CC file.o" line per step, as git and redis print; V=1 shows the
+# full command lines.
+ifeq ($(V),1)
+Q :=
+say = @true
+else
+Q := @
+say = @printf '  %-6s %s\n' $(1) $(2)
+endif
+
 WARN     := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes \
             -Wmissing-prototypes -Wpointer-arith -Wvla -Wno-missing-field-initializers
 CSTD     := -std=c11 -D_GNU_SOURCE
@@ -76,32 +86,39 @@ FORCE:
 
 $(BUILDDIR)/%.o: %.c $(BUILDDIR)/.flags
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(PKG_CFLAGS) -c $< -o $@
+	$(call say,CC,$<)
+	$(Q)$(CC) $(CFLAGS) $(PKG_CFLAGS) -c $< -o $@
 
 $(EMBED_C): $(EMBED_IN) scripts/embed
 	@mkdir -p $(dir $@)
-	scripts/embed $(EMBED_IN) > $@.tmp && mv $@.tmp $@
+	$(call say,GEN,$@)
+	$(Q)scripts/embed $(EMBED_IN) > $@.tmp && mv $@.tmp $@
 
 $(BUILDDIR)/gen/embedded.o: $(EMBED_C) $(BUILDDIR)/.flags
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(call say,CC,$<)
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
 $(LIBGENQ): $(LIB_OBJ)
 	@rm -f $@
-	ar rcs $@ $^
+	$(call say,AR,$@)
+	$(Q)ar rcs $@ $^
 
 $(GENQ): $(BUILDDIR)/cmd/genq.o $(LIBGENQ)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDMODE) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
+	$(call say,LINK,$@)
+	$(Q)$(CC) $(LDMODE) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
 
 # The library an upstream C service links to publish requests (header: producers/genq_producer.h).
 $(BINDIR)/libgenq-producer.a: $(PRODUCER_OBJ)
 	@mkdir -p $(dir $@)
 	@rm -f $@
-	ar rcs $@ $^
+	$(call say,AR,$@)
+	$(Q)ar rcs $@ $^
 
 $(BINDIR)/tests/%: $(BUILDDIR)/tests/unit/%.o $(LIBGENQ)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDMODE) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
+	$(call say,LINK,$@)
+	$(Q)$(CC) $(LDMODE) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
 
 unit: all
 	@tests/run --unit-only --bindir $(BINDIR)
@@ -162,6 +179,10 @@ clean:
 
 -include $(LIB_OBJ:.o=.d) $(BUILDDIR)/cmd/genq.d $(TEST_SRC:tests/unit/%.c=$(BUILDDIR)/tests/unit/%.d)
 
-# Only the dispatcher knows the version, so a new commit does not rebuild everything.
-$(BUILDDIR)/lib/version.o: CFLAGS += -DGQ_VERSION=\"$(VERSION)\"
-$(BUILDDIR)/lib/version.o: FORCE
+# The version lives in one generated header, rewritten only when `git describe` changes, so
+# a new commit recompiles one file and a no-op `make` rebuilds and relinks nothing.
+$(BUILDDIR)/gen/version.h: FORCE
+	@mkdir -p $(dir $@)
+	@echo '#define GQ_VERSION "$(VERSION)"' | cmp -s - $@ || echo '#define GQ_VERSION "$(VERSION)"' > $@
+$(BUILDDIR)/lib/version.o: $(BUILDDIR)/gen/version.h
+$(BUILDDIR)/lib/version.o: private CFLAGS += -include $(BUILDDIR)/gen/version.h

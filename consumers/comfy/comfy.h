@@ -169,4 +169,89 @@ typedef struct gq_comfy_stats {
 gq_status_t gq_comfy_system_stats(gq_comfy_t *c, gq_comfy_stats_t *st, char *errstr,
                                   size_t errstr_size);
 
+/* ---- asynchronous operations ----
+ *
+ * The calls above block. A worker loop starts the same calls as operations instead, waits
+ * for them together with its other descriptors in gq_comfy_wait, and takes finished ones from
+ * gq_comfy_op_next_done. Several operations run at once on separate keep-alive connections
+ * (libcurl's multi interface). Each operation's outcome is in the op itself; the classes
+ * are those of the blocking calls. */
+
+typedef enum gq_comfy_op_kind {
+    GQ_COMFY_OP_SUBMIT,    /**< POST /prompt (see gq_comfy_submit) */
+    GQ_COMFY_OP_HISTORY,   /**< GET /history/{id} (see gq_comfy_history): result */
+    GQ_COMFY_OP_STATE,     /**< history, queue, history (see gq_comfy_prompt_state): state, result */
+    GQ_COMFY_OP_VIEW,      /**< GET /view of one file: body */
+    GQ_COMFY_OP_INTERRUPT, /**< POST /interrupt {"prompt_id"} */
+    GQ_COMFY_OP_DEQUEUE,   /**< POST /queue {"delete": [id]} */
+    GQ_COMFY_OP_FREE,      /**< POST /free */
+    GQ_COMFY_OP_STATS,     /**< GET /system_stats: stats */
+    GQ_COMFY_OP_RAW,       /**< any request: http_code and body, status GQ_OK whatever the code */
+} gq_comfy_op_kind_t;
+
+typedef struct gq_comfy_op gq_comfy_op_t;
+
+/** An operation. The caller reads the public part once gq_comfy_op_next_done returned it. */
+struct gq_comfy_op {
+    gq_comfy_op_kind_t kind;
+    uint64_t tag;  /**< the caller's (e.g. a job's serial), returned unchanged */
+    int idx;       /**< the caller's (e.g. which output file), returned unchanged */
+    gq_status_t status;
+    char errstr[768];
+    long http_code;           /**< of the last request made */
+    gq_comfy_state_t state;   /**< STATE */
+    gq_comfy_result_t result; /**< HISTORY, and STATE when FINISHED */
+    gq_buf_t body;            /**< VIEW (the file) and RAW */
+    gq_comfy_stats_t stats;   /**< STATS */
+    int64_t elapsed_ms;       /**< from start to done */
+    struct gq_comfy_op_priv *priv; /**< the client's */
+};
+
+/**
+ * Starts an operation; never blocks. Returns NULL only when out of memory. The op belongs
+ * to the client until gq_comfy_op_next_done hands it out; then to the caller, who frees it
+ * with gq_comfy_op_destroy. Strings and the workflow are copied; max_bytes bounds a VIEW.
+ */
+gq_comfy_op_t *gq_comfy_op_submit(gq_comfy_t *c, const char *prompt_id, json_t *workflow,
+                                  uint64_t tag);
+gq_comfy_op_t *gq_comfy_op_history(gq_comfy_t *c, const char *prompt_id, uint64_t tag);
+gq_comfy_op_t *gq_comfy_op_state(gq_comfy_t *c, const char *prompt_id, uint64_t tag);
+gq_comfy_op_t *gq_comfy_op_view(gq_comfy_t *c, const gq_comfy_image_t *img, size_t max_bytes,
+                                uint64_t tag, int idx);
+gq_comfy_op_t *gq_comfy_op_interrupt(gq_comfy_t *c, const char *prompt_id, uint64_t tag);
+gq_comfy_op_t *gq_comfy_op_dequeue(gq_comfy_t *c, const char *prompt_id, uint64_t tag);
+gq_comfy_op_t *gq_comfy_op_free(gq_comfy_t *c, bool unload, bool free_memory, uint64_t tag);
+gq_comfy_op_t *gq_comfy_op_stats(gq_comfy_t *c, uint64_t tag);
+gq_comfy_op_t *gq_comfy_op_raw(gq_comfy_t *c, const char *method, const char *path,
+                               const char *query, const char *body, size_t max_bytes,
+                               uint64_t tag);
+void gq_comfy_op_destroy(gq_comfy_op_t *op);
+
+/** Operations started and not yet handed out by gq_comfy_op_next_done. */
+size_t gq_comfy_ops_pending(const gq_comfy_t *c);
+
+/** An extra descriptor for gq_comfy_wait (the same layout as curl_waitfd). */
+typedef struct gq_comfy_waitfd {
+    int fd;
+    short events;  /**< POLLIN, POLLOUT */
+    short revents; /**< set by gq_comfy_wait */
+} gq_comfy_waitfd_t;
+
+/**
+ * The one place a loop blocks: waits up to timeout_ms for the client's HTTP transfers, its
+ * WebSocket (when connected) and the extra descriptors, then advances the transfers. Returns
+ * at once when an operation is already done. After it, take finished operations with
+ * gq_comfy_op_next_done and read the WebSocket with gq_comfy_ws_next(c, 0, ...).
+ */
+void gq_comfy_wait(gq_comfy_t *c, gq_comfy_waitfd_t *extra, unsigned extra_cnt, int timeout_ms);
+
+/** The next finished operation (now the caller's), or NULL. */
+gq_comfy_op_t *gq_comfy_op_next_done(gq_comfy_t *c);
+
+/**
+ * When the WebSocket next needs a turn for its keepalive (a ping to send or an answer
+ * overdue), as a gq_mono_ms time; INT64_MAX when not connected or pings are off.
+ */
+int64_t gq_comfy_ws_wake(const gq_comfy_t *c);
+
 #endif

@@ -155,6 +155,25 @@ gq_status_t gq_comfy_stats_parse(const json_t *root, gq_comfy_stats_t *st, char 
 
 /* ---- the client ---- */
 
+#define GQ_COMFY_MAX_CONNECTIONS 4 /* parallel requests to one ComfyUI */
+
+/** The private part of an operation, allocated with it. */
+struct gq_comfy_op_priv {
+    gq_comfy_op_t *next; /**< in the client's running or done list */
+    gq_comfy_t *client;
+    CURL *easy;
+    bool running, done;
+    bool internal; /**< started by the client itself: destroyed when done, never handed out */
+    int step;      /**< of a compound operation (STATE: history, queue, history) */
+    char prompt_id[64];
+    char method[8];
+    char *path, *query, *post; /**< owned */
+    gq_buf_t resp;             /**< the body of the current request */
+    bool resp_full;
+    char curl_err[CURL_ERROR_SIZE];
+    int64_t t0;
+};
+
 struct gq_comfy {
     gq_comfy_base_t base;
     char client_id[64];
@@ -164,11 +183,14 @@ struct gq_comfy {
     size_t max_ws_message;
     char *ca_file; /**< owned; NULL for the system's CA bundle */
 
-    CURL *http; /**< reused for every request (keep-alive) */
+    CURLM *multi; /**< every HTTP request, blocking ones included */
     struct curl_slist *headers;
-    char curl_err[CURL_ERROR_SIZE];
-    gq_buf_t *sink; /**< where the current response body goes */
-    bool sink_full; /**< the body exceeded sink->max */
+    char user_agent[64];
+    CURL *idle[GQ_COMFY_MAX_CONNECTIONS]; /**< easy handles kept for reuse */
+    size_t idle_cnt;
+    gq_comfy_op_t *running; /**< started, not done */
+    gq_comfy_op_t *done_head, *done_tail;
+    size_t pending; /**< started and not handed out */
 
     CURL *ws; /**< CONNECT_ONLY handle carrying the WebSocket */
     curl_socket_t ws_sock;
@@ -179,9 +201,39 @@ struct gq_comfy {
     gq_comfy_wsdec_t wsdec;
 };
 
+/** Creates the multi handle and shared headers (gq_comfy_new); GQ_ERR_NOMEM. */
+gq_status_t gq_comfy_http_setup(gq_comfy_t *c, char *errstr, size_t errstr_size);
+/** Aborts every operation and frees the HTTP side (gq_comfy_destroy). */
+void gq_comfy_http_teardown(gq_comfy_t *c);
+
 /**
- * One HTTP request on the shared handle. method "GET" or "POST" (body: JSON text, may be
- * NULL for an empty POST). The body of the answer goes to resp (bounded; reset first).
+ * Starts one HTTP request for op (kind and request fields set by the caller): method "GET"
+ * or "POST" (body may be NULL for an empty POST), the answer's body bounded by max_bytes.
+ * Returns GQ_OK or GQ_ERR_NOMEM; a request that fails later ends as the op's status.
+ */
+gq_status_t gq_comfy_op_send(gq_comfy_t *c, gq_comfy_op_t *op, size_t max_bytes);
+
+/** A new op of kind (NULL when out of memory); not started. */
+gq_comfy_op_t *gq_comfy_op_new(gq_comfy_t *c, gq_comfy_op_kind_t kind, uint64_t tag);
+/** Sets the op's request (copies); GQ_ERR_NOMEM. */
+gq_status_t gq_comfy_op_request(gq_comfy_op_t *op, const char *method, const char *path,
+                                const char *query, const char *body);
+/** Fails op at once (it is handed out by the next gq_comfy_op_next_done). */
+void gq_comfy_op_fail(gq_comfy_t *c, gq_comfy_op_t *op, gq_status_t st, const char *fmt, ...)
+    GQ_PRINTF(4, 5);
+
+/**
+ * Called by op.c when a request of op finished at the transport level (status GQ_OK: an
+ * answer came, in op->http_code and priv->resp). Returns true when the op is complete;
+ * false when it started its next request (compound operations).
+ */
+bool gq_comfy_op_finish(gq_comfy_t *c, gq_comfy_op_t *op, gq_status_t transport);
+
+/** Runs op to its end, blocking (for the blocking calls); it is not handed out. */
+void gq_comfy_op_run(gq_comfy_t *c, gq_comfy_op_t *op);
+
+/**
+ * One HTTP request, blocking. The body of the answer goes to resp (bounded; reset first).
  * GQ_OK whatever the HTTP status (in *code); GQ_ERR_TRANSIENT when the server could not be
  * reached or did not answer in time; GQ_ERR_TOOBIG when the body exceeded resp->max.
  */

@@ -225,6 +225,14 @@ gq_status_t gq_comfy_ws_connect(gq_comfy_t *c, char *errstr, size_t errstr_size)
 
 bool gq_comfy_ws_connected(const gq_comfy_t *c) { return c && c->ws_up; }
 
+int64_t gq_comfy_ws_wake(const gq_comfy_t *c) {
+    if (!c || !c->ws_up || c->ws_ping_interval_ms <= 0)
+        return INT64_MAX;
+    if (c->ws_ping_sent_ms != 0)
+        return c->ws_ping_sent_ms + c->request_timeout_ms;
+    return c->ws_last_rx_ms + c->ws_ping_interval_ms;
+}
+
 void gq_comfy_ws_close(gq_comfy_t *c) {
     if (!c)
         return;
