@@ -23,7 +23,7 @@ endif
 WARN     := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes \
             -Wmissing-prototypes -Wpointer-arith -Wvla -Wno-missing-field-initializers
 CSTD     := -std=c11 -D_GNU_SOURCE
-INC      := -Ilib -I. -Icmd -Ischemas -Iproducers -Iconsumers -Iconsumers/worker -Iconsumers/events -Iconsumers/replay -Iconsumers/lag -Imigrations
+INC      := -Ilib -I. -Icmd -Ischemas -Iproducers -Iconsumers -Iconsumers/worker -Iconsumers/worker/bind -Iconsumers/worker/store -Iconsumers/worker/db -Iconsumers/events -Iconsumers/replay -Iconsumers/lag -Imigrations
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -48,7 +48,7 @@ endif
 CFLAGS   := $(CSTD) $(OPT) $(WARN) $(INC) -MMD -MP -pthread
 LDLIBS   := -pthread -lm
 
-LIB_SRC  := $(sort $(wildcard lib/*.c schemas/*.c producers/*.c consumers/*.c consumers/*/*.c migrations/*.c))
+LIB_SRC  := $(sort $(wildcard lib/*.c schemas/*.c producers/*.c consumers/*.c consumers/*/*.c consumers/*/*/*.c migrations/*.c))
 EMBED_IN := $(sort $(wildcard schemas/*.avsc migrations/*.sql workflows/*.json))
 EMBED_C  := $(BUILDDIR)/gen/embedded.c
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILDDIR)/%.o) $(BUILDDIR)/gen/embedded.o

@@ -1,4 +1,5 @@
 #include "pg.h"
+#include "pg_int.h"
 #include "cfg.h"
 #include "log.h"
 #include "util.h"
@@ -19,7 +20,7 @@ struct gq_pg {
 };
 
 /* libpq's messages end with a newline and may span lines; logs and errstr want one line. */
-static void pg_one_line(const char *msg, char *out, size_t out_size) {
+void gq_pg_one_line(const char *msg, char *out, size_t out_size) {
     size_t j = 0;
     if (out_size == 0)
         return;
@@ -58,7 +59,7 @@ static void pg_url_password(const char *url, char *pw, size_t pw_size) {
 
 /* libpq quotes the connection string in some messages ("invalid URI ... in
  * \"postgresql://u:pw@...\""): every copy of the password in msg becomes "***". */
-static void pg_scrub(char *msg, size_t msg_size, const char *url) {
+void gq_pg_scrub(char *msg, size_t msg_size, const char *url) {
     char pw[256];
     pg_url_password(url, pw, sizeof(pw));
     size_t pwlen = strlen(pw);
@@ -81,10 +82,10 @@ static void pg_scrub(char *msg, size_t msg_size, const char *url) {
 
 /* Server notices ("relation already exists, skipping") would otherwise go straight to
  * stderr through libpq's default processor, bypassing our log format. */
-static void pg_notice(void *arg, const char *message) {
+void gq_pg_notice(void *arg, const char *message) {
     (void)arg;
     char line[1024];
-    pg_one_line(message, line, sizeof(line));
+    gq_pg_one_line(message, line, sizeof(line));
     gq_debug("postgres: %s", line);
 }
 
@@ -105,35 +106,51 @@ gq_status_t gq_pg_sqlstate_status(const char *sqlstate, bool conn_bad) {
     return GQ_ERR;
 }
 
+gq_status_t gq_pg_url_check(const char *url, char *red, size_t red_size, char *errstr,
+                            size_t errstr_size) {
+    gq_cfg_redact_url(url ? url : "", red, red_size);
+    /* Parse first so a malformed URL is a configuration error, not an outage to retry. */
+    char *perr = NULL;
+    PQconninfoOption *opts = PQconninfoParse(url ? url : "", &perr);
+    if (!opts) {
+        char line[512];
+        gq_pg_one_line(perr ? perr : "out of memory", line, sizeof(line));
+        gq_pg_scrub(line, sizeof(line), url ? url : "");
+        gq_errf(errstr, errstr_size, "database URL %s: %s", red, line);
+        PQfreemem(perr);
+        return GQ_ERR_INVALID;
+    }
+    PQconninfoFree(opts);
+    return GQ_OK;
+}
+
+void gq_pg_conn_params(const char *url, int connect_timeout_s, const char *keys[9],
+                       const char *vals[9], char timeout[16]) {
+    snprintf(timeout, 16, "%d", connect_timeout_s > 0 ? connect_timeout_s : 10);
+    /* Our defaults come before dbname: libpq lets later keywords win, so anything the URL
+     * itself says (its own application_name, connect_timeout...) overrides them. */
+    static const char *const k[] = {"connect_timeout",  "application_name", "client_encoding",
+                                    "keepalives",       "keepalives_idle",  "keepalives_interval",
+                                    "keepalives_count", "dbname",           NULL};
+    const char *const v[] = {timeout, "genq", "UTF8", "1", "30", "10", "3", url, NULL};
+    for (int i = 0; i < 9; i++) {
+        keys[i] = k[i];
+        vals[i] = v[i];
+    }
+}
+
 gq_pg_t *gq_pg_connect(const char *url, int connect_timeout_s, gq_status_t *st, char *errstr,
                        size_t errstr_size) {
     gq_status_t dummy;
     if (!st)
         st = &dummy;
     char red[512];
-    gq_cfg_redact_url(url ? url : "", red, sizeof(red));
-    /* Parse first so a malformed URL is a configuration error, not an outage to retry. */
-    char *perr = NULL;
-    PQconninfoOption *opts = PQconninfoParse(url ? url : "", &perr);
-    if (!opts) {
-        char line[512];
-        pg_one_line(perr ? perr : "out of memory", line, sizeof(line));
-        pg_scrub(line, sizeof(line), url ? url : "");
-        gq_errf(errstr, errstr_size, "database URL %s: %s", red, line);
-        PQfreemem(perr);
-        *st = GQ_ERR_INVALID;
+    *st = gq_pg_url_check(url, red, sizeof(red), errstr, errstr_size);
+    if (*st != GQ_OK)
         return NULL;
-    }
-    PQconninfoFree(opts);
-
+    const char *keys[9], *vals[9];
     char timeout[16];
-    snprintf(timeout, sizeof(timeout), "%d", connect_timeout_s > 0 ? connect_timeout_s : 10);
-    /* Our defaults come before dbname: libpq lets later keywords win, so anything the URL
-     * itself says (its own application_name, connect_timeout...) overrides them. */
-    const char *const keys[] = {"connect_timeout",  "application_name", "client_encoding",
-                                "keepalives",       "keepalives_idle",  "keepalives_interval",
-                                "keepalives_count", "dbname",           NULL};
-    const char *const vals[] = {timeout, "genq", "UTF8", "1", "30", "10", "3", url, NULL};
+    gq_pg_conn_params(url, connect_timeout_s, keys, vals, timeout);
     PGconn *conn = PQconnectdbParams(keys, vals, 1);
     if (!conn) {
         gq_errf(errstr, errstr_size, "connecting to %s: out of memory", red);
@@ -142,8 +159,8 @@ gq_pg_t *gq_pg_connect(const char *url, int connect_timeout_s, gq_status_t *st, 
     }
     if (PQstatus(conn) != CONNECTION_OK) {
         char line[768];
-        pg_one_line(PQerrorMessage(conn), line, sizeof(line));
-        pg_scrub(line, sizeof(line), url);
+        gq_pg_one_line(PQerrorMessage(conn), line, sizeof(line));
+        gq_pg_scrub(line, sizeof(line), url);
         gq_errf(errstr, errstr_size, "connecting to %s: %s", red, line);
         PQfinish(conn);
         *st = GQ_ERR_TRANSIENT;
@@ -158,7 +175,7 @@ gq_pg_t *gq_pg_connect(const char *url, int connect_timeout_s, gq_status_t *st, 
     }
     pg->conn = conn;
     snprintf(pg->url_redacted, sizeof(pg->url_redacted), "%s", red);
-    PQsetNoticeProcessor(conn, pg_notice, NULL);
+    PQsetNoticeProcessor(conn, gq_pg_notice, NULL);
     *st = GQ_OK;
     return pg;
 }
@@ -185,7 +202,7 @@ gq_status_t gq_pg_ensure(gq_pg_t *pg, char *errstr, size_t errstr_size) {
     PQreset(pg->conn);
     if (PQstatus(pg->conn) != CONNECTION_OK) {
         char line[768];
-        pg_one_line(PQerrorMessage(pg->conn), line, sizeof(line));
+        gq_pg_one_line(PQerrorMessage(pg->conn), line, sizeof(line));
         gq_errf(errstr, errstr_size, "reconnecting to %s: %s", pg->url_redacted, line);
         return GQ_ERR_TRANSIENT;
     }
@@ -194,28 +211,34 @@ gq_status_t gq_pg_ensure(gq_pg_t *pg, char *errstr, size_t errstr_size) {
     return GQ_OK;
 }
 
-/* Turns a result into a status and, on failure, errstr. Takes no ownership of res. */
-static gq_status_t pg_result_status(gq_pg_t *pg, const PGresult *res, char *errstr,
-                                    size_t errstr_size) {
+gq_status_t gq_pg_result_check(PGconn *conn, const PGresult *res, char *errstr,
+                               size_t errstr_size) {
     ExecStatusType es = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
     if (es == PGRES_COMMAND_OK || es == PGRES_TUPLES_OK || es == PGRES_EMPTY_QUERY)
         return GQ_OK;
-    bool bad = PQstatus(pg->conn) != CONNECTION_OK;
+    bool bad = PQstatus(conn) != CONNECTION_OK;
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
     const char *detail = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : NULL;
     char msg[768], det[512];
-    pg_one_line(primary ? primary : PQerrorMessage(pg->conn), msg, sizeof(msg));
-    pg_one_line(detail, det, sizeof(det));
+    gq_pg_one_line(primary ? primary : PQerrorMessage(conn), msg, sizeof(msg));
+    gq_pg_one_line(detail, det, sizeof(det));
     if (!msg[0])
         snprintf(msg, sizeof(msg), "%s", res ? PQresStatus(es) : "no result (out of memory?)");
     gq_errf(errstr, errstr_size, "%s%s%s (SQLSTATE %s)", msg, det[0] ? "; " : "", det,
             state && *state ? state : (bad ? "none, connection lost" : "none"));
-    if (bad && !pg->lost_logged) {
-        pg->lost_logged = true;
-        gq_warn("PostgreSQL connection to %s lost: %s", pg->url_redacted, msg);
-    }
     return gq_pg_sqlstate_status(state, bad);
+}
+
+/* Turns a result into a status and, on failure, errstr. Takes no ownership of res. */
+static gq_status_t pg_result_status(gq_pg_t *pg, const PGresult *res, char *errstr,
+                                    size_t errstr_size) {
+    gq_status_t st = gq_pg_result_check(pg->conn, res, errstr, errstr_size);
+    if (st != GQ_OK && PQstatus(pg->conn) != CONNECTION_OK && !pg->lost_logged) {
+        pg->lost_logged = true;
+        gq_warn("PostgreSQL connection to %s lost: %s", pg->url_redacted, errstr);
+    }
+    return st;
 }
 
 gq_status_t gq_pg_exec(gq_pg_t *pg, const char *sql, const gq_pg_params_t *params, PGresult **res,
@@ -231,7 +254,8 @@ gq_status_t gq_pg_exec(gq_pg_t *pg, const char *sql, const gq_pg_params_t *param
         return st;
     PGresult *r =
         PQexecParams(pg->conn, sql, params ? params->cnt : 0, NULL, params ? params->values : NULL,
-                     params ? params->lengths : NULL, params ? params->formats : NULL, 0);
+                     params ? params->lengths : NULL, params ? params->formats : NULL,
+                     params && params->binary_result ? 1 : 0);
     st = pg_result_status(pg, r, errstr, errstr_size);
     if (st != GQ_OK || !res)
         PQclear(r);
@@ -285,6 +309,7 @@ void gq_pg_rollback(gq_pg_t *pg) {
 void gq_pg_params_init(gq_pg_params_t *p) {
     p->cnt = 0;
     p->overflow = false;
+    p->binary_result = false;
 }
 
 /* Returns the slot for the next parameter, or -1 (and marks overflow) when full. */

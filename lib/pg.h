@@ -68,6 +68,7 @@ gq_status_t gq_pg_ensure(gq_pg_t *pg, char *errstr, size_t errstr_size);
 typedef struct gq_pg_params {
     int cnt;
     bool overflow;
+    bool binary_result; /**< ask for the result in binary (bytea as raw bytes, text as is) */
     const char *values[GQ_PG_MAX_PARAMS];
     int lengths[GQ_PG_MAX_PARAMS];
     int formats[GQ_PG_MAX_PARAMS];

@@ -138,6 +138,15 @@ gq_status_t gq_request_decode(const void *data, size_t len, gq_request_t *req, c
 gq_status_t gq_request_from_json(const char *json, size_t len, gq_request_t *req, char *errstr,
                                  size_t errstr_size);
 
+/**
+ * The request as a JSON object with the .avsc field names (the inverse of
+ * gq_request_from_json: overrides values are the JSON literal texts, as strings; an optional
+ * field not given is null). A new reference, NULL when out of memory or when a string is not
+ * valid UTF-8 (a validated request's strings are).
+ */
+struct json_t;
+struct json_t *gq_request_to_json(const gq_request_t *req);
+
 /** Zeroes ev (status SUCCEEDED, no outputs, no error, every string NULL). */
 void gq_completed_init(gq_completed_t *ev);
 void gq_completed_release(gq_completed_t *ev);

@@ -242,3 +242,49 @@ gq_status_t gq_request_from_json(const char *json, size_t len, gq_request_t *req
     json_decref(root);
     return st;
 }
+
+/* One field of req as a JSON value (a new reference; NULL when out of memory). */
+static json_t *json_out_field(const json_field_t *f, const gq_request_t *req) {
+    const char *base = (const char *)req;
+    switch (f->kind) {
+    case JK_ID: return json_string(req->job_id);
+    case JK_STR:
+    case JK_OPT_STR: {
+        const char *s = *(char *const *)(base + f->off);
+        return s ? json_string(s) : json_null();
+    }
+    case JK_INT: return json_integer(*(const int32_t *)(base + f->off));
+    case JK_OPT_INT: {
+        int32_t v = *(const int32_t *)(base + f->off);
+        return v ? json_integer(v) : json_null();
+    }
+    case JK_LONG: return json_integer(*(const int64_t *)(base + f->off));
+    case JK_DOUBLE: return json_real(*(const double *)(base + f->off));
+    case JK_MAP:
+    case JK_OVERRIDES: {
+        const gq_kv_t *kv = *(gq_kv_t *const *)(base + f->off);
+        size_t cnt = *(const size_t *)(base + f->cnt_off);
+        json_t *o = json_object();
+        for (size_t i = 0; o && i < cnt; i++)
+            if (kv[i].key && json_object_set_new(o, kv[i].key, json_string(kv[i].value ? kv[i].value
+                                                                                       : "")) != 0) {
+                json_decref(o);
+                return NULL;
+            }
+        return o;
+    }
+    }
+    return NULL;
+}
+
+json_t *gq_request_to_json(const gq_request_t *req) {
+    json_t *o = json_object();
+    for (size_t i = 0; o && i < GQ_ARRAY_LEN(json_fields); i++) {
+        json_t *v = json_out_field(&json_fields[i], req);
+        if (!v || json_object_set_new(o, json_fields[i].name, v) != 0) {
+            json_decref(o);
+            return NULL;
+        }
+    }
+    return o;
+}

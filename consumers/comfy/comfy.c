@@ -282,6 +282,14 @@ gq_comfy_op_t *gq_comfy_op_dequeue(gq_comfy_t *c, const char *prompt_id, uint64_
                    tag);
 }
 
+gq_comfy_op_t *gq_comfy_op_cancel(gq_comfy_t *c, const char *prompt_id, uint64_t tag) {
+    gq_comfy_op_t *op = op_post(c, GQ_COMFY_OP_CANCEL, "/queue",
+                                json_pack("{s:[s]}", "delete", prompt_id), tag);
+    if (op)
+        gq_strlcpy(op->priv->prompt_id, prompt_id, sizeof(op->priv->prompt_id));
+    return op;
+}
+
 gq_comfy_op_t *gq_comfy_op_free(gq_comfy_t *c, bool unload, bool free_memory, uint64_t tag) {
     return op_post(c, GQ_COMFY_OP_FREE, "/free",
                    json_pack("{s:b, s:b}", "unload_models", unload, "free_memory", free_memory),
@@ -446,6 +454,23 @@ bool gq_comfy_op_finish(gq_comfy_t *c, gq_comfy_op_t *op, gq_status_t transport)
                                &op->priv->resp);
         }
         break;
+    case GQ_COMFY_OP_CANCEL:
+        if (op->priv->step == 0) {
+            /* Dequeued (or not there): now the interrupt, whatever the answer was. */
+            op->priv->step = 1;
+            json_t *body = json_pack("{s:s}", "prompt_id", op->priv->prompt_id);
+            char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+            json_decref(body);
+            if (!text || gq_comfy_op_request(op, "POST", "/interrupt", NULL, text) != GQ_OK) {
+                free(text);
+                op->status = GQ_ERR_NOMEM;
+                return true;
+            }
+            free(text);
+            gq_comfy_op_send(c, op, COMFY_SMALL_REPLY);
+            return false;
+        }
+        /* fall through */
     case GQ_COMFY_OP_INTERRUPT:
     case GQ_COMFY_OP_DEQUEUE:
     case GQ_COMFY_OP_FREE:

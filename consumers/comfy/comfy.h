@@ -184,6 +184,7 @@ typedef enum gq_comfy_op_kind {
     GQ_COMFY_OP_VIEW,      /**< GET /view of one file: body */
     GQ_COMFY_OP_INTERRUPT, /**< POST /interrupt {"prompt_id"} */
     GQ_COMFY_OP_DEQUEUE,   /**< POST /queue {"delete": [id]} */
+    GQ_COMFY_OP_CANCEL,    /**< DEQUEUE, then INTERRUPT: the prompt, queued or running */
     GQ_COMFY_OP_FREE,      /**< POST /free */
     GQ_COMFY_OP_STATS,     /**< GET /system_stats: stats */
     GQ_COMFY_OP_RAW,       /**< any request: http_code and body, status GQ_OK whatever the code */
@@ -220,6 +221,12 @@ gq_comfy_op_t *gq_comfy_op_view(gq_comfy_t *c, const gq_comfy_image_t *img, size
                                 uint64_t tag, int idx);
 gq_comfy_op_t *gq_comfy_op_interrupt(gq_comfy_t *c, const char *prompt_id, uint64_t tag);
 gq_comfy_op_t *gq_comfy_op_dequeue(gq_comfy_t *c, const char *prompt_id, uint64_t tag);
+/**
+ * Takes a prompt back: removes it from the queue, then interrupts it in case it is running.
+ * Its status is the interrupt's. ComfyUI forgets an interrupt that lands just before a prompt
+ * starts, so only asking afterwards (GQ_COMFY_OP_STATE) tells whether it worked.
+ */
+gq_comfy_op_t *gq_comfy_op_cancel(gq_comfy_t *c, const char *prompt_id, uint64_t tag);
 gq_comfy_op_t *gq_comfy_op_free(gq_comfy_t *c, bool unload, bool free_memory, uint64_t tag);
 gq_comfy_op_t *gq_comfy_op_stats(gq_comfy_t *c, uint64_t tag);
 gq_comfy_op_t *gq_comfy_op_raw(gq_comfy_t *c, const char *method, const char *path,

@@ -8,7 +8,7 @@
  */
 #include "migrate.h"
 #include "pg.h"
-#include "recorder.h"
+#include "worker/db/recorder.h"
 #include "util.h"
 #include "check.h"
 

@@ -1,5 +1,5 @@
-/* Unit tests of consumers/worker/store.c: the content-addressed output store. */
-#include "worker/store.h"
+/* Unit tests of consumers/worker/store/store.c: the content-addressed output store. */
+#include "worker/store/store.h"
 
 #include "check.h"
 

@@ -1,5 +1,5 @@
 /* Unit tests of consumers/worker/template.c: loading, checking and graph-aware binding. */
-#include "worker/template.h"
+#include "worker/bind/template.h"
 
 #include "check.h"
 

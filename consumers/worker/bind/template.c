@@ -6,7 +6,7 @@
  * templates exported from ComfyUI number their nodes in editing order and users rename
  * titles freely; the graph is what ComfyUI executes, so it is what we read.
  */
-#include "worker/template.h"
+#include "template.h"
 
 #include "buf.h"
 #include "embedded.h"

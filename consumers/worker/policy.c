@@ -1,0 +1,46 @@
+/* The failure policy (see policy.h). */
+#include "policy.h"
+
+#include <string.h>
+
+#define POLICY_BACKOFF_MAX_MS 60000
+
+/* Exceptions a node raises on its inputs: the same inputs raise them again. Python's own
+ * types as ComfyUI reports them (the class name, sometimes module-qualified). */
+static const char *const policy_deterministic[] = {
+    "ValueError", "TypeError",         "KeyError",         "IndexError",
+    "AttributeError", "AssertionError", "NotImplementedError", "ZeroDivisionError",
+    "JSONDecodeError", "UnicodeDecodeError", "UnidentifiedImageError",
+};
+
+static bool policy_is(const char *type, const char *name) {
+    /* "builtins.ValueError", "PIL.UnidentifiedImageError" or just the name. */
+    size_t tl = strlen(type), nl = strlen(name);
+    return tl >= nl && strcmp(type + tl - nl, name) == 0 && (tl == nl || type[tl - nl - 1] == '.');
+}
+
+gq_policy_class_t gq_policy_classify(const char *exception_type, const char *message,
+                                     const char *previous) {
+    const char *type = exception_type ? exception_type : "";
+    const char *msg = message ? message : "";
+    if (strstr(type, "OutOfMemory") || strstr(msg, "out of memory") ||
+        strstr(msg, "Allocation on device"))
+        return (gq_policy_class_t){"out_of_memory", true, true};
+    if ((policy_is(type, "FileNotFoundError") && strstr(msg, "Model in folder")) ||
+        strstr(msg, "not in list") /* a model name the loader's list lacks */)
+        return (gq_policy_class_t){"missing_model", false, false};
+    for (size_t i = 0; i < sizeof(policy_deterministic) / sizeof(policy_deterministic[0]); i++)
+        if (policy_is(type, policy_deterministic[i]))
+            return (gq_policy_class_t){"node_error", false, false};
+    /* Anything else may be the GPU or the host (a CUDA fault, a lost file system): retry,
+     * but not an error that already happened word for word on the previous attempt. */
+    if (previous && *previous && *msg && strcmp(previous, msg) == 0)
+        return (gq_policy_class_t){"execution_error", false, false};
+    return (gq_policy_class_t){"execution_error", true, false};
+}
+
+int64_t gq_policy_backoff_ms(int32_t attempt) {
+    int shift = attempt - 1 < 0 ? 0 : attempt - 1 > 6 ? 6 : attempt - 1;
+    int64_t ms = 1000LL << shift;
+    return ms < POLICY_BACKOFF_MAX_MS ? ms : POLICY_BACKOFF_MAX_MS;
+}
