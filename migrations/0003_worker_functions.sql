@@ -57,7 +57,7 @@ RETURNS void LANGUAGE sql AS $$
     UPDATE genq.jobs SET
         request = p_request,
         max_attempts = nullif((p_request->>'max_attempts')::integer, 0),
-        model = coalesce(p_model, p_request->>'model', model),
+        model = coalesce(p_request->>'model', p_model, model),
         workflow = p_request->>'workflow',
         prompt = p_request->>'prompt',
         negative_prompt = p_request->>'negative_prompt',

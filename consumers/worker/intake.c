@@ -1,133 +1,93 @@
-/* The Kafka side of the worker: group membership, offsets, flow control, and turning a
- * message into a job (decode, validate, dedupe, reattach). */
+/* The worker's Kafka consumer (see intake.h). */
+#include "intake.h"
 #include "kafka.h"
 #include "log.h"
 #include "util.h"
-#include "worker_int.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-part_t *intake_part(gq_worker_t *w, int32_t partition) {
-    if (partition < 0 || partition >= WORKER_MAX_PARTS)
-        return NULL;
-    return &w->parts[partition];
-}
+#define INTAKE_MAX_CHANGES 2048
 
-/* The next offset to commit for a partition: the oldest offset still in flight, or the
- * one after the last message taken. `skip` (may be NULL) is treated as finished. */
-static int64_t intake_next_commit(gq_worker_t *w, int32_t partition, const job_t *skip) {
-    part_t *p = intake_part(w, partition);
-    int64_t next = p->consumed_next;
-    for (job_t *j = w->jobs; j; j = j->next)
-        if (j != skip && j->partition == partition && !j->revoked && j->offset < next)
-            next = j->offset;
-    return next;
-}
+struct gq_intake {
+    const gq_cfg_t *cfg;
+    rd_kafka_t *rk;
+    rd_kafka_queue_t *queue; /**< the consumer queue, which wakes io[0] */
+    gq_recorder_t *rec;
+    const char *topic, *group;
+    int io[2];
+    bool subscribed, paused, fatal, closed;
+    /* Partition changes seen by the rebalance callback, handed out before later messages. */
+    gq_intake_item_t changes[INTAKE_MAX_CHANGES];
+    size_t changes_head, changes_cnt;
+};
 
-gq_msg_ref_t intake_ref(gq_worker_t *w, const job_t *j) {
-    gq_msg_ref_t ref = {w->group, w->topic, j->partition, j->offset, -1};
-    part_t *p = intake_part(w, j->partition);
-    /* Not ours any more: the new owner moves the offset. */
-    if (!j->revoked && p && p->assigned) {
-        int64_t next = intake_next_commit(w, j->partition, j);
-        ref.next_offset = next > 0 ? next : -1;
+static void intake_change(gq_intake_t *in, gq_intake_kind_t kind, int32_t partition, int64_t start,
+                          bool lost) {
+    if (in->changes_cnt == INTAKE_MAX_CHANGES) {
+        gq_err("more than %d partition changes at once; some are lost", INTAKE_MAX_CHANGES);
+        return;
     }
-    return ref;
+    size_t at = (in->changes_head + in->changes_cnt++) % INTAKE_MAX_CHANGES;
+    in->changes[at] = (gq_intake_item_t){kind, NULL, partition, start, lost};
 }
 
-static void intake_store_offset(gq_worker_t *w, int32_t partition) {
-    part_t *p = intake_part(w, partition);
-    if (!p || !p->assigned)
-        return;
-    int64_t next = intake_next_commit(w, partition, NULL);
-    if (next <= p->next_commit)
-        return;
-    p->next_commit = next;
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, w->topic, partition)->offset = next;
-    rd_kafka_resp_err_t err = rd_kafka_offsets_store(w->consumer, l);
-    if (err || l->elems[0].err)
-        gq_debug("offset store %s [%d] @%lld: %s", w->topic, (int)partition, (long long)next,
-                 rd_kafka_err2str(err ? err : l->elems[0].err));
-    rd_kafka_topic_partition_list_destroy(l);
-}
-
-void intake_job_done(gq_worker_t *w, job_t *j) {
-    int32_t partition = j->partition;
-    worker_job_remove(w, j);
-    worker_job_free(j);
-    intake_store_offset(w, partition);
-    intake_flow_control(w);
-}
-
-static void intake_assign(gq_worker_t *w, rd_kafka_topic_partition_list_t *parts) {
+static void intake_assign(gq_intake_t *in, rd_kafka_topic_partition_list_t *parts) {
     size_t n = (size_t)parts->cnt;
     int32_t *ids = calloc(n ? n : 1, sizeof(*ids));
     int64_t *offs = calloc(n ? n : 1, sizeof(*offs));
+    if (!ids || !offs) {
+        free(ids);
+        free(offs);
+        gq_err("out of memory assigning partitions: starting from Kafka's committed offsets");
+        for (size_t i = 0; i < n; i++)
+            intake_change(in, GQ_INTAKE_ASSIGN, parts->elems[i].partition, -1, false);
+        return;
+    }
     for (size_t i = 0; i < n; i++)
         ids[i] = parts->elems[i].partition;
     char err[512];
     /* PostgreSQL holds the truth: the offset written with the last terminal record. If it
      * cannot be read, Kafka's committed offset is a safe fallback: it never runs ahead. */
     gq_status_t st =
-        gq_recorder_offsets_load(w->rec, w->group, w->topic, ids, offs, n, err, sizeof(err));
+        gq_recorder_offsets_load(in->rec, in->group, in->topic, ids, offs, n, err, sizeof(err));
     if (st != GQ_OK)
         gq_warn("could not read stored offsets (%s); starting from Kafka's committed ones", err);
     for (size_t i = 0; i < n; i++) {
-        part_t *p = intake_part(w, ids[i]);
-        if (!p) {
-            gq_err("partition %d is beyond what this worker tracks", (int)ids[i]);
-            continue;
-        }
-        p->partition = ids[i];
-        p->assigned = true;
-        p->next_commit = -1;
-        p->consumed_next = -1;
-        if (st == GQ_OK && offs[i] >= 0) {
+        bool stored = st == GQ_OK && offs[i] >= 0;
+        if (stored)
             parts->elems[i].offset = offs[i];
-            p->next_commit = offs[i];
-            p->consumed_next = offs[i];
-        }
-        gq_info("assigned %s [%d] from %s offset %lld", w->topic, (int)ids[i],
-                st == GQ_OK && offs[i] >= 0 ? "PostgreSQL" : "Kafka",
-                (long long)parts->elems[i].offset);
+        gq_info("assigned %s [%d] from %s offset %lld", in->topic, (int)ids[i],
+                stored ? "PostgreSQL" : "Kafka", (long long)parts->elems[i].offset);
+        intake_change(in, GQ_INTAKE_ASSIGN, ids[i], stored ? offs[i] : -1, false);
     }
     free(ids);
     free(offs);
 }
 
-static void intake_revoke(gq_worker_t *w, rd_kafka_topic_partition_list_t *parts, bool lost) {
-    for (int i = 0; i < parts->cnt; i++) {
-        part_t *p = intake_part(w, parts->elems[i].partition);
-        if (!p)
-            continue;
-        for (job_t *j = w->jobs, *nx; j; j = nx) {
-            nx = j->next;
-            if (j->partition != p->partition)
-                continue;
-            render_cancel(w, j);
-        }
-        p->assigned = false;
-        gq_info("%s %s [%d]", lost ? "lost" : "revoked", w->topic, (int)p->partition);
-    }
-}
-
 static void intake_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                                 rd_kafka_topic_partition_list_t *parts, void *opaque) {
-    gq_worker_t *w = opaque;
+    gq_intake_t *in = opaque;
     bool coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
     rd_kafka_error_t *e = NULL;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        intake_assign(w, parts);
+        intake_assign(in, parts);
         if (coop)
             e = rd_kafka_incremental_assign(rk, parts);
         else
             rd_kafka_assign(rk, parts);
-        if (w->paused)
+        if (in->paused)
             rd_kafka_pause_partitions(rk, parts);
     } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
-        intake_revoke(w, parts, rd_kafka_assignment_lost(rk));
+        bool lost = rd_kafka_assignment_lost(rk);
+        for (int i = 0; i < parts->cnt; i++) {
+            gq_info("%s %s [%d]", lost ? "lost" : "revoked", in->topic,
+                    (int)parts->elems[i].partition);
+            intake_change(in, GQ_INTAKE_REVOKE, parts->elems[i].partition, -1, lost);
+        }
         if (coop)
             e = rd_kafka_incremental_unassign(rk, parts);
         else
@@ -142,16 +102,33 @@ static void intake_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
 }
 
-gq_status_t intake_init(gq_worker_t *w, char *errstr, size_t errstr_size) {
-    rd_kafka_conf_t *conf = gq_kafka_conf_new(w->cfg, w->worker_id, errstr, errstr_size);
+gq_intake_t *gq_intake_new(const gq_cfg_t *cfg, const char *worker_id, gq_recorder_t *rec,
+                           char *errstr, size_t errstr_size) {
+    gq_intake_t *in = calloc(1, sizeof(*in));
+    if (!in) {
+        gq_errf(errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    in->cfg = cfg;
+    in->rec = rec;
+    in->topic = gq_cfg_str(cfg, "requests_topic");
+    in->group = gq_cfg_str(cfg, "group");
+    in->io[0] = in->io[1] = -1;
+    if (pipe2(in->io, O_NONBLOCK | O_CLOEXEC) != 0) {
+        gq_errf(errstr, errstr_size, "pipe: %s", strerror(errno));
+        free(in);
+        return NULL;
+    }
+    rd_kafka_conf_t *conf = gq_kafka_conf_new(cfg, worker_id, errstr, errstr_size);
     if (!conf)
-        return GQ_ERR_INVALID;
+        goto fail;
     /* Defaults first, then -X again so the user's word wins. Offsets are stored only after
-     * the job's record is durable; the auto-committer then commits them (KEDA reads them). */
+     * the job's record is durable; the auto-committer then commits them (KEDA reads them).
+     * The prefetch is bounded: the worker's own backlog is where messages wait. */
     struct {
         const char *k, *v;
     } defaults[] = {
-        {"group.id", w->group},
+        {"group.id", in->group},
         {"enable.auto.offset.store", "false"},
         {"enable.auto.commit", "true"},
         {"auto.commit.interval.ms", "1000"},
@@ -161,233 +138,159 @@ gq_status_t intake_init(gq_worker_t *w, char *errstr, size_t errstr_size) {
         {"session.timeout.ms", "45000"},
         {"max.poll.interval.ms", "300000"},
         {"queued.max.messages.kbytes", "4096"},
+        {"queued.min.messages", "1000"},
+        {"fetch.wait.max.ms", "100"},
     };
     for (size_t i = 0; i < GQ_ARRAY_LEN(defaults); i++)
         if (gq_kafka_conf_set(conf, defaults[i].k, defaults[i].v, errstr, errstr_size) != GQ_OK) {
             rd_kafka_conf_destroy(conf);
-            return GQ_ERR_INVALID;
+            goto fail;
         }
-    if (gq_kafka_conf_apply_user(conf, w->cfg, errstr, errstr_size) != GQ_OK) {
+    if (gq_kafka_conf_apply_user(conf, cfg, errstr, errstr_size) != GQ_OK) {
         rd_kafka_conf_destroy(conf);
-        return GQ_ERR_INVALID;
+        goto fail;
     }
     rd_kafka_conf_set_rebalance_cb(conf, intake_rebalance_cb);
-    rd_kafka_conf_set_opaque(conf, w);
+    rd_kafka_conf_set_opaque(conf, in);
     char err[512];
-    w->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
-    if (!w->consumer) {
+    in->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+    if (!in->rk) {
         gq_errf(errstr, errstr_size, "kafka consumer: %s", err);
         rd_kafka_conf_destroy(conf);
-        return GQ_ERR_INVALID;
+        goto fail;
     }
     /* conf is owned by the consumer now. */
-    rd_kafka_poll_set_consumer(w->consumer);
+    rd_kafka_poll_set_consumer(in->rk);
+    in->queue = rd_kafka_queue_get_consumer(in->rk);
+    rd_kafka_queue_io_event_enable(in->queue, in->io[1], "1", 1);
     /* All three exist from the start: a first message to a topic the producer has not seen
      * yet would wait for a metadata refresh. */
-    const char *topics[] = {w->topic, gq_cfg_str(w->cfg, "completed_topic"),
-                            gq_cfg_str(w->cfg, "dlq_topic")};
-    if (gq_kafka_topics_ensure(w->consumer, topics, 3, (int)gq_cfg_int(w->cfg, "partitions"), 10000,
-                               err, sizeof(err)) != GQ_OK)
+    const char *topics[] = {in->topic, gq_cfg_str(cfg, "completed_topic"),
+                            gq_cfg_str(cfg, "dlq_topic")};
+    if (gq_kafka_topics_ensure(in->rk, topics, 3, (int)gq_cfg_int(cfg, "partitions"), 10000, err,
+                               sizeof(err)) != GQ_OK)
         gq_warn("could not ensure topics exist: %s", err);
+    return in;
+fail:
+    gq_intake_destroy(in);
+    return NULL;
+}
+
+gq_status_t gq_intake_subscribe(gq_intake_t *in, char *errstr, size_t errstr_size) {
     rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(sub, w->topic, RD_KAFKA_PARTITION_UA);
-    rd_kafka_resp_err_t e = rd_kafka_subscribe(w->consumer, sub);
+    rd_kafka_topic_partition_list_add(sub, in->topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(in->rk, sub);
     rd_kafka_topic_partition_list_destroy(sub);
     if (e) {
-        gq_errf(errstr, errstr_size, "subscribe %s: %s", w->topic, rd_kafka_err2str(e));
+        gq_errf(errstr, errstr_size, "subscribe %s: %s", in->topic, rd_kafka_err2str(e));
         return GQ_ERR;
     }
+    in->subscribed = true;
     return GQ_OK;
 }
 
-void intake_flow_control(gq_worker_t *w) {
-    bool want_pause = w->stopping || w->jobs_cnt >= w->max_jobs;
-    if (want_pause == w->paused)
-        return;
-    rd_kafka_topic_partition_list_t *a = NULL;
-    if (rd_kafka_assignment(w->consumer, &a) != RD_KAFKA_RESP_ERR_NO_ERROR)
-        return;
-    if (want_pause)
-        rd_kafka_pause_partitions(w->consumer, a);
-    else
-        rd_kafka_resume_partitions(w->consumer, a);
-    rd_kafka_topic_partition_list_destroy(a);
-    w->paused = want_pause;
-}
+bool gq_intake_subscribed(const gq_intake_t *in) { return in->subscribed; }
 
-static void intake_message(gq_worker_t *w, rd_kafka_message_t *m) {
-    part_t *p = intake_part(w, m->partition);
-    if (!p || !p->assigned) {
-        gq_warn("message from unassigned partition %d ignored", (int)m->partition);
-        return;
-    }
-    job_t *j = worker_job_new(w, m->partition, m->offset);
-    if (!j)
-        return;
-    if (p->next_commit < 0)
-        p->next_commit = m->offset;
-    p->consumed_next = m->offset + 1;
-    j->payload = malloc(m->len ? m->len : 1);
-    if (j->payload && m->len)
-        memcpy(j->payload, m->payload, m->len);
-    j->payload_len = m->len;
-    /* A key that is a uuid names the job even when the value is garbage. */
-    if (m->key && m->key_len == 36) {
-        char key[37];
-        memcpy(key, m->key, 36);
-        key[36] = '\0';
-        if (gq_uuid_valid(key))
-            memcpy(j->job_id, key, sizeof(key));
-    }
-    intake_process(w, j);
-}
+int gq_intake_fd(const gq_intake_t *in) { return in->io[0]; }
 
-void intake_poll(gq_worker_t *w, int timeout_ms) {
-    /* Take a few messages per turn: the loop must come back to the WebSocket quickly. */
-    for (int n = 0; n < 8; n++) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(w->consumer, n == 0 ? timeout_ms : 0);
-        if (!m)
+bool gq_intake_fatal(const gq_intake_t *in) { return in->fatal; }
+
+void gq_intake_next(gq_intake_t *in, gq_intake_item_t *out) {
+    memset(out, 0, sizeof(*out));
+    if (!in->rk || in->closed)
+        return;
+    /* The wake-up bytes only say "look"; what there is comes from the queue itself. */
+    char drain[64];
+    while (read(in->io[0], drain, sizeof(drain)) > 0) {
+    }
+    for (;;) {
+        if (in->changes_cnt) {
+            *out = in->changes[in->changes_head];
+            in->changes_head = (in->changes_head + 1) % INTAKE_MAX_CHANGES;
+            in->changes_cnt--;
             return;
-        if (m->err) {
-            if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
-                char why[256];
-                rd_kafka_fatal_error(w->consumer, why, sizeof(why));
-                gq_err("fatal consumer error: %s", why);
-                w->fatal = true;
-            } else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-                gq_warn("consumer: %s", rd_kafka_message_errstr(m));
-            }
-        } else if (w->stopping) {
-            /* Not taken: it stays uncommitted and is redelivered to the next owner. */
-        } else {
-            intake_message(w, m);
+        }
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(in->rk, 0);
+        if (!m) {
+            if (in->changes_cnt)
+                continue; /* the poll served a rebalance */
+            return;
+        }
+        if (!m->err) {
+            out->kind = GQ_INTAKE_MESSAGE;
+            out->msg = m;
+            out->partition = m->partition;
+            return;
+        }
+        if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
+            char why[256];
+            rd_kafka_fatal_error(in->rk, why, sizeof(why));
+            gq_err("fatal consumer error: %s", why);
+            in->fatal = true;
+        } else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            gq_warn("consumer: %s", rd_kafka_message_errstr(m));
         }
         rd_kafka_message_destroy(m);
-        intake_flow_control(w);
     }
 }
 
-/* Skips a message whose job already has its terminal record (a redelivery or a replay). */
-void intake_skip(gq_worker_t *w, job_t *j, const char *why) {
-    gq_msg_ref_t ref = intake_ref(w, j);
-    char e[512];
-    if (gq_recorder_offset_advance(w->rec, &ref, e, sizeof(e)) != GQ_OK) {
-        w->pg_retry_mono = gq_mono_ms() + 1000;
+void gq_intake_pause(gq_intake_t *in, bool pause) {
+    if (pause == in->paused || !in->rk)
         return;
-    }
-    gq_info("job %s: %s; skipped", j->job_id, why);
-    w->n_skipped++;
-    intake_job_done(w, j);
+    rd_kafka_topic_partition_list_t *a = NULL;
+    if (rd_kafka_assignment(in->rk, &a) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return;
+    if (pause)
+        rd_kafka_pause_partitions(in->rk, a);
+    else
+        rd_kafka_resume_partitions(in->rk, a);
+    rd_kafka_topic_partition_list_destroy(a);
+    in->paused = pause;
 }
 
-void intake_process(gq_worker_t *w, job_t *j) {
-    char err[1024];
-    if (gq_mono_ms() < w->pg_retry_mono)
-        return;
-    if (!j->decoded) {
-        char keyed_id[37];
-        memcpy(keyed_id, j->job_id, sizeof(keyed_id));
-        gq_request_release(&j->req);
-        gq_status_t dst = gq_request_decode(j->payload, j->payload_len, &j->req, err, sizeof(err));
-        gq_status_t st = dst == GQ_OK ? gq_request_validate(&j->req, err, sizeof(err)) : dst;
-        if (j->req.job_id[0] && gq_uuid_valid(j->req.job_id))
-            memcpy(j->job_id, j->req.job_id, sizeof(j->job_id));
-        if (st != GQ_OK) {
-            if (!j->job_id[0] && keyed_id[0])
-                memcpy(j->job_id, keyed_id, sizeof(keyed_id));
-            if (!j->job_id[0]) {
-                finish_reject(w, j, "decode_error", err);
-                return;
-            }
-            j->attempt = 1;
-            j->max_attempts = 1;
-            if (dst != GQ_OK) {
-                /* It did not even decode: poison, so it goes to the dead-letter topic too. */
-                j->to_dlq = true;
-                gq_strlcpy(j->dlq_reason, "decode_error", sizeof(j->dlq_reason));
-            }
-            render_fail(w, j, j->to_dlq ? "decode_error" : "invalid_request", false, "%s", err);
-            return;
-        }
-        j->decoded = true;
-        j->max_attempts = j->req.max_attempts > 0 ? j->req.max_attempts : w->max_attempts;
-    }
-    for (job_t *o = w->jobs; o; o = o->next) {
-        if (o != j && o->decoded && strcmp(o->job_id, j->job_id) == 0) {
-            /* Same job twice in flight (a duplicate publish): the first one decides. Its
-             * offset is lower, so ours cannot be committed before it is done. */
-            gq_info("job %s: duplicate message @%lld while in flight; skipped", j->job_id,
-                    (long long)j->offset);
-            w->n_skipped++;
-            intake_job_done(w, j);
-            return;
-        }
-    }
-    gq_job_row_t row;
-    gq_status_t st = gq_recorder_job_get(w->rec, j->job_id, &row, err, sizeof(err));
-    if (st != GQ_OK) {
-        gq_warn("looking up job %s: %s (will retry)", j->job_id, err);
-        w->pg_retry_mono = gq_mono_ms() + 1000;
-        return;
-    }
-    if (row.exists && (strcmp(row.status, "succeeded") == 0 || strcmp(row.status, "failed") == 0)) {
-        intake_skip(w, j, row.status);
-        return;
-    }
-    j->attempt = row.exists ? row.attempts : 0;
-    if (row.exists && row.comfy_prompt_id[0] && j->attempt > 0) {
-        gq_comfy_state_t cs = GQ_COMFY_UNKNOWN;
-        gq_comfy_result_t res = {0};
-        if (gq_comfy_prompt_state(w->comfy, row.comfy_prompt_id, &cs, &res, err, sizeof(err)) ==
-                GQ_OK &&
-            cs != GQ_COMFY_UNKNOWN) {
-            /* The previous owner's render is still here: adopt it instead of rendering again. */
-            gq_strlcpy(j->prompt_id, row.comfy_prompt_id, sizeof(j->prompt_id));
-            j->adopted = true;
-            j->started_at = row.started_at;
-            j->submitted_mono = j->last_event_mono = j->started_mono = gq_mono_ms();
-            j->last_check_mono = 0;
-            w->n_adopted++;
-            gq_info("job %s: reattached to prompt %s (attempt %d, %s)", j->job_id, j->prompt_id,
-                    (int)j->attempt,
-                    cs == GQ_COMFY_FINISHED  ? "finished"
-                    : cs == GQ_COMFY_RUNNING ? "running"
-                                             : "queued");
-            render_prepare(w, j);
-            if (j->state != JOB_READY) {
-                gq_comfy_result_release(&res);
-                return;
-            }
-            j->state = cs == GQ_COMFY_PENDING ? JOB_QUEUED : JOB_RUNNING;
-            if (cs == GQ_COMFY_FINISHED) {
-                j->state = JOB_RENDERED;
-                finish_rendered(w, j, &res);
-            }
-            gq_comfy_result_release(&res);
-            return;
-        }
-        gq_comfy_result_release(&res);
-        gq_info("job %s: attempt %d (prompt %s) is gone from ComfyUI; rendering again", j->job_id,
-                (int)j->attempt, row.comfy_prompt_id);
-    }
-    if (j->attempt >= j->max_attempts) {
-        j->to_dlq = true;
-        gq_strlcpy(j->dlq_reason, "attempts_exhausted", sizeof(j->dlq_reason));
-        render_fail(w, j, "attempts_exhausted", false, "%d attempt(s) made, the limit is %d",
-                    (int)j->attempt, (int)j->max_attempts);
-        return;
-    }
-    j->attempt++;
-    render_prepare(w, j);
+bool gq_intake_paused(const gq_intake_t *in) { return in->paused; }
+
+void gq_intake_commit(gq_intake_t *in, int32_t partition, int64_t next) {
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, in->topic, partition)->offset = next;
+    rd_kafka_resp_err_t err = rd_kafka_offsets_store(in->rk, l);
+    if (err || l->elems[0].err)
+        gq_debug("offset store %s [%d] @%lld: %s", in->topic, (int)partition, (long long)next,
+                 rd_kafka_err2str(err ? err : l->elems[0].err));
+    rd_kafka_topic_partition_list_destroy(l);
 }
 
-void intake_close(gq_worker_t *w) {
-    if (!w->consumer)
+bool gq_intake_watermarks(gq_intake_t *in, int32_t partition, int64_t *lo, int64_t *hi) {
+    return rd_kafka_get_watermark_offsets(in->rk, in->topic, partition, lo, hi) ==
+               RD_KAFKA_RESP_ERR_NO_ERROR &&
+           *hi >= 0;
+}
+
+bool gq_intake_connected(gq_intake_t *in) { return rd_kafka_controllerid(in->rk, 0) >= 0; }
+
+void gq_intake_close(gq_intake_t *in) {
+    if (!in->rk || in->closed)
         return;
+    in->closed = true;
     /* Commits the stored offsets, revokes (our callback runs) and leaves the group. */
-    rd_kafka_resp_err_t err = rd_kafka_consumer_close(w->consumer);
+    rd_kafka_resp_err_t err = rd_kafka_consumer_close(in->rk);
     if (err)
         gq_warn("closing the consumer: %s", rd_kafka_err2str(err));
-    rd_kafka_destroy(w->consumer);
-    w->consumer = NULL;
 }
+
+void gq_intake_destroy(gq_intake_t *in) {
+    if (!in)
+        return;
+    if (in->queue)
+        rd_kafka_queue_destroy(in->queue);
+    if (in->rk)
+        rd_kafka_destroy(in->rk);
+    if (in->io[0] >= 0)
+        close(in->io[0]);
+    if (in->io[1] >= 0)
+        close(in->io[1]);
+    free(in);
+}
+
+const char *gq_intake_topic(const gq_intake_t *in) { return in->topic; }
+const char *gq_intake_group(const gq_intake_t *in) { return in->group; }

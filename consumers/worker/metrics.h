@@ -1,10 +1,7 @@
 /**
  * @file metrics.h
- * @brief The worker's Prometheus metrics and its HTTP endpoint (/healthz, /readyz,
- * /metrics). The worker loop reports into a gq_metrics_t; the endpoint runs in its own
- * thread and only reads it (under the metrics lock), so a slow ComfyUI call in the loop
- * never makes a probe time out. Liveness is the loop's heartbeat: /healthz fails when
- * the loop has not turned for `stuck_after_ms`.
+ * @brief The worker's metrics registry: the loop reports into it, the HTTP endpoint
+ * (endpoint.h) reads it from its own thread; every call takes the registry's lock.
  *
  * Metric names (Prometheus conventions, all prefixed genq_):
  *   genq_jobs_total{status,model}            counter  terminal jobs
@@ -33,14 +30,6 @@ typedef struct gq_metrics gq_metrics_t;
 gq_metrics_t *gq_metrics_new(void);
 void gq_metrics_destroy(gq_metrics_t *m);
 
-/**
- * Starts the HTTP endpoint on "host:port" (":9090" or "0.0.0.0:9090"; port 0 picks one,
- * see gq_metrics_port). Runs in its own thread until gq_metrics_destroy.
- */
-gq_status_t gq_metrics_listen(gq_metrics_t *m, const char *addr, int stuck_after_ms, char *errstr,
-                              size_t errstr_size);
-int gq_metrics_port(const gq_metrics_t *m);
-
 /* Reports from the worker loop (thread-safe, cheap). Strings are copied. */
 void gq_metrics_heartbeat(gq_metrics_t *m);
 void gq_metrics_set_ready(gq_metrics_t *m, bool ready, const char *why_not);
@@ -54,6 +43,11 @@ void gq_metrics_model_used(gq_metrics_t *m, const char *model);
 void gq_metrics_lag(gq_metrics_t *m, const char *topic, int32_t partition, int64_t lag);
 /** Forgets partitions no longer assigned (their lag is another worker's to report). */
 void gq_metrics_lag_clear(gq_metrics_t *m);
+
+/** Liveness: the loop turned within the last stuck_after_ms. */
+bool gq_metrics_alive(gq_metrics_t *m, int stuck_after_ms);
+/** Readiness, and why not ("ready" when ready). */
+bool gq_metrics_ready(gq_metrics_t *m, char *why, size_t why_size);
 
 /** Writes the exposition text (for tests and for the endpoint). Caller frees. */
 char *gq_metrics_render(gq_metrics_t *m);

@@ -1,70 +1,731 @@
-/* The worker loop. One thread: Kafka poll, ComfyUI events, timers, completions. */
+/*
+ * The worker loop. One thread, one blocking call per turn (gq_comfy_wait: a poll over the
+ * Kafka queue's descriptor, the producer's, PostgreSQL's socket, ComfyUI's HTTP transfers
+ * and WebSocket, the signal pipe, and a timeout from the nearest deadline). Each turn:
+ *
+ *   1. gather what happened: finished database statements, finished ComfyUI requests,
+ *      WebSocket events, Kafka messages and partition changes, timers;
+ *   2. turn each into an event for its job and step the job (job.c: the only place a
+ *      job changes state), then carry out the actions the step asked for;
+ *   3. admit messages from the backlog, give free ComfyUI slots to ready jobs;
+ *   4. reap: free the jobs that are DONE with nothing in flight, and commit offsets.
+ */
+#include "worker.h"
+#include "admit.h"
+#include "comfy/comfy.h"
+#include "endpoint.h"
+#include "intake.h"
+#include "job.h"
 #include "log.h"
+#include "metrics.h"
+#include "offsets.h"
+#include "record.h"
+#include "recorder.h"
+#include "store.h"
 #include "util.h"
-#include "worker_int.h"
+#include "warmup.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#define WORKER_EVENT_WAIT_MS 50
-#define WORKER_STATS_EVERY_MS 30000
+#define WORKER_MAX_WAIT_MS 1000     /* the longest single wait: Kafka wants a poll now and then */
+#define WORKER_HEALTH_MS 5000       /* readiness, GPU memory and lag */
+#define WORKER_STATS_MS 30000       /* the log's progress line */
 #define WORKER_FINISH_GRACE_MS 15000 /* after the grace period: time to record finished jobs */
+#define WORKER_QUIET_MS 3000        /* no event for this long: cross-check /history and /queue */
+#define WORKER_CHECK_MS 2000
+#define WORKER_TURN_MAX 256 /* of each kind of input per turn, so no source starves the rest */
 
-job_t *worker_job_new(gq_worker_t *w, int32_t partition, int64_t offset) {
-    job_t *j = calloc(1, sizeof(*j));
-    if (!j)
-        return NULL;
-    j->state = JOB_NEW;
-    j->partition = partition;
-    j->offset = offset;
-    j->received_at = gq_now_ms();
-    gq_request_init(&j->req);
-    j->req.job_id[0] = '\0';
-    /* Append: the list stays in arrival order, which is offset order per partition. */
-    job_t **tail = &w->jobs;
-    while (*tail)
-        tail = &(*tail)->next;
-    *tail = j;
-    w->jobs_cnt++;
-    return j;
+/* An I/O start that failed at once: its answer, delivered next turn like any other. */
+typedef struct worker_failed {
+    struct worker_failed *next;
+    uint64_t serial;
+    job_ev_type_t type;
+    gq_status_t status;
+    char errstr[256];
+} worker_failed_t;
+
+struct gq_worker {
+    const gq_cfg_t *cfg;
+    char worker_id[128];
+    char client_id[37];
+    volatile sig_atomic_t *stop;
+    int sig[2]; /* the signal handler writes to sig[1] */
+
+    gq_metrics_t *metrics;
+    gq_endpoint_t *endpoint;
+    gq_recorder_t *rec;
+    gq_store_t store;
+    gq_comfy_t *comfy;
+    gq_intake_t *intake;
+    gq_record_t *record;
+    gq_offsets_t offsets;
+
+    job_t *jobs, *jobs_tail; /* in arrival order (offset order per partition) */
+    size_t jobs_cnt;
+    uint64_t serial;
+    worker_failed_t *failed;
+
+    gq_admit_cfg_t admit;
+    job_env_t env;
+    int queue_depth;
+    size_t backlog_max;
+    bool stopping, grace_over, fatal;
+    int64_t stop_deadline;
+    int64_t health_mono, stats_mono, ws_retry_mono;
+    int ws_backoff_ms;
+    bool health_asking;
+    /* counters, for the log line */
+    uint64_t n_taken, n_recorded, n_skipped, n_redelivered;
+};
+
+/* ---- jobs ---- */
+
+static job_t *worker_job(gq_worker_t *w, uint64_t serial) {
+    for (job_t *j = w->jobs; j; j = j->next)
+        if (j->serial == serial)
+            return j;
+    return NULL;
 }
 
-void worker_job_free(job_t *j) {
-    if (!j)
+static void worker_env(gq_worker_t *w) {
+    w->env.now_mono = gq_mono_ms();
+    w->env.now_wall = gq_now_ms();
+    w->env.ws_up = gq_comfy_ws_connected(w->comfy);
+    w->env.stopping = w->stopping;
+}
+
+static void worker_do(gq_worker_t *w, job_t *j, const job_acts_t *acts);
+
+/* Steps one job and carries out what it asked for. */
+static void worker_step(gq_worker_t *w, job_t *j, const job_ev_t *ev) {
+    job_acts_t acts = {.n = 0};
+    job_step(j, ev, &w->env, &acts);
+    worker_do(w, j, &acts);
+}
+
+static void worker_event(gq_worker_t *w, job_t *j, job_ev_type_t type) {
+    job_ev_t ev = {.type = type};
+    worker_step(w, j, &ev);
+}
+
+/* An action could not even start: its failure comes back next turn, as an answer would. */
+static void worker_fail_later(gq_worker_t *w, job_t *j, job_ev_type_t type, gq_status_t st,
+                              const char *errstr) {
+    worker_failed_t *f = calloc(1, sizeof(*f));
+    if (!f) {
+        gq_err("job %s: out of memory (the job waits for its timers)", j->job_id);
         return;
-    gq_request_release(&j->req);
-    json_decref(j->workflow);
-    if (j->has_result)
-        gq_completed_release(&j->result);
-    free(j->payload);
-    free(j);
+    }
+    j->io++;
+    f->serial = j->serial;
+    f->type = type;
+    f->status = st;
+    gq_strlcpy(f->errstr, errstr ? errstr : "", sizeof(f->errstr));
+    f->next = w->failed;
+    w->failed = f;
 }
 
-void worker_job_remove(gq_worker_t *w, job_t *j) {
-    for (job_t **pp = &w->jobs; *pp; pp = &(*pp)->next) {
-        if (*pp == j) {
-            *pp = j->next;
-            w->jobs_cnt--;
+static gq_msg_ref_t worker_ref(gq_worker_t *w, const job_t *j) {
+    gq_msg_ref_t ref = {gq_intake_group(w->intake), gq_intake_topic(w->intake), j->partition,
+                        j->offset, -1};
+    /* Not ours any more: the new owner moves the offset. */
+    if (!j->revoked && gq_offsets_assigned(&w->offsets, j->partition))
+        ref.next_offset = gq_offsets_next_if_done(&w->offsets, j->partition, j->offset);
+    return ref;
+}
+
+static void worker_record(gq_worker_t *w, job_t *j) {
+    gq_record_job_t r = {
+        .job_id = j->job_id,
+        .req = j->decoded ? &j->req : NULL,
+        .ev = j->reject ? NULL : &j->done,
+        .payload = j->payload,
+        .payload_len = j->payload_len,
+        .ref = worker_ref(w, j),
+        .dead_letter = j->dead_letter,
+        .dead_reason = j->dead_reason,
+        .error_code = j->error_code,
+        .error_message = j->error_message,
+        .attempt = j->attempt,
+    };
+    char err[512];
+    gq_status_t st = gq_record_send(w->record, &r, j->serial, err, sizeof(err));
+    if (st == GQ_OK)
+        j->io++;
+    else
+        worker_fail_later(w, j, JEV_RECORDED, st, err);
+}
+
+/* Starts a ComfyUI operation for j, or has its failure delivered next turn. */
+static void worker_comfy_op(gq_worker_t *w, job_t *j, gq_comfy_op_t *op, job_ev_type_t type) {
+    if (!op) {
+        worker_fail_later(w, j, type, GQ_ERR_NOMEM, "out of memory");
+        return;
+    }
+    j->io++;
+    op->idx = type == JEV_OUTPUT ? op->idx : j->ask;
+}
+
+static void worker_fetch(gq_worker_t *w, job_t *j) {
+    int idx = 0;
+    for (size_t i = 0; i < j->result.images_cnt; i++) {
+        const gq_comfy_image_t *img = &j->result.images[i];
+        if (strcmp(img->type, "output") != 0)
+            continue; /* previews and temp files are not results */
+        gq_comfy_op_t *op = gq_comfy_op_view(w->comfy, img, (size_t)w->env.max_output_bytes,
+                                             j->serial, idx++);
+        worker_comfy_op(w, j, op, JEV_OUTPUT);
+    }
+}
+
+static void worker_do(gq_worker_t *w, job_t *j, const job_acts_t *acts) {
+    char err[512];
+    for (int i = 0; i < acts->n; i++) {
+        switch (acts->a[i]) {
+        case JACT_BEGIN:
+        case JACT_BEGIN_FORCE: {
+            gq_rec_begin_t a = {&j->req,          j->model,      j->max_attempts,
+                                w->worker_id,     j->prompt_id,  worker_ref(w, j),
+                                w->env.now_wall,  acts->a[i] == JACT_BEGIN_FORCE};
+            gq_status_t st = gq_recorder_begin_send(w->rec, &a, j->serial, err, sizeof(err));
+            if (st == GQ_OK)
+                j->io++;
+            else
+                worker_fail_later(w, j, JEV_BEGUN, st, err);
+            break;
+        }
+        case JACT_ADOPT:
+            if (gq_recorder_adopt_send(w->rec, j->job_id, j->attempt, w->worker_id, j->serial,
+                                       err, sizeof(err)) == GQ_OK)
+                j->io++;
+            break;
+        case JACT_SUBMIT:
+            gq_metrics_model_used(w->metrics, j->model);
+            worker_comfy_op(w, j, gq_comfy_op_submit(w->comfy, j->prompt_id, j->workflow, j->serial),
+                            JEV_SUBMITTED);
+            break;
+        case JACT_STATE:
+            worker_comfy_op(w, j, gq_comfy_op_state(w->comfy, j->prompt_id, j->serial), JEV_STATE);
+            break;
+        case JACT_HISTORY:
+            worker_comfy_op(w, j, gq_comfy_op_history(w->comfy, j->prompt_id, j->serial),
+                            JEV_HISTORY);
+            break;
+        case JACT_FETCH: worker_fetch(w, j); break;
+        case JACT_CANCEL:
+            worker_comfy_op(w, j, gq_comfy_op_cancel(w->comfy, j->prompt_id, j->serial),
+                            JEV_CANCELLED);
+            break;
+        case JACT_FREE: {
+            gq_comfy_op_t *op = gq_comfy_op_free(w->comfy, true, true, j->serial);
+            if (op)
+                j->io++;
+            break;
+        }
+        case JACT_FAIL_ATTEMPT: {
+            int64_t start = j->started_at;
+            gq_rec_fail_t a = {j->job_id,
+                               j->attempt,
+                               j->error_code,
+                               j->error_message,
+                               w->env.now_wall,
+                               start ? start - (j->req.submitted_at ? j->req.submitted_at
+                                                                    : j->received_at)
+                                     : -1,
+                               start && j->rendered_at ? j->rendered_at - start : -1};
+            gq_metrics_retry(w->metrics, j->error_code);
+            if (gq_recorder_fail_send(w->rec, &a, j->serial, err, sizeof(err)) == GQ_OK)
+                j->io++;
+            else
+                gq_warn("job %s: recording the failed attempt: %s", j->job_id, err);
+            break;
+        }
+        case JACT_RECORD: worker_record(w, j); break;
+        case JACT_RETRY_LATER: break;
+        }
+    }
+}
+
+/* ---- answers ---- */
+
+static void worker_db_answer(gq_worker_t *w, gq_pgq_done_t *d) {
+    if (d->kind == GQ_REC_OUTBOX_DONE) {
+        gq_record_outbox_answer(w->record, d);
+        return;
+    }
+    job_t *j = worker_job(w, d->tag);
+    if (!j) {
+        gq_err("a database answer for job #%llu, which is gone", (unsigned long long)d->tag);
+        return;
+    }
+    j->io--;
+    job_ev_t ev = {.status = d->status, .errstr = d->errstr};
+    gq_rec_begun_t begun;
+    char err[512];
+    switch (d->kind) {
+    case GQ_REC_BEGIN:
+        ev.type = JEV_BEGUN;
+        if (ev.status == GQ_OK) {
+            ev.status = gq_recorder_begin_result(d->res, &begun, err, sizeof(err));
+            ev.errstr = err;
+        }
+        ev.begun = &begun;
+        break;
+    case GQ_REC_FINISH:
+    case GQ_REC_REJECT: {
+        bool already = false;
+        ev.type = JEV_RECORDED;
+        ev.status = gq_record_answer(w->record, d, &already, err, sizeof(err));
+        ev.errstr = err;
+        if (ev.status == GQ_OK)
+            w->n_recorded++;
+        break;
+    }
+    default:
+        /* ADOPT, FAIL, OFFSET: nothing waits for these. */
+        if (d->status != GQ_OK)
+            gq_warn("job %s: %s", j->job_id, d->errstr);
+        return;
+    }
+    worker_step(w, j, &ev);
+}
+
+static void worker_comfy_answer(gq_worker_t *w, gq_comfy_op_t *op) {
+    if (op->kind == GQ_COMFY_OP_STATS) {
+        bool up = op->status == GQ_OK;
+        gq_metrics_comfy(w->metrics, up, up ? op->stats.vram_total - op->stats.vram_free : 0,
+                         up ? op->stats.vram_total : 0);
+        w->health_asking = false;
+        return;
+    }
+    job_t *j = worker_job(w, op->tag);
+    if (!j) {
+        gq_err("a ComfyUI answer for job #%llu, which is gone", (unsigned long long)op->tag);
+        return;
+    }
+    j->io--;
+    job_ev_t ev = {.status = op->status, .errstr = op->errstr, .ask = op->idx};
+    gq_stored_t stored;
+    switch (op->kind) {
+    case GQ_COMFY_OP_SUBMIT: ev.type = JEV_SUBMITTED; break;
+    case GQ_COMFY_OP_STATE:
+        ev.type = JEV_STATE;
+        ev.state = op->state;
+        ev.result = &op->result;
+        break;
+    case GQ_COMFY_OP_HISTORY:
+        ev.type = JEV_HISTORY;
+        ev.result = &op->result;
+        break;
+    case GQ_COMFY_OP_CANCEL: ev.type = JEV_CANCELLED; break;
+    case GQ_COMFY_OP_VIEW:
+        ev.type = JEV_OUTPUT;
+        ev.idx = op->idx;
+        if (ev.status == GQ_OK) {
+            ev.status = gq_store_put(&w->store, op->body.data, op->body.len, &stored, op->errstr,
+                                     sizeof(op->errstr));
+            ev.stored = &stored;
+        }
+        break;
+    default: return; /* FREE: nothing waits for it */
+    }
+    worker_step(w, j, &ev);
+}
+
+/* A WebSocket event goes to the job whose prompt it is about. */
+static void worker_ws_event(gq_worker_t *w, const gq_comfy_event_t *ce) {
+    if (!ce->prompt_id[0])
+        return;
+    for (job_t *j = w->jobs; j; j = j->next) {
+        if ((j->state == JOB_QUEUED || j->state == JOB_RUNNING || j->state == JOB_CANCEL) &&
+            strcmp(j->prompt_id, ce->prompt_id) == 0) {
+            job_ev_t ev = {.type = JEV_COMFY, .comfy = ce};
+            worker_step(w, j, &ev);
             return;
         }
     }
 }
 
-job_t *worker_job_find(gq_worker_t *w, const char *job_id) {
-    for (job_t *j = w->jobs; j; j = j->next)
-        if (strcmp(j->job_id, job_id) == 0)
-            return j;
-    return NULL;
+static void worker_ws(gq_worker_t *w) {
+    char err[512];
+    int64_t now = gq_mono_ms();
+    if (!gq_comfy_ws_connected(w->comfy)) {
+        if (now < w->ws_retry_mono)
+            return;
+        if (gq_comfy_ws_connect(w->comfy, err, sizeof(err)) != GQ_OK) {
+            if (w->ws_backoff_ms <= 1000)
+                gq_warn("ComfyUI WebSocket: %s", err);
+            w->ws_retry_mono = now + w->ws_backoff_ms;
+            w->ws_backoff_ms = w->ws_backoff_ms * 2 > 30000 ? 30000 : w->ws_backoff_ms * 2;
+            return;
+        }
+        gq_info("ComfyUI WebSocket connected");
+        w->ws_backoff_ms = 500;
+        worker_env(w);
+    }
+    for (int n = 0; n < WORKER_TURN_MAX; n++) {
+        gq_comfy_event_t ev;
+        gq_status_t st = gq_comfy_ws_next(w->comfy, 0, &ev, err, sizeof(err));
+        if (st == GQ_OK) {
+            worker_ws_event(w, &ev);
+            continue;
+        }
+        if (st != GQ_ERR_TIMEOUT) {
+            gq_warn("ComfyUI WebSocket dropped: %s", err);
+            gq_comfy_ws_close(w->comfy);
+            w->ws_retry_mono = gq_mono_ms() + 200;
+            worker_env(w);
+        }
+        return;
+    }
 }
 
-size_t worker_jobs_in_comfy(const gq_worker_t *w) {
-    size_t n = 0;
-    for (const job_t *j = w->jobs; j; j = j->next)
-        if (j->state == JOB_QUEUED || j->state == JOB_RUNNING)
-            n++;
-    return n;
+/* ---- Kafka ---- */
+
+static bool worker_dup(gq_worker_t *w, const job_t *j) {
+    if (!j->key_id[0])
+        return false;
+    for (const job_t *o = w->jobs; o; o = o->next)
+        if (o != j && o->state != JOB_NEW && o->state != JOB_DONE &&
+            strcmp(o->job_id, j->key_id) == 0)
+            return true;
+    return false;
 }
+
+static void worker_message(gq_worker_t *w, rd_kafka_message_t *m) {
+    if (!gq_offsets_assigned(&w->offsets, m->partition)) {
+        gq_warn("message from unassigned partition %d ignored", (int)m->partition);
+        return;
+    }
+    if (w->stopping)
+        return; /* not taken: it stays uncommitted and is redelivered to the next owner */
+    job_t *j = job_new(++w->serial, m->partition, m->offset, m->payload, m->len, m->key,
+                       m->key_len, gq_now_ms());
+    /* Not taken, not tracked: without the offset in flight a commit could pass it, so a job
+     * that cannot be made stops the intake until memory is back (it will be redelivered). */
+    if (!j || gq_offsets_take(&w->offsets, m->partition, m->offset) != GQ_OK) {
+        gq_err("out of memory taking message [%d] @%lld; pausing", (int)m->partition,
+               (long long)m->offset);
+        job_free(j);
+        gq_intake_pause(w->intake, true);
+        return;
+    }
+    if (w->jobs_tail)
+        w->jobs_tail->next = j;
+    else
+        w->jobs = j;
+    w->jobs_tail = j;
+    w->jobs_cnt++;
+    w->n_taken++;
+}
+
+static void worker_partition(gq_worker_t *w, const gq_intake_item_t *it) {
+    if (it->kind == GQ_INTAKE_ASSIGN) {
+        if (!gq_offsets_assign(&w->offsets, it->partition, it->start))
+            gq_err("partition %d is beyond what this worker tracks", (int)it->partition);
+        return;
+    }
+    for (job_t *j = w->jobs; j; j = j->next)
+        if (j->partition == it->partition)
+            worker_event(w, j, JEV_REVOKE);
+    gq_offsets_revoke(&w->offsets, it->partition);
+}
+
+static void worker_intake(gq_worker_t *w) {
+    for (int n = 0; n < WORKER_TURN_MAX; n++) {
+        gq_intake_item_t it;
+        gq_intake_next(w->intake, &it);
+        if (it.kind == GQ_INTAKE_NONE)
+            break;
+        if (it.kind == GQ_INTAKE_MESSAGE) {
+            worker_message(w, it.msg);
+            rd_kafka_message_destroy(it.msg);
+        } else {
+            worker_partition(w, &it);
+        }
+    }
+    if (gq_intake_fatal(w->intake))
+        w->fatal = true;
+}
+
+/* The backlog (messages not looked at yet) is bounded: the intake pauses when it is full and
+ * resumes at half, so librdkafka's prefetch is not thrown away for every job. */
+static void worker_flow(gq_worker_t *w) {
+    size_t backlog = 0;
+    for (const job_t *j = w->jobs; j; j = j->next)
+        if (j->state == JOB_NEW)
+            backlog++;
+    bool paused = gq_intake_paused(w->intake);
+    if (w->stopping || backlog >= w->backlog_max)
+        gq_intake_pause(w->intake, true);
+    else if (paused && backlog <= w->backlog_max / 2)
+        gq_intake_pause(w->intake, false);
+}
+
+/* ---- scheduling ---- */
+
+/* Admits messages ahead of need: enough READY jobs to fill every slot as it frees. */
+static void worker_admit(gq_worker_t *w) {
+    if (w->stopping)
+        return;
+    size_t ready = 0, want = (size_t)(w->queue_depth + 2);
+    for (const job_t *j = w->jobs; j; j = j->next)
+        if (j->state == JOB_READY || j->state == JOB_BACKOFF)
+            ready++;
+    for (job_t *j = w->jobs; j && ready < want; j = j->next) {
+        if (j->state != JOB_NEW)
+            continue;
+        job_ev_t ev = {.type = JEV_ADMIT, .dup = worker_dup(w, j)};
+        worker_step(w, j, &ev);
+        if (j->state == JOB_READY)
+            ready++;
+    }
+}
+
+/* Gives free ComfyUI slots to ready jobs: highest priority first, then oldest. */
+static void worker_slots(gq_worker_t *w) {
+    if (w->stopping)
+        return;
+    size_t in_comfy = 0;
+    for (const job_t *j = w->jobs; j; j = j->next)
+        if (job_in_comfy(j))
+            in_comfy++;
+    while (in_comfy < (size_t)(1 + w->queue_depth)) {
+        job_t *best = NULL;
+        for (job_t *j = w->jobs; j; j = j->next)
+            if (j->state == JOB_READY && w->env.now_mono >= j->not_before &&
+                (!best || j->req.priority > best->req.priority))
+                best = j;
+        if (!best)
+            return;
+        worker_event(w, best, JEV_SLOT);
+        in_comfy++;
+    }
+}
+
+static void worker_ticks(gq_worker_t *w) {
+    for (job_t *j = w->jobs; j; j = j->next) {
+        if (j->wake_mono > w->env.now_mono)
+            continue;
+        j->wake_mono = INT64_MAX; /* the step re-arms what it still needs */
+        worker_event(w, j, JEV_TICK);
+    }
+}
+
+static void worker_failed_answers(gq_worker_t *w) {
+    worker_failed_t *f = w->failed;
+    w->failed = NULL;
+    while (f) {
+        worker_failed_t *nx = f->next;
+        job_t *j = worker_job(w, f->serial);
+        if (j) {
+            j->io--;
+            job_ev_t ev = {.type = f->type, .status = f->status, .errstr = f->errstr,
+                           .ask = j->ask, .idx = -1};
+            worker_step(w, j, &ev);
+        }
+        free(f);
+        f = nx;
+    }
+}
+
+/* Frees finished jobs; a finished message lets its partition's offset move. */
+static void worker_reap(gq_worker_t *w) {
+    job_t *prev = NULL;
+    for (job_t *j = w->jobs, *nx; j; j = nx) {
+        nx = j->next;
+        if (j->state != JOB_DONE || j->io > 0) {
+            prev = j;
+            continue;
+        }
+        if (prev)
+            prev->next = nx;
+        else
+            w->jobs = nx;
+        if (w->jobs_tail == j)
+            w->jobs_tail = prev;
+        w->jobs_cnt--;
+        if (j->end == JOB_END_FINISHED && !j->revoked) {
+            int64_t next = gq_offsets_done(&w->offsets, j->partition, j->offset);
+            if (next >= 0)
+                gq_intake_commit(w->intake, j->partition, next);
+        } else if (j->end == JOB_END_REDELIVER) {
+            w->n_redelivered++;
+        }
+        job_free(j);
+    }
+}
+
+/* ---- health ---- */
+
+/* Readiness (Kafka, PostgreSQL, ComfyUI reachable; warm-up done), GPU memory and the lag of
+ * our partitions, for the endpoint. Cheap: cached watermarks and one ComfyUI request. */
+static void worker_health(gq_worker_t *w) {
+    if (!w->health_asking && gq_comfy_op_stats(w->comfy, 0))
+        w->health_asking = true;
+    bool comfy = gq_comfy_ws_connected(w->comfy);
+    bool pg = gq_pgq_connected(gq_recorder_pgq(w->rec));
+    bool kafka = gq_intake_connected(w->intake);
+    const char *why = !gq_intake_subscribed(w->intake) ? "warming up"
+                      : !comfy                         ? "ComfyUI unreachable"
+                      : !pg                            ? "PostgreSQL unreachable"
+                      : !kafka                         ? "Kafka unreachable"
+                      : w->stopping                    ? "stopping"
+                                                       : NULL;
+    gq_metrics_set_ready(w->metrics, why == NULL, why);
+    gq_metrics_in_flight(w->metrics, (int)w->jobs_cnt);
+    gq_metrics_lag_clear(w->metrics);
+    for (int32_t p = 0; p < GQ_OFFSETS_MAX_PARTS; p++) {
+        int64_t lo, hi;
+        if (!gq_offsets_assigned(&w->offsets, p) || !gq_intake_watermarks(w->intake, p, &lo, &hi))
+            continue;
+        int64_t at = w->offsets.parts[p].next_commit >= 0 ? w->offsets.parts[p].next_commit : lo;
+        gq_metrics_lag(w->metrics, gq_intake_topic(w->intake), p, hi > at ? hi - at : 0);
+    }
+}
+
+/* ---- the loop ---- */
+
+/* The nearest thing to do, as a wait in ms (0 when something is due now). */
+static int worker_timeout(gq_worker_t *w) {
+    int64_t now = gq_mono_ms(), wake = now + WORKER_MAX_WAIT_MS;
+    for (const job_t *j = w->jobs; j; j = j->next)
+        if (j->wake_mono < wake)
+            wake = j->wake_mono;
+    int64_t others[] = {w->health_mono,
+                        gq_pgq_wake(gq_recorder_pgq(w->rec)),
+                        gq_record_wake(w->record),
+                        gq_comfy_ws_wake(w->comfy),
+                        gq_comfy_ws_connected(w->comfy) ? INT64_MAX : w->ws_retry_mono,
+                        w->stopping ? w->stop_deadline : INT64_MAX,
+                        w->failed ? now : INT64_MAX};
+    for (size_t i = 0; i < GQ_ARRAY_LEN(others); i++)
+        if (others[i] < wake)
+            wake = others[i];
+    return wake <= now ? 0 : (int)(wake - now);
+}
+
+static void worker_begin_stop(gq_worker_t *w) {
+    size_t rendering = 0;
+    for (job_t *j = w->jobs; j; j = j->next)
+        if (job_in_comfy(j))
+            rendering++;
+    gq_info("stopping: finishing %zu running render(s) within %d s", rendering,
+            (int)gq_cfg_int(w->cfg, "grace_period"));
+    w->stopping = true;
+    w->stop_deadline = gq_mono_ms() + gq_cfg_int(w->cfg, "grace_period") * 1000;
+    worker_env(w);
+    gq_intake_pause(w->intake, true);
+    for (job_t *j = w->jobs; j; j = j->next)
+        worker_event(w, j, JEV_STOP);
+}
+
+static void worker_turn(gq_worker_t *w) {
+    gq_pgq_t *q = gq_recorder_pgq(w->rec);
+    gq_comfy_waitfd_t fds[4] = {
+        {gq_intake_fd(w->intake), POLLIN, 0},
+        {gq_record_fd(w->record), POLLIN, 0},
+        {w->sig[0], POLLIN, 0},
+        {gq_pgq_fd(q), gq_pgq_events(q), 0},
+    };
+    unsigned nfds = fds[3].fd >= 0 ? 4 : 3;
+    gq_comfy_wait(w->comfy, fds, nfds, worker_timeout(w));
+    if (fds[2].revents) {
+        char drain[16];
+        while (read(w->sig[0], drain, sizeof(drain)) > 0) {
+        }
+    }
+    gq_metrics_heartbeat(w->metrics);
+    worker_env(w);
+
+    gq_pgq_service(q);
+    gq_pgq_done_t d;
+    while (gq_pgq_next_done(q, &d)) {
+        worker_db_answer(w, &d);
+        PQclear(d.res);
+    }
+    gq_comfy_op_t *op;
+    while ((op = gq_comfy_op_next_done(w->comfy))) {
+        worker_comfy_answer(w, op);
+        gq_comfy_op_destroy(op);
+    }
+    worker_failed_answers(w);
+    worker_ws(w);
+    if (gq_intake_subscribed(w->intake))
+        worker_intake(w);
+    gq_record_service(w->record, w->env.now_mono);
+    worker_env(w);
+    worker_ticks(w);
+    worker_admit(w);
+    worker_slots(w);
+    worker_reap(w);
+    worker_flow(w);
+}
+
+gq_worker_end_t gq_worker_run(gq_worker_t *w, volatile sig_atomic_t *stop) {
+    bool interrupted = false;
+    gq_info("worker %s: group %s, topic %s, ComfyUI %s, %d prompt(s) queued ahead", w->worker_id,
+            gq_intake_group(w->intake), gq_intake_topic(w->intake),
+            gq_cfg_str(w->cfg, "comfyui_url"), w->queue_depth);
+    /* Join the group only when able to take work: a warming member would hold partitions it
+     * cannot serve, and could outlast max.poll.interval.ms without polling. */
+    gq_warmup_run(w->comfy, w->metrics, w->cfg, stop);
+    char err[512];
+    if (!*stop && gq_intake_subscribe(w->intake, err, sizeof(err)) != GQ_OK) {
+        gq_err("%s", err);
+        return GQ_WORKER_FATAL;
+    }
+    w->health_mono = 0;
+    w->stats_mono = gq_mono_ms() + WORKER_STATS_MS;
+    while (!w->fatal) {
+        int64_t now = gq_mono_ms();
+        if (*stop && !w->stopping)
+            worker_begin_stop(w);
+        if (w->stopping) {
+            if (!w->jobs && !gq_pgq_pending(gq_recorder_pgq(w->rec)))
+                break;
+            if (now >= w->stop_deadline && !w->grace_over) {
+                gq_warn("grace period over: interrupting what still renders");
+                w->grace_over = true;
+                worker_env(w);
+                for (job_t *j = w->jobs; j; j = j->next) {
+                    if (j->state == JOB_QUEUED || j->state == JOB_RUNNING)
+                        interrupted = true;
+                    worker_event(w, j, JEV_GRACE);
+                }
+            }
+            if (now >= w->stop_deadline + WORKER_FINISH_GRACE_MS) {
+                gq_err("%zu job(s) could not be recorded before exit; they will be redelivered",
+                       w->jobs_cnt);
+                interrupted = true;
+                break;
+            }
+        }
+        if (now >= w->health_mono) {
+            w->health_mono = now + WORKER_HEALTH_MS;
+            worker_health(w);
+        }
+        worker_turn(w);
+        if (now >= w->stats_mono) {
+            w->stats_mono = now + WORKER_STATS_MS;
+            gq_info("in flight %zu; taken %llu, recorded %llu, redelivered %llu", w->jobs_cnt,
+                    (unsigned long long)w->n_taken, (unsigned long long)w->n_recorded,
+                    (unsigned long long)w->n_redelivered);
+        }
+    }
+    gq_intake_close(w->intake);
+    if (w->fatal)
+        return GQ_WORKER_FATAL;
+    return interrupted ? GQ_WORKER_INTERRUPTED : GQ_WORKER_DRAINED;
+}
+
+/* ---- setup ---- */
 
 /* Connects the recorder. With start_wait, an unreachable or not yet migrated PostgreSQL is
  * retried (a migration Job may still be running; the database may still be starting) while
@@ -85,12 +746,31 @@ static gq_status_t worker_connect_db(gq_worker_t *w, volatile sig_atomic_t *stop
         snprintf(why, sizeof(why), "waiting for PostgreSQL: %s", errstr);
         gq_metrics_set_ready(w->metrics, false, why);
         gq_warn("%s (retrying for %lld s more)", errstr, (long long)(left / 1000));
+        /* Waits on the signal pipe: a SIGTERM ends the wait at once. */
         for (int64_t until = gq_mono_ms() + backoff_ms; gq_mono_ms() < until && !(stop && *stop);) {
             gq_metrics_heartbeat(w->metrics);
-            gq_sleep_ms(100);
+            struct pollfd p = {w->sig[0], POLLIN, 0};
+            int64_t left_ms = until - gq_mono_ms();
+            poll(&p, 1, left_ms > 1000 ? 1000 : left_ms < 0 ? 0 : (int)left_ms);
         }
         backoff_ms = backoff_ms * 2 > 10000 ? 10000 : backoff_ms * 2;
     }
+}
+
+/* A ComfyUI client id that a restarted worker gets again, so ComfyUI sends it the events of
+ * the prompts its previous process submitted: derived from the worker id when one is set,
+ * else from the host, and from the ComfyUI URL (one worker per GPU and ComfyUI). */
+static void worker_client_id(gq_worker_t *w) {
+    char host[64] = "worker", seed[1400];
+    gethostname(host, sizeof(host) - 1);
+    snprintf(seed, sizeof(seed), "genq-client|%s|%s",
+             gq_cfg_isset(w->cfg, "worker_id") ? gq_cfg_str(w->cfg, "worker_id") : host,
+             gq_cfg_str(w->cfg, "comfyui_url"));
+    char hex[65];
+    gq_sha256_hex(seed, strlen(seed), hex);
+    /* A version-4-shaped uuid from the hash, as ComfyUI expects of ids. */
+    snprintf(w->client_id, sizeof(w->client_id), "%.8s-%.4s-4%.3s-8%.3s-%.12s", hex, hex + 8,
+             hex + 12, hex + 15, hex + 18);
 }
 
 gq_worker_t *gq_worker_new(const gq_cfg_t *cfg, volatile sig_atomic_t *stop, gq_status_t *st,
@@ -101,8 +781,14 @@ gq_worker_t *gq_worker_new(const gq_cfg_t *cfg, volatile sig_atomic_t *stop, gq_
         return NULL;
     }
     w->cfg = cfg;
-    w->group = gq_cfg_str(cfg, "group");
-    w->topic = gq_cfg_str(cfg, "requests_topic");
+    w->stop = stop;
+    w->sig[0] = w->sig[1] = -1;
+    gq_offsets_init(&w->offsets);
+    if (pipe2(w->sig, O_NONBLOCK | O_CLOEXEC) != 0) {
+        gq_errf(errstr, errstr_size, "pipe: %s", strerror(errno));
+        *st = GQ_ERR;
+        goto fail;
+    }
     if (gq_cfg_isset(cfg, "worker_id")) {
         gq_strlcpy(w->worker_id, gq_cfg_str(cfg, "worker_id"), sizeof(w->worker_id));
     } else {
@@ -110,28 +796,37 @@ gq_worker_t *gq_worker_new(const gq_cfg_t *cfg, volatile sig_atomic_t *stop, gq_
         gethostname(host, sizeof(host) - 1);
         snprintf(w->worker_id, sizeof(w->worker_id), "%s-%d", host, (int)getpid());
     }
-    gq_uuid_v4(w->client_id);
-    gq_strlcpy(w->workflows_dir, gq_cfg_str(cfg, "workflows_dir"), sizeof(w->workflows_dir));
+    worker_client_id(w);
     w->queue_depth = (int)gq_cfg_int(cfg, "queue_depth");
-    w->job_timeout_s = (int)gq_cfg_int(cfg, "job_timeout");
-    w->stall_timeout_s = (int)gq_cfg_int(cfg, "stall_timeout");
-    w->max_attempts = (int)gq_cfg_int(cfg, "max_attempts");
-    w->max_output_bytes = gq_cfg_int(cfg, "max_output_bytes");
-    /* Enough jobs on hand to keep ComfyUI's queue full while finished ones are recorded. */
-    w->max_jobs = (size_t)(1 + w->queue_depth + 2);
+    w->backlog_max = (size_t)gq_cfg_int(cfg, "backlog");
+    w->admit = (gq_admit_cfg_t){gq_cfg_str(cfg, "workflows_dir"), (int)gq_cfg_int(cfg, "job_timeout"),
+                                (int32_t)gq_cfg_int(cfg, "max_attempts")};
+    w->env = (job_env_t){.admit = &w->admit,
+                         .worker_id = w->worker_id,
+                         .stall_timeout_ms = (int)gq_cfg_int(cfg, "stall_timeout") * 1000,
+                         .quiet_ms = WORKER_QUIET_MS,
+                         .check_ms = WORKER_CHECK_MS,
+                         .max_output_bytes = gq_cfg_int(cfg, "max_output_bytes")};
+    w->ws_backoff_ms = 500;
 
     *st = gq_schema_init(errstr, errstr_size);
     if (*st != GQ_OK)
         goto fail;
     w->metrics = gq_metrics_new();
+    if (!w->metrics) {
+        *st = GQ_ERR_NOMEM;
+        goto fail;
+    }
     if (gq_cfg_isset(cfg, "http_listen")) {
         /* A loop stuck this long is dead: the slowest call it makes is bounded well below. */
-        *st = gq_metrics_listen(w->metrics, gq_cfg_str(cfg, "http_listen"), 120000, errstr,
-                                errstr_size);
-        if (*st != GQ_OK)
+        w->endpoint =
+            gq_endpoint_new(w->metrics, gq_cfg_str(cfg, "http_listen"), 120000, errstr, errstr_size);
+        if (!w->endpoint) {
+            *st = GQ_ERR_INVALID;
             goto fail;
+        }
         gq_info("health and metrics on %s (port %d)", gq_cfg_str(cfg, "http_listen"),
-                gq_metrics_port(w->metrics));
+                gq_endpoint_port(w->endpoint));
     }
     *st = worker_connect_db(w, stop, errstr, errstr_size);
     if (*st != GQ_OK)
@@ -146,163 +841,47 @@ gq_worker_t *gq_worker_new(const gq_cfg_t *cfg, volatile sig_atomic_t *stop, gq_
         *st = GQ_ERR_INVALID;
         goto fail;
     }
-    *st = finish_init(w, errstr, errstr_size);
-    if (*st != GQ_OK)
+    w->record = gq_record_new(cfg, w->worker_id, w->rec, w->metrics, errstr, errstr_size);
+    if (!w->record) {
+        *st = GQ_ERR_INVALID;
         goto fail;
-    *st = intake_init(w, errstr, errstr_size);
-    if (*st != GQ_OK)
+    }
+    w->intake = gq_intake_new(cfg, w->worker_id, w->rec, errstr, errstr_size);
+    if (!w->intake) {
+        *st = GQ_ERR_INVALID;
         goto fail;
+    }
     return w;
 fail:
     gq_worker_destroy(w);
     return NULL;
 }
 
+int gq_worker_signal_fd(const gq_worker_t *w) { return w->sig[1]; }
+
 void gq_worker_destroy(gq_worker_t *w) {
     if (!w)
         return;
-    if (w->consumer) {
-        rd_kafka_destroy(w->consumer);
-        w->consumer = NULL;
-    }
-    finish_close(w);
+    gq_intake_destroy(w->intake);
+    gq_record_destroy(w->record);
     while (w->jobs) {
         job_t *j = w->jobs;
-        worker_job_remove(w, j);
-        worker_job_free(j);
+        w->jobs = j->next;
+        job_free(j);
+    }
+    while (w->failed) {
+        worker_failed_t *f = w->failed;
+        w->failed = f->next;
+        free(f);
     }
     gq_comfy_destroy(w->comfy);
     gq_recorder_destroy(w->rec);
+    gq_endpoint_destroy(w->endpoint);
     gq_metrics_destroy(w->metrics);
+    gq_offsets_release(&w->offsets);
+    if (w->sig[0] >= 0)
+        close(w->sig[0]);
+    if (w->sig[1] >= 0)
+        close(w->sig[1]);
     free(w);
-}
-
-/* SIGTERM: take nothing new; what was not started yet is left for redelivery. */
-static void worker_begin_stop(gq_worker_t *w) {
-    w->stopping = true;
-    intake_flow_control(w);
-    for (job_t *j = w->jobs, *nx; j; j = nx) {
-        nx = j->next;
-        if (j->state == JOB_NEW || j->state == JOB_READY || j->state == JOB_BACKOFF ||
-            j->state == JOB_QUEUED)
-            render_cancel(w, j);
-    }
-}
-
-static void worker_events(gq_worker_t *w, int wait_ms) {
-    char err[512];
-    for (int n = 0; n < 64; n++) {
-        gq_comfy_event_t ev;
-        gq_status_t st = gq_comfy_ws_next(w->comfy, n == 0 ? wait_ms : 0, &ev, err, sizeof(err));
-        if (st == GQ_OK) {
-            render_on_event(w, &ev);
-            continue;
-        }
-        if (st != GQ_ERR_TIMEOUT) {
-            gq_warn("ComfyUI WebSocket dropped: %s", err);
-            gq_comfy_ws_close(w->comfy);
-            w->comfy_retry_mono = gq_mono_ms() + 200;
-        }
-        return;
-    }
-}
-
-/* Readiness (Kafka, PostgreSQL, ComfyUI reachable; warm-up done), GPU memory and the lag
- * of our partitions, for the endpoint. Cheap: cached watermarks, one HTTP call, one query. */
-static void worker_health(gq_worker_t *w) {
-    char err[512];
-    gq_comfy_stats_t cs = {0};
-    bool comfy = gq_comfy_system_stats(w->comfy, &cs, err, sizeof(err)) == GQ_OK;
-    gq_metrics_comfy(w->metrics, comfy, cs.vram_total - cs.vram_free, cs.vram_total);
-    bool pg = gq_recorder_ping(w->rec, err, sizeof(err)) == GQ_OK;
-    bool kafka = rd_kafka_controllerid(w->consumer, 0) >= 0;
-    const char *why = !w->warmed_up ? "warming up"
-                      : !comfy      ? "ComfyUI unreachable"
-                      : !pg         ? "PostgreSQL unreachable"
-                      : !kafka      ? "Kafka unreachable"
-                      : w->stopping ? "stopping"
-                                    : NULL;
-    gq_metrics_set_ready(w->metrics, why == NULL, why);
-    gq_metrics_in_flight(w->metrics, (int)w->jobs_cnt);
-    gq_metrics_lag_clear(w->metrics);
-    for (int p = 0; p < WORKER_MAX_PARTS; p++) {
-        int64_t lo, hi;
-        if (!w->parts[p].assigned ||
-            rd_kafka_get_watermark_offsets(w->consumer, w->topic, p, &lo, &hi) || hi < 0)
-            continue;
-        int64_t at = w->parts[p].next_commit >= 0 ? w->parts[p].next_commit : lo;
-        gq_metrics_lag(w->metrics, w->topic, p, hi > at ? hi - at : 0);
-    }
-}
-
-gq_worker_end_t gq_worker_run(gq_worker_t *w, volatile sig_atomic_t *stop) {
-    int grace_ms = (int)gq_cfg_int(w->cfg, "grace_period") * 1000;
-    int64_t stop_deadline = 0, last_stats = gq_mono_ms();
-    bool interrupted = false;
-    gq_info("worker %s: group %s, topic %s, ComfyUI %s, %d prompt(s) queued ahead", w->worker_id,
-            w->group, w->topic, gq_cfg_str(w->cfg, "comfyui_url"), w->queue_depth);
-    render_warmup(w, stop);
-    w->warmed_up = true;
-    while (!w->fatal) {
-        int64_t now = gq_mono_ms();
-        gq_metrics_heartbeat(w->metrics);
-        if (now >= w->health_mono) {
-            w->health_mono = now + 5000;
-            worker_health(w);
-        }
-        if (*stop && !w->stopping) {
-            gq_info("stopping: finishing %zu running render(s) within %d s",
-                    worker_jobs_in_comfy(w), grace_ms / 1000);
-            worker_begin_stop(w);
-            stop_deadline = now + grace_ms;
-        }
-        if (w->stopping) {
-            if (!w->jobs)
-                break;
-            if (now >= stop_deadline && !interrupted) {
-                gq_warn("grace period over: interrupting %zu render(s)", worker_jobs_in_comfy(w));
-                for (job_t *j = w->jobs, *nx; j; j = nx) {
-                    nx = j->next;
-                    if (j->state == JOB_QUEUED || j->state == JOB_RUNNING) {
-                        render_cancel(w, j);
-                        interrupted = true;
-                    }
-                }
-                interrupted = true;
-            }
-            if (now >= stop_deadline + WORKER_FINISH_GRACE_MS) {
-                gq_err("%zu job(s) could not be recorded before exit; they will be redelivered",
-                       w->jobs_cnt);
-                break;
-            }
-        }
-        bool busy = worker_jobs_in_comfy(w) > 0;
-        intake_poll(w, busy || !gq_comfy_ws_connected(w->comfy) ? 0 : WORKER_EVENT_WAIT_MS);
-        for (job_t *j = w->jobs, *nx; j; j = nx) {
-            nx = j->next;
-            if (j->state == JOB_NEW)
-                intake_process(w, j);
-        }
-        render_pump(w);
-        if (gq_comfy_ws_connected(w->comfy))
-            worker_events(w, busy ? WORKER_EVENT_WAIT_MS : 0);
-        else if (busy)
-            gq_sleep_ms(WORKER_EVENT_WAIT_MS);
-        render_check(w);
-        finish_poll(w);
-        if (now - last_stats >= WORKER_STATS_EVERY_MS) {
-            last_stats = now;
-            gq_info("in flight %zu, succeeded %llu, failed %llu, retries %llu, skipped %llu, "
-                    "adopted %llu, rejected %llu",
-                    w->jobs_cnt, (unsigned long long)w->n_succeeded,
-                    (unsigned long long)w->n_failed, (unsigned long long)w->n_retries,
-                    (unsigned long long)w->n_skipped, (unsigned long long)w->n_adopted,
-                    (unsigned long long)w->n_rejected);
-        }
-    }
-    intake_close(w);
-    finish_close(w);
-    if (w->fatal)
-        return GQ_WORKER_FATAL;
-    return interrupted ? GQ_WORKER_INTERRUPTED : GQ_WORKER_DRAINED;
 }

@@ -3,9 +3,11 @@
  * @brief The GPU worker: a member of the consumer group that renders requests through
  * its ComfyUI, records them in PostgreSQL and publishes completion events.
  *
- * The loop lives in worker.c; the life of one job is spread over intake.c (Kafka side:
- * rebalances, offsets, flow control), render.c (ComfyUI side: bind, submit, follow,
- * timeouts, retries) and finish.c (outputs, completion event, the terminal record).
+ * The loop lives in worker.c; a job's life is one state machine in job.c; the other files
+ * are the leaves the loop uses: intake.c (Kafka), offsets.c, admit.c (decode, validate,
+ * bind), policy.c (failure classes), record.c (the terminal record and its outbox),
+ * warmup.c, metrics.c and endpoint.c; db/, bind/ and store/ hold the recorder (PostgreSQL),
+ * template binding and the output store.
  */
 #ifndef GQ_WORKER_H
 #define GQ_WORKER_H
@@ -34,5 +36,8 @@ gq_worker_t *gq_worker_new(const gq_cfg_t *cfg, volatile sig_atomic_t *stop, gq_
  */
 gq_worker_end_t gq_worker_run(gq_worker_t *w, volatile sig_atomic_t *stop);
 void gq_worker_destroy(gq_worker_t *w);
+
+/** The descriptor a signal handler writes a byte to, after setting *stop, to wake the loop. */
+int gq_worker_signal_fd(const gq_worker_t *w);
 
 #endif

@@ -7,12 +7,19 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 static volatile sig_atomic_t worker_stop;
+static int worker_wake_fd = -1;
 
 static void worker_on_signal(int sig) {
     (void)sig;
     worker_stop = 1;
+    if (worker_wake_fd >= 0) {
+        /* write() is async-signal-safe; a full pipe already holds a wake-up. */
+        ssize_t n = write(worker_wake_fd, "s", 1);
+        (void)n;
+    }
 }
 
 int gq_cmd_worker(int argc, char **argv) {
@@ -49,7 +56,9 @@ int gq_cmd_worker(int argc, char **argv) {
         gq_cfg_release(&cfg);
         return st == GQ_ERR_TRANSIENT ? GQ_EXIT_UNAVAILABLE : GQ_EXIT_CONFIG;
     }
+    worker_wake_fd = gq_worker_signal_fd(w);
     gq_worker_end_t end = gq_worker_run(w, &worker_stop);
+    worker_wake_fd = -1;
     gq_worker_destroy(w);
     gq_cfg_release(&cfg);
     switch (end) {

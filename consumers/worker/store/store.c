@@ -6,7 +6,7 @@
  * the final name, fsync the directory. A reader therefore sees either no file or the whole
  * file, and after a crash the rename is either done or not.
  */
-#include "worker/store.h"
+#include "store.h"
 
 #include "util.h"
 

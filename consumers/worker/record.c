@@ -1,0 +1,385 @@
+/* The terminal record and its outbox (see record.h). */
+#include "record.h"
+#include "kafka.h"
+#include "log.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define RECORD_OUTBOX_STALE_MS 60000 /* a row claimed this long ago has lost its worker */
+#define RECORD_OUTBOX_SCAN_MS 5000
+#define RECORD_FLUSH_MS 10000 /* at exit: how long to wait for Kafka's acknowledgements */
+
+/* A record sent and not answered yet: what to publish once it is committed. */
+typedef struct record_pending {
+    struct record_pending *next;
+    uint64_t tag;
+    char job_id[37];
+    bool reject;
+    gq_buf_t event; /* the encoded completion event */
+    const void *dead;  /* the message's bytes (the job keeps them until answered) */
+    size_t dead_len;
+    gq_kv_t dead_headers[8];
+    size_t dead_headers_cnt;
+    char bufs[3][24];
+    char dead_reason[32], error_code[32], error_message[512];
+    bool counted_dead;
+    /* for the metrics and the log line */
+    char model[128];
+    bool has_ev;
+    gq_job_status_t status;
+    int32_t attempt;
+    int64_t queue_ms, render_ms, total_ms;
+    size_t outputs;
+} record_pending_t;
+
+struct gq_record {
+    const gq_cfg_t *cfg;
+    const char *worker_id;
+    gq_recorder_t *rec;
+    gq_metrics_t *metrics;
+    rd_kafka_t *producer;
+    rd_kafka_queue_t *queue;
+    int io[2];
+    const char *completed_topic, *dlq_topic;
+    record_pending_t *pending;
+    /* Rows Kafka acknowledged, to delete from genq.outbox; `flight` is the batch sent. */
+    int64_t *done, *flight;
+    size_t done_cnt, done_cap, flight_cnt;
+    int64_t scan_mono;
+    bool scanned_mine; /* rows left by our previous process were taken */
+};
+
+/* Kafka acknowledged an outbox message: its row can go. */
+static void record_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
+    (void)rk;
+    gq_record_t *r = opaque;
+    int64_t id = (int64_t)(intptr_t)m->_private;
+    if (m->err) {
+        gq_warn("outbox message %lld to %s not delivered: %s (published again later)",
+                (long long)id, rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
+        return;
+    }
+    if (r->done_cnt == r->done_cap) {
+        size_t cap = r->done_cap ? r->done_cap * 2 : 64;
+        int64_t *p = realloc(r->done, cap * sizeof(*p));
+        if (!p)
+            return; /* the row stays; it is published again later: a repeat, not a loss */
+        r->done = p;
+        r->done_cap = cap;
+    }
+    r->done[r->done_cnt++] = id;
+}
+
+static void record_publish(gq_record_t *r, int64_t id, const char *topic, const char *key,
+                           const void *payload, size_t len, const gq_kv_t *headers,
+                           size_t headers_cnt) {
+    rd_kafka_headers_t *hdrs = rd_kafka_headers_new(headers_cnt + 1);
+    for (size_t i = 0; i < headers_cnt; i++)
+        rd_kafka_header_add(hdrs, headers[i].key, -1, headers[i].value, -1);
+    rd_kafka_resp_err_t e = rd_kafka_producev(
+        r->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key ? strlen(key) : 0),
+        RD_KAFKA_V_VALUE((void *)payload, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_OPAQUE((void *)(intptr_t)id), RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+    if (e) {
+        rd_kafka_headers_destroy(hdrs);
+        gq_warn("publishing outbox message %lld: %s (published again later)", (long long)id,
+                rd_kafka_err2str(e));
+    }
+}
+
+gq_record_t *gq_record_new(const gq_cfg_t *cfg, const char *worker_id, gq_recorder_t *rec,
+                           gq_metrics_t *metrics, char *errstr, size_t errstr_size) {
+    gq_record_t *r = calloc(1, sizeof(*r));
+    if (!r) {
+        gq_errf(errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    r->cfg = cfg;
+    r->worker_id = worker_id;
+    r->rec = rec;
+    r->metrics = metrics;
+    r->completed_topic = gq_cfg_str(cfg, "completed_topic");
+    r->dlq_topic = gq_cfg_str(cfg, "dlq_topic");
+    r->io[0] = r->io[1] = -1;
+    if (pipe2(r->io, O_NONBLOCK | O_CLOEXEC) != 0) {
+        gq_errf(errstr, errstr_size, "pipe: %s", strerror(errno));
+        free(r);
+        return NULL;
+    }
+    rd_kafka_conf_t *conf = gq_kafka_conf_new(cfg, worker_id, errstr, errstr_size);
+    if (!conf)
+        goto fail;
+    if (gq_kafka_conf_set(conf, "enable.idempotence", "true", errstr, errstr_size) != GQ_OK ||
+        gq_kafka_conf_set(conf, "acks", "all", errstr, errstr_size) != GQ_OK ||
+        gq_kafka_conf_set(conf, "linger.ms", "1", errstr, errstr_size) != GQ_OK ||
+        gq_kafka_conf_apply_user(conf, cfg, errstr, errstr_size) != GQ_OK) {
+        rd_kafka_conf_destroy(conf);
+        goto fail;
+    }
+    rd_kafka_conf_set_dr_msg_cb(conf, record_dr_cb);
+    rd_kafka_conf_set_opaque(conf, r);
+    char err[512];
+    r->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+    if (!r->producer) {
+        gq_errf(errstr, errstr_size, "kafka producer: %s", err);
+        rd_kafka_conf_destroy(conf);
+        goto fail;
+    }
+    r->queue = rd_kafka_queue_get_main(r->producer);
+    rd_kafka_queue_io_event_enable(r->queue, r->io[1], "1", 1);
+    return r;
+fail:
+    gq_record_destroy(r);
+    return NULL;
+}
+
+static void record_pending_free(record_pending_t *p) {
+    gq_buf_release(&p->event);
+    free(p);
+}
+
+void gq_record_destroy(gq_record_t *r) {
+    if (!r)
+        return;
+    if (r->producer) {
+        if (rd_kafka_flush(r->producer, RECORD_FLUSH_MS) != RD_KAFKA_RESP_ERR_NO_ERROR)
+            gq_warn("%d message(s) not delivered at exit; they stay in the outbox",
+                    rd_kafka_outq_len(r->producer));
+        char err[512];
+        if (r->done_cnt &&
+            gq_recorder_outbox_done(r->rec, r->done, r->done_cnt, err, sizeof(err)) != GQ_OK)
+            gq_debug("%s (they are published again later)", err);
+        rd_kafka_queue_destroy(r->queue);
+        rd_kafka_destroy(r->producer);
+    }
+    while (r->pending) {
+        record_pending_t *p = r->pending;
+        r->pending = p->next;
+        record_pending_free(p);
+    }
+    if (r->io[0] >= 0)
+        close(r->io[0]);
+    if (r->io[1] >= 0)
+        close(r->io[1]);
+    free(r->done);
+    free(r->flight);
+    free(r);
+}
+
+/* The original bytes, with headers saying why, where from and after how many attempts. */
+static void record_dead_headers(gq_record_t *r, const gq_record_job_t *job, record_pending_t *p) {
+    snprintf(p->bufs[0], sizeof(p->bufs[0]), "%d", (int)job->ref.partition);
+    snprintf(p->bufs[1], sizeof(p->bufs[1]), "%lld", (long long)job->ref.offset);
+    snprintf(p->bufs[2], sizeof(p->bufs[2]), "%d", (int)job->attempt);
+    gq_strlcpy(p->dead_reason, job->dead_reason ? job->dead_reason : "", sizeof(p->dead_reason));
+    gq_strlcpy(p->error_code, job->error_code ? job->error_code : "", sizeof(p->error_code));
+    gq_strlcpy(p->error_message,
+               job->error_message && *job->error_message ? job->error_message : p->dead_reason,
+               sizeof(p->error_message));
+    const gq_kv_t all[] = {
+        {"genq-reason", p->dead_reason},    {"genq-error", p->error_message},
+        {"genq-error-code", p->error_code}, {"genq-source-topic", (char *)job->ref.topic},
+        {"genq-source-partition", p->bufs[0]}, {"genq-source-offset", p->bufs[1]},
+        {"genq-attempts", p->bufs[2]},      {"genq-worker", (char *)r->worker_id},
+    };
+    memcpy(p->dead_headers, all, sizeof(all));
+    p->dead_headers_cnt = GQ_ARRAY_LEN(all);
+}
+
+static const gq_kv_t record_ev_headers[] = {
+    {"content-type", "application/vnd.genq.completed+avro"}};
+
+gq_status_t gq_record_send(gq_record_t *r, const gq_record_job_t *job, uint64_t tag, char *errstr,
+                           size_t errstr_size) {
+    record_pending_t *p = calloc(1, sizeof(*p));
+    if (!p) {
+        gq_errf(errstr, errstr_size, "out of memory");
+        return GQ_ERR_NOMEM;
+    }
+    p->tag = tag;
+    gq_strlcpy(p->job_id, job->job_id ? job->job_id : "", sizeof(p->job_id));
+    p->reject = job->ev == NULL;
+    gq_buf_init(&p->event, 16u << 20);
+    gq_status_t st = GQ_OK;
+    if (job->ev) {
+        /* No record without its event: an event that cannot be encoded stops it here. */
+        st = gq_completed_encode(job->ev, &p->event, errstr, errstr_size);
+        if (st != GQ_OK) {
+            record_pending_free(p);
+            return GQ_ERR_INVALID;
+        }
+        const gq_completed_t *ev = job->ev;
+        p->has_ev = true;
+        p->status = ev->status;
+        p->attempt = ev->attempt;
+        p->queue_ms = ev->queue_ms;
+        p->render_ms = ev->render_ms;
+        p->total_ms = ev->total_ms;
+        p->outputs = ev->outputs_cnt;
+        gq_strlcpy(p->model, ev->model ? ev->model : "", sizeof(p->model));
+    }
+    if (job->dead_letter) {
+        record_dead_headers(r, job, p);
+        p->dead = job->payload;
+        p->dead_len = job->payload_len;
+    }
+    gq_outbox_msg_t event = {r->completed_topic, p->event.data, p->event.len, record_ev_headers,
+                             GQ_ARRAY_LEN(record_ev_headers)};
+    gq_outbox_msg_t dead = {r->dlq_topic, job->dead_letter ? p->dead : NULL, p->dead_len,
+                            p->dead_headers, p->dead_headers_cnt};
+    if (job->dead_letter && !p->dead)
+        dead.payload = ""; /* an empty message is still a dead letter */
+    if (p->reject) {
+        gq_rec_reject_t a = {job->ref,          job->job_id,      job->dead_reason,
+                             job->error_message, job->payload,     job->payload_len,
+                             r->worker_id,      dead};
+        st = gq_recorder_reject_send(r->rec, &a, tag, errstr, errstr_size);
+    } else {
+        gq_rec_finish_t a = {job->req, job->ev, job->ref, r->worker_id, event, dead};
+        st = gq_recorder_finish_send(r->rec, &a, tag, errstr, errstr_size);
+    }
+    if (st != GQ_OK) {
+        record_pending_free(p);
+        return st;
+    }
+    p->next = r->pending;
+    r->pending = p;
+    return GQ_OK;
+}
+
+gq_status_t gq_record_answer(gq_record_t *r, const gq_pgq_done_t *d, bool *already, char *errstr,
+                             size_t errstr_size) {
+    *already = false;
+    record_pending_t **pp = &r->pending;
+    while (*pp && (*pp)->tag != d->tag)
+        pp = &(*pp)->next;
+    record_pending_t *p = *pp;
+    if (!p) {
+        gq_errf(errstr, errstr_size, "an answer to a record nobody sent (tag %llu)",
+                (unsigned long long)d->tag);
+        return GQ_ERR;
+    }
+    *pp = p->next;
+    gq_status_t st = d->status;
+    int64_t ev_id = -1, dead_id = -1;
+    if (st != GQ_OK) {
+        gq_strlcpy(errstr, d->errstr, errstr_size);
+    } else if (p->reject) {
+        gq_rec_rejected_t out;
+        st = gq_recorder_reject_result(d->res, &out, errstr, errstr_size);
+        dead_id = out.dead_id;
+    } else {
+        gq_rec_finished_t out;
+        st = gq_recorder_finish_result(d->res, &out, errstr, errstr_size);
+        *already = out.already;
+        ev_id = out.event_id;
+        dead_id = out.dead_id;
+    }
+    if (st == GQ_OK) {
+        const char *key = p->job_id[0] ? p->job_id : NULL;
+        if (ev_id >= 0)
+            record_publish(r, ev_id, r->completed_topic, key, p->event.data, p->event.len,
+                           record_ev_headers, GQ_ARRAY_LEN(record_ev_headers));
+        if (dead_id >= 0) {
+            record_publish(r, dead_id, r->dlq_topic, key, p->dead ? p->dead : "", p->dead_len,
+                           p->dead_headers, p->dead_headers_cnt);
+            gq_metrics_dead_letter(r->metrics, p->dead_reason);
+        }
+        if (p->has_ev && !*already) {
+            gq_metrics_job_done(r->metrics, p->model[0] ? p->model : NULL,
+                                p->status == GQ_JOB_SUCCEEDED, p->queue_ms / 1000.0,
+                                p->render_ms / 1000.0, p->total_ms / 1000.0);
+            gq_info("job %s %s: attempt %d, queue %lld ms, render %lld ms, total %lld ms, %zu "
+                    "output(s)",
+                    p->job_id, gq_job_status_name(p->status), (int)p->attempt,
+                    (long long)p->queue_ms, (long long)p->render_ms, (long long)p->total_ms,
+                    p->outputs);
+        } else if (p->has_ev) {
+            gq_info("job %s: already recorded; offset moved", p->job_id);
+        }
+    }
+    record_pending_free(p);
+    return st;
+}
+
+void gq_record_outbox_answer(gq_record_t *r, const gq_pgq_done_t *d) {
+    if (d->status != GQ_OK) {
+        gq_debug("deleting published outbox rows: %s (will retry)", d->errstr);
+        /* Back to the list: deleted with the next batch. */
+        for (size_t i = 0; i < r->flight_cnt; i++) {
+            if (r->done_cnt == r->done_cap) {
+                size_t cap = r->done_cap ? r->done_cap * 2 : 64;
+                int64_t *p = realloc(r->done, cap * sizeof(*p));
+                if (!p)
+                    break;
+                r->done = p;
+                r->done_cap = cap;
+            }
+            r->done[r->done_cnt++] = r->flight[i];
+        }
+    }
+    free(r->flight);
+    r->flight = NULL;
+    r->flight_cnt = 0;
+}
+
+/* Publishes outbox rows nobody is publishing (left by a crashed process). */
+static void record_scan(gq_record_t *r) {
+    gq_outbox_row_t *rows = NULL;
+    size_t cnt = 0;
+    char err[1024];
+    if (gq_recorder_outbox_claim(r->rec, r->worker_id, RECORD_OUTBOX_STALE_MS, !r->scanned_mine,
+                                 256, &rows, &cnt, err, sizeof(err)) != GQ_OK) {
+        gq_debug("%s", err);
+        return;
+    }
+    r->scanned_mine = true;
+    if (cnt)
+        gq_info("publishing %zu message(s) left in the outbox", cnt);
+    for (size_t i = 0; i < cnt; i++)
+        record_publish(r, rows[i].id, rows[i].topic, rows[i].key, rows[i].payload, rows[i].len,
+                       rows[i].headers, rows[i].headers_cnt);
+    gq_outbox_rows_free(rows, cnt);
+}
+
+void gq_record_service(gq_record_t *r, int64_t now_mono) {
+    char drain[64];
+    while (read(r->io[0], drain, sizeof(drain)) > 0) {
+    }
+    rd_kafka_poll(r->producer, 0);
+    bool db = gq_pgq_connected(gq_recorder_pgq(r->rec));
+    if (r->done_cnt && !r->flight && db) {
+        /* One statement per batch; the next batch waits for its answer. */
+        r->flight = r->done;
+        r->flight_cnt = r->done_cnt;
+        r->done = NULL;
+        r->done_cnt = r->done_cap = 0;
+        char err[512];
+        if (gq_recorder_outbox_done_send(r->rec, r->flight, r->flight_cnt, 0, err, sizeof(err)) !=
+            GQ_OK) {
+            gq_pgq_done_t fake = {.status = GQ_ERR};
+            gq_strlcpy(fake.errstr, err, sizeof(fake.errstr));
+            gq_record_outbox_answer(r, &fake);
+        }
+    }
+    if (now_mono >= r->scan_mono && db) {
+        r->scan_mono = now_mono + RECORD_OUTBOX_SCAN_MS;
+        record_scan(r);
+    }
+}
+
+int gq_record_fd(const gq_record_t *r) { return r->io[0]; }
+
+int64_t gq_record_wake(const gq_record_t *r) {
+    /* Without a database there is nothing to do until it is back (its own wake says when). */
+    if (!gq_pgq_connected(gq_recorder_pgq(r->rec)))
+        return INT64_MAX;
+    return r->done_cnt && !r->flight ? 0 : r->scan_mono;
+}
