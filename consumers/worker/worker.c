@@ -80,6 +80,8 @@ struct gq_worker {
     int64_t health_mono, stats_mono, ws_retry_mono;
     int ws_backoff_ms;
     bool health_asking;
+    bool ready; /* as last reported */
+    char why_not[64];
     /* counters, for the log line */
     uint64_t n_taken, n_recorded, n_skipped, n_redelivered;
 };
@@ -564,11 +566,9 @@ static void worker_reap(gq_worker_t *w) {
 
 /* ---- health ---- */
 
-/* Readiness (Kafka, PostgreSQL, ComfyUI reachable; warm-up done), GPU memory and the lag of
- * our partitions, for the endpoint. Cheap: cached watermarks and one ComfyUI request. */
-static void worker_health(gq_worker_t *w) {
-    if (!w->health_asking && gq_comfy_op_stats(w->comfy, 0))
-        w->health_asking = true;
+/* Readiness: Kafka, PostgreSQL and ComfyUI reachable, warm-up done (the group joined). Cheap
+ * enough for every turn, so /readyz follows the loop's own view at once. */
+static void worker_readiness(gq_worker_t *w) {
     bool comfy = gq_comfy_ws_connected(w->comfy);
     bool pg = gq_pgq_connected(gq_recorder_pgq(w->rec));
     bool kafka = gq_intake_connected(w->intake);
@@ -578,7 +578,18 @@ static void worker_health(gq_worker_t *w) {
                       : !kafka                         ? "Kafka unreachable"
                       : w->stopping                    ? "stopping"
                                                        : NULL;
-    gq_metrics_set_ready(w->metrics, why == NULL, why);
+    if ((why == NULL) != w->ready || (why && strcmp(why, w->why_not) != 0)) {
+        gq_metrics_set_ready(w->metrics, why == NULL, why);
+        w->ready = why == NULL;
+        gq_strlcpy(w->why_not, why ? why : "", sizeof(w->why_not));
+    }
+}
+
+/* GPU memory and the lag of our partitions, for the endpoint: cached watermarks and one
+ * ComfyUI request. */
+static void worker_health(gq_worker_t *w) {
+    if (!w->health_asking && gq_comfy_op_stats(w->comfy, 0))
+        w->health_asking = true;
     gq_metrics_in_flight(w->metrics, (int)w->jobs_cnt);
     gq_metrics_lag_clear(w->metrics);
     for (int32_t p = 0; p < GQ_OFFSETS_MAX_PARTS; p++) {
@@ -666,6 +677,7 @@ static void worker_turn(gq_worker_t *w) {
     worker_slots(w);
     worker_reap(w);
     worker_flow(w);
+    worker_readiness(w);
 }
 
 gq_worker_end_t gq_worker_run(gq_worker_t *w, volatile sig_atomic_t *stop) {

@@ -12,6 +12,7 @@ export GENQ_BASE_DATABASE_URL=$base GENQ_DATABASE_URL="${base%/*}/$name"
 port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 code() { curl -s -o "$T_TMP/body" -w '%{http_code}' "http://127.0.0.1:$port/$1"; }
 healthz_ok() { [ "$(code healthz)" = 200 ]; }
+readyz_ok() { [ "$(code readyz)" = 200 ]; }
 readyz_says() { [ "$(code readyz)" = 503 ] && grep -q "$1" "$T_TMP/body"; }
 
 rc=0
@@ -25,7 +26,7 @@ t_wait 30 "/readyz naming the missing migration" readyz_says "waiting for Postgr
 kill -0 "$PID_w1" || fail "the worker exited while waiting: $(tail -3 "$T_TMP/w1.log")"
 "$GENQ" migrate >/dev/null 2>"$T_TMP/migrate.log" || fail "genq migrate"
 t_wait 60 "2 jobs after the migration" sql_is 2 "SELECT count(*) FROM genq.jobs WHERE status = 'succeeded'"
-t_wait 30 "/readyz 200" test "$(code readyz)" = 200
+t_wait 30 "/readyz 200" readyz_ok
 t_stop_workers w1
 
 "$GENQ_ROOT/tests/stack" stop postgres >/dev/null 2>>"$T_TMP/stack.log" || fail "tests/stack stop postgres"
