@@ -230,12 +230,13 @@ static void job_fail(job_t *j, const job_env_t *env, job_acts_t *acts, const cha
 /* An execution_error from ComfyUI, classified by the policy. */
 static void job_fail_exec(job_t *j, const job_env_t *env, job_acts_t *acts, const char *type,
                           const char *msg) {
-    char first[512];
+    char first[512], full[sizeof(j->error_message)];
     gq_strlcpy(first, msg ? msg : "", sizeof(first));
     first[strcspn(first, "\n")] = '\0';
-    gq_policy_class_t c = gq_policy_classify(type, first, j->prev_error);
+    snprintf(full, sizeof(full), "%.120s: %.380s", type && type[0] ? type : "error", first);
+    gq_policy_class_t c = gq_policy_classify(type, first, strcmp(full, j->prev_error) == 0);
     j->free_first = c.free_first;
-    job_fail(j, env, acts, c.code, c.retryable, "%s: %s", type && type[0] ? type : "error", first);
+    job_fail(j, env, acts, c.code, c.retryable, "%s", full);
 }
 
 /* Asks ComfyUI to drop the prompt; once it confirms, the job goes where `then` says (with
@@ -816,10 +817,27 @@ void job_step(job_t *j, const job_ev_t *ev, const job_env_t *env, job_acts_t *ac
         if (ev->type == JEV_RECORDED) {
             if (ev->status == GQ_OK) {
                 job_finish(j, JOB_END_FINISHED);
+            } else if (ev->status == GQ_ERR_INVALID && !j->reject && !j->record_fallback) {
+                /* The record or its event cannot be written as it is (an event that does not
+                 * encode, a value the database refuses). A job must not end without both, so
+                 * it ends FAILED with nothing but the reason, which always can be written. */
+                gq_err("job %s: its record cannot be written (%s); recording it as failed",
+                       j->job_id, ev->errstr ? ev->errstr : "");
+                j->record_fallback = true;
+                if (j->has_done) {
+                    gq_completed_release(&j->done);
+                    j->has_done = false;
+                }
+                j->error_retryable = false;
+                gq_strlcpy(j->error_code, "record_error", sizeof(j->error_code));
+                snprintf(j->error_message, sizeof(j->error_message),
+                         "the job's record could not be written: %.400s",
+                         ev->errstr ? ev->errstr : "");
+                job_record(j, env, acts, GQ_JOB_FAILED);
             } else {
                 gq_warn("job %s: writing the terminal record: %s (will retry)",
                         j->job_id[0] ? j->job_id : "?", ev->errstr ? ev->errstr : "");
-                j->wake_mono = env->now_mono + JOB_RETRY_MS;
+                j->wake_mono = env->now_mono + (j->record_fallback ? JOB_RETRY_MS * 10 : JOB_RETRY_MS);
             }
         } else if (ev->type == JEV_TICK) {
             j->wake_mono = INT64_MAX;

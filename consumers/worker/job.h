@@ -104,6 +104,7 @@ typedef struct job {
     gq_completed_t done;      /**< the completion event being recorded */
     bool has_done;
     bool reject;              /**< no job id: kept as a rejected message */
+    bool record_fallback;     /**< its record could not be written: now a bare FAILED one */
     char error_code[32];
     char error_message[512];
     bool error_retryable;

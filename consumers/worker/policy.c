@@ -20,7 +20,7 @@ static bool policy_is(const char *type, const char *name) {
 }
 
 gq_policy_class_t gq_policy_classify(const char *exception_type, const char *message,
-                                     const char *previous) {
+                                     bool repeated) {
     const char *type = exception_type ? exception_type : "";
     const char *msg = message ? message : "";
     if (strstr(type, "OutOfMemory") || strstr(msg, "out of memory") ||
@@ -34,7 +34,7 @@ gq_policy_class_t gq_policy_classify(const char *exception_type, const char *mes
             return (gq_policy_class_t){"node_error", false, false};
     /* Anything else may be the GPU or the host (a CUDA fault, a lost file system): retry,
      * but not an error that already happened word for word on the previous attempt. */
-    if (previous && *previous && *msg && strcmp(previous, msg) == 0)
+    if (repeated)
         return (gq_policy_class_t){"execution_error", false, false};
     return (gq_policy_class_t){"execution_error", true, false};
 }

@@ -16,12 +16,12 @@ typedef struct gq_policy_class {
 } gq_policy_class_t;
 
 /**
- * Classifies an execution_error by its exception type and message. `previous` is the
- * message of the same job's previous failed attempt ("" if none): an error that repeats
- * word for word is deterministic, and retrying it again would only repeat it.
+ * Classifies an execution_error by its exception type and message. `repeated`: the job's
+ * previous attempt failed with word for word the same error, which makes it deterministic
+ * (retrying it again would only repeat it).
  */
 gq_policy_class_t gq_policy_classify(const char *exception_type, const char *message,
-                                     const char *previous);
+                                     bool repeated);
 
 /** Backoff before attempt `attempt` + 1: 1 s, 2 s, 4 s ... capped at 60 s. */
 int64_t gq_policy_backoff_ms(int32_t attempt);

@@ -1,0 +1,587 @@
+/*
+ * The job state machine (consumers/worker/job.c) without Kafka, PostgreSQL or ComfyUI:
+ * made-up events in, states and actions out. First every state against every event, then
+ * the stories that matter: the races, adoption, deadlines, cancels, stops.
+ */
+#include "worker/job.h"
+#include "util.h"
+#include "check.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static gq_admit_cfg_t test_admit = {"/nonexistent", 600, 3};
+static int64_t now_mono = 1000000, now_wall = INT64_C(1763820000000);
+
+static job_env_t env(void) {
+    job_env_t e = {.now_mono = now_mono,
+                   .now_wall = now_wall,
+                   .admit = &test_admit,
+                   .worker_id = "w-test",
+                   .stall_timeout_ms = 120000,
+                   .quiet_ms = 3000,
+                   .check_ms = 2000,
+                   .ws_up = true,
+                   .max_output_bytes = 1 << 20};
+    return e;
+}
+
+static void advance(int64_t ms) {
+    now_mono += ms;
+    now_wall += ms;
+}
+
+/* A valid request, encoded as a producer would. */
+static job_t *job_make(void) {
+    gq_request_t req;
+    gq_request_init(&req);
+    free(req.prompt);
+    req.prompt = strdup("a test");
+    req.width = req.height = 64;
+    req.steps = 2;
+    req.submitted_at = now_wall - 50;
+    gq_buf_t b;
+    gq_buf_init(&b, 1 << 20);
+    char err[256];
+    CHECK(gq_request_encode(&req, &b, err, sizeof(err)) == GQ_OK);
+    static uint64_t serial;
+    serial++;
+    job_t *j = job_new(serial, 0, 100 + (int64_t)serial, b.data, b.len, req.job_id, 36, now_wall);
+    gq_buf_release(&b);
+    gq_request_release(&req);
+    return j;
+}
+
+static bool has_act(const job_acts_t *a, job_act_t x) {
+    for (int i = 0; i < a->n; i++)
+        if (a->a[i] == x)
+            return true;
+    return false;
+}
+
+static job_acts_t step(job_t *j, job_ev_t ev) {
+    job_acts_t acts = {.n = 0};
+    job_env_t e = env();
+    job_step(j, &ev, &e, &acts);
+    return acts;
+}
+
+static job_acts_t ev0(job_t *j, job_ev_type_t t) { return step(j, (job_ev_t){.type = t}); }
+
+static gq_comfy_result_t result_ok(void) {
+    gq_comfy_result_t r = {0};
+    r.success = true;
+    r.images = calloc(2, sizeof(*r.images));
+    r.images_cnt = 2;
+    gq_strlcpy(r.images[0].filename, "genq_00001_.png", sizeof(r.images[0].filename));
+    gq_strlcpy(r.images[0].type, "output", sizeof(r.images[0].type));
+    gq_strlcpy(r.images[1].filename, "preview.png", sizeof(r.images[1].filename));
+    gq_strlcpy(r.images[1].type, "temp", sizeof(r.images[1].type));
+    return r;
+}
+
+static job_acts_t begun(job_t *j, gq_rec_outcome_t o, int32_t attempt, const char *prev) {
+    gq_rec_begun_t b = {o, attempt, "", now_wall - 5000};
+    if (prev)
+        gq_strlcpy(b.prev_prompt_id, prev, sizeof(b.prev_prompt_id));
+    return step(j, (job_ev_t){.type = JEV_BEGUN, .status = GQ_OK, .begun = &b});
+}
+
+static job_acts_t state_is(job_t *j, gq_comfy_state_t st, gq_comfy_result_t *res) {
+    return step(j, (job_ev_t){.type = JEV_STATE, .status = GQ_OK, .ask = j->ask, .state = st,
+                              .result = res});
+}
+
+static job_acts_t comfy_ev(job_t *j, gq_comfy_ev_type_t t) {
+    gq_comfy_event_t ce = {.type = t};
+    gq_strlcpy(ce.prompt_id, j->prompt_id, sizeof(ce.prompt_id));
+    ce.value = 1;
+    ce.max = 2;
+    return step(j, (job_ev_t){.type = JEV_COMFY, .comfy = &ce});
+}
+
+static job_acts_t output_ok(job_t *j, int idx) {
+    gq_stored_t s = {.mime = "image/png", .width = 64, .height = 64, .bytes = 10};
+    gq_strlcpy(s.uri, "file:///out/x.png", sizeof(s.uri));
+    gq_strlcpy(s.sha256, "ab", sizeof(s.sha256));
+    return step(j, (job_ev_t){.type = JEV_OUTPUT, .status = GQ_OK, .idx = idx, .stored = &s});
+}
+
+/* ---- a job brought to each state, by the path a real one takes ---- */
+
+static job_t *job_in(job_state_t s) {
+    job_t *j = job_make();
+    if (s == JOB_NEW)
+        return j;
+    ev0(j, JEV_ADMIT);
+    if (s == JOB_READY)
+        return j;
+    ev0(j, JEV_SLOT);
+    if (s == JOB_BEGIN)
+        return j;
+    if (s == JOB_PROBE) {
+        char prev[37];
+        gq_uuid_v4(prev);
+        begun(j, GQ_REC_PROBE, 1, prev);
+        return j;
+    }
+    begun(j, GQ_REC_BEGUN, 1, NULL);
+    if (s == JOB_SUBMIT)
+        return j;
+    step(j, (job_ev_t){.type = JEV_SUBMITTED, .status = GQ_OK});
+    if (s == JOB_QUEUED)
+        return j;
+    comfy_ev(j, GQ_COMFY_EV_START);
+    if (s == JOB_RUNNING)
+        return j;
+    if (s == JOB_CANCEL) {
+        ev0(j, JEV_REVOKE);
+        return j;
+    }
+    if (s == JOB_BACKOFF) {
+        comfy_ev(j, GQ_COMFY_EV_INTERRUPTED);
+        return j;
+    }
+    comfy_ev(j, GQ_COMFY_EV_DONE);
+    if (s == JOB_COLLECT)
+        return j;
+    gq_comfy_result_t r = result_ok();
+    step(j, (job_ev_t){.type = JEV_HISTORY, .status = GQ_OK, .ask = j->ask, .result = &r});
+    gq_comfy_result_release(&r);
+    output_ok(j, 0);
+    if (s == JOB_RECORD)
+        return j;
+    step(j, (job_ev_t){.type = JEV_RECORDED, .status = GQ_OK});
+    return j;
+}
+
+/* A default event of each type, as plausible as possible for a job in any state. */
+static job_acts_t any_event(job_t *j, job_ev_type_t t) {
+    switch (t) {
+    case JEV_BEGUN: return begun(j, GQ_REC_BEGUN, 1, NULL);
+    case JEV_STATE: return state_is(j, GQ_COMFY_RUNNING, NULL);
+    case JEV_HISTORY: {
+        gq_comfy_result_t r = result_ok();
+        job_acts_t a =
+            step(j, (job_ev_t){.type = JEV_HISTORY, .status = GQ_OK, .ask = j->ask, .result = &r});
+        gq_comfy_result_release(&r);
+        return a;
+    }
+    case JEV_COMFY: return comfy_ev(j, GQ_COMFY_EV_PROGRESS);
+    case JEV_OUTPUT: return output_ok(j, 0);
+    default: return step(j, (job_ev_t){.type = t, .status = GQ_OK});
+    }
+}
+
+/* Every state × every event: where it goes (or stays). */
+static void test_table(void) {
+    static const job_state_t S = JOB_STATES; /* "stays where it was" */
+    enum { E = JEV_GRACE + 1 };
+    /* rows: states in job.h order; columns: events in job.h order */
+    static const job_state_t want[JOB_STATES][E] = {
+        /*             ADMIT      SLOT       BEGUN       SUBMITTED    STATE        HISTORY
+                       COMFY      CANCELLED  OUTPUT      RECORDED     TICK         REVOKE
+                       STOP       GRACE */
+        [JOB_NEW] = {JOB_READY, S, S, S, S, S, S, S, S, S, S, JOB_DONE, JOB_DONE, S},
+        [JOB_READY] = {S, JOB_BEGIN, S, S, S, S, S, S, S, S, S, JOB_DONE, JOB_DONE, S},
+        [JOB_BEGIN] = {S, S, JOB_SUBMIT, S, S, S, S, S, S, S, S, S, S, S},
+        [JOB_PROBE] = {S, S, S, S, JOB_RUNNING, S, S, S, S, S, S, S, S, S},
+        [JOB_SUBMIT] = {S, S, S, JOB_QUEUED, S, S, S, S, S, S, S, S, S, S},
+        [JOB_QUEUED] = {S,          S, S, S, S, S, JOB_RUNNING, S, S, S,
+                        S,          JOB_CANCEL, JOB_CANCEL, JOB_CANCEL},
+        [JOB_RUNNING] = {S, S, S, S, S, S, S, S, S, S, S, JOB_CANCEL, S, JOB_CANCEL},
+        [JOB_COLLECT] = {S, S, S, S, S, S, S, S, S, S, S, S, S, S},
+        [JOB_BACKOFF] = {S, S, S, S, S, S, S, S, S, S, S, JOB_DONE, JOB_DONE, S},
+        [JOB_CANCEL] = {S, S, S, S, S, S, S, S, S, S, S, S, S, S},
+        [JOB_RECORD] = {S, S, S, S, S, S, S, S, S, JOB_DONE, S, S, S, S},
+        [JOB_DONE] = {S, S, S, S, S, S, S, S, S, S, S, S, S, S},
+    };
+    int checked = 0;
+    for (int s = 0; s < JOB_STATES; s++) {
+        for (int e = 0; e < E; e++) {
+            job_t *j = job_in((job_state_t)s);
+            if (j->state != (job_state_t)s) {
+                fprintf(stderr, "FAIL: could not bring a job to %s (it is %s)\n",
+                        job_state_name((job_state_t)s), job_state_name(j->state));
+                CHECK(j->state == (job_state_t)s);
+                job_free(j);
+                continue;
+            }
+            job_acts_t a = any_event(j, (job_ev_type_t)e);
+            job_state_t expect = want[s][e] == S ? (job_state_t)s : want[s][e];
+            if (j->state != expect)
+                fprintf(stderr, "FAIL: %s + event %d -> %s, expected %s\n",
+                        job_state_name((job_state_t)s), e, job_state_name(j->state),
+                        job_state_name(expect));
+            CHECK(j->state == expect);
+            /* A job that is over asks for nothing more but the record of a failed attempt. */
+            if (j->state == JOB_DONE && s != JOB_DONE)
+                for (int i = 0; i < a.n; i++)
+                    CHECK(a.a[i] == JACT_FAIL_ATTEMPT);
+            if (s == JOB_DONE)
+                CHECK_INT(a.n, 0);
+            /* Entering CANCEL always sends the cancel. */
+            if (j->state == JOB_CANCEL && s != JOB_CANCEL)
+                CHECK(has_act(&a, JACT_CANCEL));
+            checked++;
+            job_free(j);
+        }
+    }
+    CHECK_INT(checked, JOB_STATES * E);
+}
+
+/* ---- stories ---- */
+
+/* The old use after free: the attempt turns out to be finished elsewhere while the job asks
+ * for its slot. It ends DONE with nothing else to do, and stays a valid object. */
+static void test_finished_elsewhere(void) {
+    job_t *j = job_in(JOB_BEGIN);
+    job_acts_t a = begun(j, GQ_REC_TERMINAL, 2, NULL);
+    CHECK(j->state == JOB_DONE && j->end == JOB_END_FINISHED);
+    CHECK_INT(a.n, 0);
+    /* Late events (a stray answer) change nothing. */
+    a = any_event(j, JEV_SUBMITTED);
+    CHECK(j->state == JOB_DONE && a.n == 0);
+    job_free(j);
+}
+
+static void test_happy_path(void) {
+    job_t *j = job_make();
+    job_acts_t a = ev0(j, JEV_ADMIT);
+    CHECK(j->state == JOB_READY && a.n == 0 && j->workflow != NULL);
+    a = ev0(j, JEV_SLOT);
+    CHECK(j->state == JOB_BEGIN && has_act(&a, JACT_BEGIN) && gq_uuid_valid(j->prompt_id));
+    a = begun(j, GQ_REC_BEGUN, 1, NULL);
+    CHECK(j->state == JOB_SUBMIT && has_act(&a, JACT_SUBMIT) && j->attempt == 1);
+    step(j, (job_ev_t){.type = JEV_SUBMITTED, .status = GQ_OK});
+    CHECK(j->state == JOB_QUEUED && j->wake_mono != INT64_MAX);
+    advance(40);
+    comfy_ev(j, GQ_COMFY_EV_START);
+    CHECK(j->state == JOB_RUNNING && j->started_at == now_wall);
+    advance(100);
+    a = comfy_ev(j, GQ_COMFY_EV_DONE);
+    CHECK(j->state == JOB_COLLECT && has_act(&a, JACT_HISTORY));
+    gq_comfy_result_t r = result_ok();
+    a = step(j, (job_ev_t){.type = JEV_HISTORY, .status = GQ_OK, .ask = j->ask, .result = &r});
+    gq_comfy_result_release(&r);
+    /* One output: the preview is not a result. */
+    CHECK(has_act(&a, JACT_FETCH) && j->fetching == 1 && j->done.outputs_cnt == 1);
+    a = output_ok(j, 0);
+    CHECK(j->state == JOB_RECORD && has_act(&a, JACT_RECORD));
+    CHECK(j->done.status == GQ_JOB_SUCCEEDED && j->done.render_ms == 100);
+    CHECK(j->done.queue_ms + j->done.render_ms <= j->done.total_ms);
+    a = step(j, (job_ev_t){.type = JEV_RECORDED, .status = GQ_OK});
+    CHECK(j->state == JOB_DONE && j->end == JOB_END_FINISHED);
+    job_free(j);
+}
+
+/* The adopted prompt of a crashed worker, queued and then running, in silence longer than
+ * stall_timeout: followed through /queue, never interrupted, recorded once it ends. */
+static void test_adopt_long_render(void) {
+    job_t *j = job_in(JOB_BEGIN);
+    j->timeout_s = 3600;
+    char prev[37];
+    gq_uuid_v4(prev);
+    job_acts_t a = begun(j, GQ_REC_PROBE, 1, prev);
+    CHECK(j->state == JOB_PROBE && has_act(&a, JACT_STATE));
+    CHECK_STR(j->prompt_id, prev);
+    a = state_is(j, GQ_COMFY_PENDING, NULL);
+    CHECK(j->state == JOB_QUEUED && j->adopted && has_act(&a, JACT_ADOPT));
+    /* Another worker's client id: no events ever come. Ten minutes of cross-checks. */
+    int stalls = 0;
+    for (int t = 0; t < 300 && j->state != JOB_CANCEL; t++) {
+        advance(2000);
+        j->wake_mono = INT64_MAX;
+        a = ev0(j, JEV_TICK);
+        if (has_act(&a, JACT_STATE))
+            state_is(j, t < 2 ? GQ_COMFY_PENDING : GQ_COMFY_RUNNING, NULL);
+        stalls += j->state == JOB_CANCEL;
+    }
+    CHECK_INT(stalls, 0);
+    CHECK(j->state == JOB_RUNNING);
+    advance(3000);
+    j->wake_mono = INT64_MAX;
+    a = ev0(j, JEV_TICK);
+    CHECK(has_act(&a, JACT_STATE));
+    gq_comfy_result_t r = result_ok();
+    r.start_ms = now_wall - 500000;
+    r.end_ms = now_wall - 10;
+    a = state_is(j, GQ_COMFY_FINISHED, &r);
+    gq_comfy_result_release(&r);
+    CHECK(j->state == JOB_COLLECT && has_act(&a, JACT_FETCH));
+    output_ok(j, 0);
+    CHECK(j->state == JOB_RECORD && j->done.attempt == 1);
+    job_free(j);
+}
+
+/* Adopted while running, when its own client id brings the events again. */
+static void test_adopt_running(void) {
+    job_t *j = job_in(JOB_BEGIN);
+    char prev[37];
+    gq_uuid_v4(prev);
+    begun(j, GQ_REC_PROBE, 2, prev);
+    state_is(j, GQ_COMFY_RUNNING, NULL);
+    CHECK(j->state == JOB_RUNNING && j->adopted && j->attempt == 2);
+    job_acts_t a = comfy_ev(j, GQ_COMFY_EV_DONE);
+    CHECK(j->state == JOB_COLLECT && has_act(&a, JACT_HISTORY));
+    job_free(j);
+}
+
+/* The earlier prompt is gone: a new attempt, with a new prompt id. */
+static void test_probe_gone(void) {
+    job_t *j = job_in(JOB_BEGIN);
+    char prev[37];
+    gq_uuid_v4(prev);
+    begun(j, GQ_REC_PROBE, 1, prev);
+    job_acts_t a = state_is(j, GQ_COMFY_UNKNOWN, NULL);
+    CHECK(j->state == JOB_BEGIN && has_act(&a, JACT_BEGIN_FORCE));
+    CHECK(strcmp(j->prompt_id, prev) != 0);
+    job_free(j);
+}
+
+/* A deadline that runs out while the prompt is still queued in ComfyUI. */
+static void test_deadline_queued(void) {
+    job_t *j = job_in(JOB_QUEUED);
+    j->timeout_s = 30;
+    bool cancelled = false;
+    for (int t = 0; t < 40 && !cancelled; t++) {
+        advance(1000);
+        j->wake_mono = INT64_MAX;
+        job_acts_t a = ev0(j, JEV_TICK);
+        if (has_act(&a, JACT_STATE))
+            state_is(j, GQ_COMFY_PENDING, NULL);
+        cancelled = j->state == JOB_CANCEL && has_act(&a, JACT_CANCEL);
+    }
+    CHECK(cancelled);
+    CHECK_STR(j->error_code, "timeout");
+    job_acts_t a = ev0(j, JEV_CANCELLED);
+    CHECK(has_act(&a, JACT_STATE));
+    a = state_is(j, GQ_COMFY_UNKNOWN, NULL);
+    CHECK(j->state == JOB_BACKOFF && has_act(&a, JACT_FAIL_ATTEMPT));
+    job_free(j);
+}
+
+/* The interrupt lands just before the prompt starts and is lost: the cancel is sent again
+ * until ComfyUI confirms. */
+static void test_cancel_race(void) {
+    job_t *j = job_in(JOB_RUNNING);
+    ev0(j, JEV_REVOKE);
+    CHECK(j->state == JOB_CANCEL && j->revoked);
+    ev0(j, JEV_CANCELLED);
+    job_acts_t a = state_is(j, GQ_COMFY_RUNNING, NULL);
+    CHECK(j->state == JOB_CANCEL && has_act(&a, JACT_CANCEL));
+    ev0(j, JEV_CANCELLED);
+    gq_comfy_result_t r = {0};
+    r.interrupted = true;
+    a = state_is(j, GQ_COMFY_FINISHED, &r);
+    CHECK(j->state == JOB_DONE && j->end == JOB_END_REDELIVER);
+    job_free(j);
+}
+
+/* A revoke while outputs are fetched: the job is still recorded (without moving offsets). */
+static void test_revoke_during_fetch(void) {
+    job_t *j = job_in(JOB_COLLECT);
+    gq_comfy_result_t r = result_ok();
+    step(j, (job_ev_t){.type = JEV_HISTORY, .status = GQ_OK, .ask = j->ask, .result = &r});
+    gq_comfy_result_release(&r);
+    CHECK(j->fetching == 1);
+    ev0(j, JEV_REVOKE);
+    CHECK(j->state == JOB_COLLECT && j->revoked);
+    job_acts_t a = output_ok(j, 0);
+    CHECK(j->state == JOB_RECORD && has_act(&a, JACT_RECORD));
+    job_free(j);
+}
+
+static void test_stop_during_backoff(void) {
+    job_t *j = job_in(JOB_BACKOFF);
+    CHECK(j->state == JOB_BACKOFF);
+    ev0(j, JEV_STOP);
+    CHECK(j->state == JOB_DONE && j->end == JOB_END_REDELIVER);
+    job_free(j);
+}
+
+/* Stop: a running render may finish; a queued one is taken back. */
+static void test_stop(void) {
+    job_t *j = job_in(JOB_RUNNING);
+    ev0(j, JEV_STOP);
+    CHECK(j->state == JOB_RUNNING);
+    ev0(j, JEV_GRACE);
+    CHECK(j->state == JOB_CANCEL && j->then == JOB_THEN_REDELIVER);
+    job_free(j);
+    j = job_in(JOB_BEGIN);
+    ev0(j, JEV_STOP);
+    begun(j, GQ_REC_BEGUN, 1, NULL);
+    CHECK(j->state == JOB_DONE && j->end == JOB_END_REDELIVER);
+    job_free(j);
+    /* A failure while stopping is left to the next owner, not retried here. */
+    j = job_in(JOB_RUNNING);
+    job_acts_t a = {.n = 0};
+    job_env_t e = env();
+    e.stopping = true;
+    gq_comfy_event_t ce = {.type = GQ_COMFY_EV_INTERRUPTED};
+    gq_strlcpy(ce.prompt_id, j->prompt_id, sizeof(ce.prompt_id));
+    job_ev_t ev = {.type = JEV_COMFY, .comfy = &ce};
+    job_step(j, &ev, &e, &a);
+    CHECK(j->state == JOB_DONE && j->end == JOB_END_REDELIVER && has_act(&a, JACT_FAIL_ATTEMPT));
+    job_free(j);
+}
+
+/* A node that runs long without a word: "running" in /queue is a sign of life. */
+static void test_silent_node(void) {
+    job_t *j = job_in(JOB_RUNNING);
+    for (int t = 0; t < 200; t++) {
+        advance(1000);
+        j->wake_mono = INT64_MAX;
+        job_acts_t a = ev0(j, JEV_TICK);
+        if (has_act(&a, JACT_STATE))
+            state_is(j, GQ_COMFY_RUNNING, NULL);
+    }
+    CHECK(j->state == JOB_RUNNING);
+    job_free(j);
+}
+
+/* ComfyUI unreachable for longer than stall_timeout: the attempt fails (retryable). */
+static void test_comfy_gone(void) {
+    job_t *j = job_in(JOB_RUNNING);
+    for (int t = 0; t < 200 && j->state == JOB_RUNNING; t++) {
+        advance(1000);
+        j->wake_mono = INT64_MAX;
+        job_acts_t a = ev0(j, JEV_TICK);
+        if (has_act(&a, JACT_STATE))
+            step(j, (job_ev_t){.type = JEV_STATE, .status = GQ_ERR_TRANSIENT, .ask = j->ask,
+                               .errstr = "connection refused"});
+    }
+    CHECK(j->state == JOB_BACKOFF || j->state == JOB_CANCEL);
+    CHECK(strcmp(j->error_code, "comfy_unavailable") == 0 || strcmp(j->error_code, "stalled") == 0);
+    job_free(j);
+}
+
+/* A submit whose answer is lost: ask ComfyUI, then send it again (no attempt spent). */
+static void test_submit_lost(void) {
+    job_t *j = job_in(JOB_SUBMIT);
+    step(j, (job_ev_t){.type = JEV_SUBMITTED, .status = GQ_ERR_TRANSIENT, .errstr = "reset"});
+    CHECK(j->state == JOB_SUBMIT && j->wake_mono != INT64_MAX);
+    advance(3000);
+    j->wake_mono = INT64_MAX;
+    job_acts_t a = ev0(j, JEV_TICK);
+    CHECK(has_act(&a, JACT_STATE));
+    a = state_is(j, GQ_COMFY_UNKNOWN, NULL);
+    CHECK(j->state == JOB_SUBMIT && has_act(&a, JACT_SUBMIT) && j->attempt == 1);
+    step(j, (job_ev_t){.type = JEV_SUBMITTED, .status = GQ_ERR_TRANSIENT, .errstr = "reset"});
+    advance(3000);
+    j->wake_mono = INT64_MAX;
+    ev0(j, JEV_TICK);
+    state_is(j, GQ_COMFY_PENDING, NULL);
+    CHECK(j->state == JOB_QUEUED && j->attempt == 1);
+    job_free(j);
+}
+
+/* Deterministic node errors are not retried; an error repeating word for word stops. */
+static void test_errors(void) {
+    job_t *j = job_in(JOB_RUNNING);
+    gq_comfy_event_t ce = {.type = GQ_COMFY_EV_ERROR};
+    gq_strlcpy(ce.prompt_id, j->prompt_id, sizeof(ce.prompt_id));
+    gq_strlcpy(ce.exception_type, "ValueError", sizeof(ce.exception_type));
+    gq_strlcpy(ce.exception_message, "bad size", sizeof(ce.exception_message));
+    job_acts_t a = step(j, (job_ev_t){.type = JEV_COMFY, .comfy = &ce});
+    CHECK(j->state == JOB_RECORD && has_act(&a, JACT_RECORD) && !j->error_retryable);
+    CHECK_STR(j->error_code, "node_error");
+    job_free(j);
+
+    j = job_in(JOB_RUNNING);
+    gq_strlcpy(ce.prompt_id, j->prompt_id, sizeof(ce.prompt_id));
+    gq_strlcpy(ce.exception_type, "RuntimeError", sizeof(ce.exception_type));
+    gq_strlcpy(ce.exception_message, "CUDA error: an illegal memory access",
+               sizeof(ce.exception_message));
+    a = step(j, (job_ev_t){.type = JEV_COMFY, .comfy = &ce});
+    CHECK(j->state == JOB_BACKOFF && has_act(&a, JACT_FAIL_ATTEMPT));
+    /* The next attempt fails the same way: now it is deterministic. */
+    advance(5000);
+    j->wake_mono = INT64_MAX;
+    ev0(j, JEV_TICK);
+    CHECK(j->state == JOB_READY);
+    ev0(j, JEV_SLOT);
+    begun(j, GQ_REC_BEGUN, 2, NULL);
+    step(j, (job_ev_t){.type = JEV_SUBMITTED, .status = GQ_OK});
+    gq_strlcpy(ce.prompt_id, j->prompt_id, sizeof(ce.prompt_id));
+    a = step(j, (job_ev_t){.type = JEV_COMFY, .comfy = &ce});
+    CHECK(j->state == JOB_RECORD && !j->error_retryable);
+    job_free(j);
+
+    /* Out of memory: retried after freeing the GPU. */
+    j = job_in(JOB_RUNNING);
+    gq_strlcpy(ce.prompt_id, j->prompt_id, sizeof(ce.prompt_id));
+    gq_strlcpy(ce.exception_type, "torch.OutOfMemoryError", sizeof(ce.exception_type));
+    a = step(j, (job_ev_t){.type = JEV_COMFY, .comfy = &ce});
+    CHECK(j->state == JOB_BACKOFF && has_act(&a, JACT_FREE));
+    job_free(j);
+}
+
+/* Attempts run out: FAILED, retryable, dead-lettered. */
+static void test_exhausted(void) {
+    job_t *j = job_in(JOB_BEGIN);
+    job_acts_t a = begun(j, GQ_REC_EXHAUSTED, 3, NULL);
+    CHECK(j->state == JOB_RECORD && has_act(&a, JACT_RECORD) && j->dead_letter);
+    CHECK_STR(j->dead_reason, "attempts_exhausted");
+    job_free(j);
+}
+
+/* Bad input: FAILED records and rejections, never a render. */
+static void test_bad_input(void) {
+    job_t *j = job_new(999, 0, 1, "garbage", 7, NULL, 0, now_wall);
+    job_acts_t a = ev0(j, JEV_ADMIT);
+    CHECK(j->state == JOB_RECORD && j->reject && j->dead_letter && has_act(&a, JACT_RECORD));
+    job_free(j);
+    char id[37];
+    gq_uuid_v4(id);
+    j = job_new(1000, 0, 2, "garbage", 7, id, 36, now_wall);
+    a = ev0(j, JEV_ADMIT);
+    CHECK(j->state == JOB_RECORD && !j->reject && j->dead_letter);
+    CHECK_STR(j->job_id, id);
+    CHECK(j->done.status == GQ_JOB_FAILED);
+    CHECK_STR(j->done.error_code, "decode_error");
+    job_free(j);
+    /* The same job twice in flight: the second is skipped. */
+    j = job_make();
+    step(j, (job_ev_t){.type = JEV_ADMIT, .dup = true});
+    CHECK(j->state == JOB_DONE && j->end == JOB_END_FINISHED);
+    job_free(j);
+}
+
+/* A record that cannot be written as it is becomes a bare FAILED one, once. */
+static void test_record_fallback(void) {
+    job_t *j = job_in(JOB_RECORD);
+    job_acts_t a = step(j, (job_ev_t){.type = JEV_RECORDED, .status = GQ_ERR_INVALID,
+                                      .errstr = "cannot encode"});
+    CHECK(j->state == JOB_RECORD && has_act(&a, JACT_RECORD));
+    CHECK(j->done.status == GQ_JOB_FAILED && j->done.outputs_cnt == 0);
+    CHECK_STR(j->done.error_code, "record_error");
+    a = step(j, (job_ev_t){.type = JEV_RECORDED, .status = GQ_ERR_INVALID, .errstr = "again"});
+    CHECK(j->state == JOB_RECORD && a.n == 0 && j->wake_mono != INT64_MAX);
+    step(j, (job_ev_t){.type = JEV_RECORDED, .status = GQ_OK});
+    CHECK(j->state == JOB_DONE);
+    job_free(j);
+}
+
+int main(void) {
+    test_table();
+    test_happy_path();
+    test_finished_elsewhere();
+    test_adopt_long_render();
+    test_adopt_running();
+    test_probe_gone();
+    test_deadline_queued();
+    test_cancel_race();
+    test_revoke_during_fetch();
+    test_stop_during_backoff();
+    test_stop();
+    test_silent_node();
+    test_comfy_gone();
+    test_submit_lost();
+    test_errors();
+    test_exhausted();
+    test_bad_input();
+    test_record_fallback();
+    return CHECK_DONE("test_job");
+}
