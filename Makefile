@@ -123,9 +123,11 @@ $(BINDIR)/tests/%: $(BUILDDIR)/tests/unit/%.o $(LIBGENQ)
 unit: all
 	@tests/run --unit-only --bindir $(BINDIR)
 
+# The integration tests run their workers from the sanitizer build as well.
 test: all
 	@scripts/deps test
-	@tests/run --bindir $(BINDIR)
+	@$(MAKE) --no-print-directory MODE=asan all
+	@tests/run --bindir $(BINDIR) --asan-bindir build/asan/bin
 
 asan:
 	@$(MAKE) --no-print-directory MODE=asan all

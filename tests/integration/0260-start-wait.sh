@@ -16,7 +16,7 @@ readyz_ok() { [ "$(code readyz)" = 200 ]; }
 readyz_says() { [ "$(code readyz)" = 503 ] && grep -q "$1" "$T_TMP/body"; }
 
 rc=0
-GENQ_COMFYUI_URL=$GENQ_COMFYUI_URL timeout 30 "$GENQ" worker >/dev/null 2>"$T_TMP/nowait.log" || rc=$?
+GENQ_COMFYUI_URL=$GENQ_COMFYUI_URL timeout 30 "$GENQ_WORKER" worker >/dev/null 2>"$T_TMP/nowait.log" || rc=$?
 [ "$rc" = 78 ] || fail "unmigrated database without GENQ_START_WAIT: exit $rc, expected 78"
 
 "$GENQ" produce -p "start wait" -m sd15.safetensors --width 64 --height 64 --steps 2 -n 2 >/dev/null 2>>"$T_TMP/produce.log"
@@ -31,7 +31,7 @@ t_stop_workers w1
 
 "$GENQ_ROOT/tests/stack" stop postgres >/dev/null 2>>"$T_TMP/stack.log" || fail "tests/stack stop postgres"
 rc=0
-GENQ_COMFYUI_URL=$GENQ_COMFYUI_URL timeout 60 "$GENQ" worker >/dev/null 2>"$T_TMP/nowait2.log" || rc=$?
+GENQ_COMFYUI_URL=$GENQ_COMFYUI_URL timeout 60 "$GENQ_WORKER" worker >/dev/null 2>"$T_TMP/nowait2.log" || rc=$?
 [ "$rc" = 69 ] || fail "unreachable database without GENQ_START_WAIT: exit $rc, expected 69"
 GENQ_START_WAIT=120 t_worker w2 "$GENQ_COMFYUI_URL" --http-listen "127.0.0.1:$port"
 t_wait 30 "/readyz while PostgreSQL is down" readyz_says "waiting for PostgreSQL"

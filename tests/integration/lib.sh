@@ -4,9 +4,14 @@
 set -euo pipefail
 
 GENQ="${GENQ_BINDIR:-bin}/genq"
+# Workers run the AddressSanitizer + UBSan build when tests/run has one (make test builds
+# it): every report lands in $T_TMP/sanitizer.* and fails the test (see t_cleanup).
+GENQ_WORKER="${GENQ_ASAN_BINDIR:-${GENQ_BINDIR:-bin}}/genq"
 T_ID="t$(date +%s%N | tail -c 9)$$"
 T_TMP=$(mktemp -d "${TMPDIR:-/tmp}/genq-it.XXXXXX")
 T_PIDS=()
+export ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:abort_on_error=0:log_path=$T_TMP/sanitizer.asan"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$T_TMP/sanitizer.ubsan"
 
 fail() {
     echo "FAIL: $*" >&2
@@ -44,7 +49,7 @@ sql_is() { [ "$(sql "$2" 2>/dev/null)" = "$1" ]; }
 t_worker() {
     local name=$1 url=$2
     shift 2
-    GENQ_COMFYUI_URL=$url GENQ_WORKER_ID=$name "$GENQ" worker "$@" >"$T_TMP/$name.log" 2>&1 &
+    GENQ_COMFYUI_URL=$url GENQ_WORKER_ID=$name "$GENQ_WORKER" worker "$@" >"$T_TMP/$name.log" 2>&1 &
     T_PIDS+=($!)
     eval "PID_${name//-/_}=$!"
 }
@@ -62,6 +67,13 @@ t_wait() {
 t_cleanup() {
     local rc=$?
     for p in "${T_PIDS[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true; done
+    local f
+    for f in "$T_TMP"/sanitizer.*; do
+        [ -s "$f" ] || continue
+        echo "FAIL: sanitizer report in $(basename "$f"):" >&2
+        head -n 60 "$f" >&2
+        rc=1
+    done
     if [ "$rc" -ne 0 ]; then
         for f in "$T_TMP"/*.log; do
             [ -f "$f" ] || continue
