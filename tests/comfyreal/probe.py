@@ -135,16 +135,20 @@ async def exp_race_behind(url, args):
             await c.wait_idle()
             start = c.mark()
             a = graphs.post_chain("probe-%s/ra" % RUN, width=256, height=256, scale_to=(256, 256))
-            a["1"]["inputs"]["color"] = 2 * i + int(time.time()) % 100000 * 1000
+            base = int(time.time() * 10) % 0xFFFF00
+            a["1"]["inputs"]["color"] = base + 2 * i % 200
             b = graphs.post_chain("probe-%s/rb" % RUN, width=1024, height=1024, scale_to=(1536, 1536),
                                   blur_radius=15, sigma=5.0)
-            b["1"]["inputs"]["color"] = 2 * i + 1 + int(time.time()) % 100000 * 1000
+            b["1"]["inputs"]["color"] = base + (2 * i + 1) % 200
             _, ra = await c.submit(a)
             _, rb = await c.submit(b)
             pa, pb = ra["prompt_id"], rb["prompt_id"]
-            await c.wait_done(pa, start=start)
-            if i % 2:
-                await asyncio.sleep(0.0005 * (i % 7))
+            if args.trigger == "end":
+                await c.wait_done(pa, start=start)
+            else:       # A's last node started: A ends within milliseconds
+                await c.wait_for(lambda m: m.kind == "executing" and m.data.get("node") == "5"
+                                 and m.data.get("prompt_id") == pa, start=start)
+            await asyncio.sleep(0.0005 * (i % args.sweep))
             d = await c.post("/queue", {"delete": [pb]})
             s = await c.post("/interrupt", {"prompt_id": pb})
             deadline = time.monotonic() + 60
@@ -401,6 +405,8 @@ def main():
     p.add_argument("experiment")
     p.add_argument("name", nargs="?", default="txt2img")
     p.add_argument("--n", type=int, default=20)
+    p.add_argument("--trigger", default="last-node", help="race_behind: end | last-node")
+    p.add_argument("--sweep", type=int, default=16, help="race_behind: delays 0, 0.5, ... ms")
     p.add_argument("--timeout", type=float, default=300)
     p.add_argument("--log")
     args = p.parse_args()
