@@ -18,7 +18,8 @@ t0=$SECONDS
 # The inner shell owns the second stack, prints its env and takes it down again; all within
 # the outer command substitution, which must end.
 rc=0
-res=$(timeout --kill-after=10 240 env -u GENQ_STACK_DIR bash -c '
+limit=${GENQ_EVAL_TIMEOUT:-240}
+res=$(timeout --kill-after=10 "$limit" env -u GENQ_STACK_DIR bash -c '
   set -e
   eval "$("$1"/tests/stack up "${@:2}" 2>"'"$out"'/up.log")"
   echo "dir=$GENQ_STACK_DIR"
@@ -29,7 +30,8 @@ res=$(timeout --kill-after=10 240 env -u GENQ_STACK_DIR bash -c '
 ' _ "$root" "${args[@]}") || rc=$?
 if ((rc != 0)); then
   tail -n 20 "$out/up.log" >&2 || true
-  ((rc == 124 || rc == 137)) && fail "eval \"\$(tests/stack up ${args[*]})\" did not return within 240 s"
+  "$root/tests/stack" gc >/dev/null 2>&1 || true # the stack whose owner was killed
+  ((rc == 124 || rc == 137)) && fail "eval \"\$(tests/stack up ${args[*]})\" did not return within $limit s"
   fail "eval \"\$(tests/stack up ${args[*]})\" failed (exit $rc)"
 fi
 dir=$(sed -n 's/^dir=//p' <<<"$res")
