@@ -59,7 +59,7 @@ TEST_SRC := $(sort $(wildcard tests/unit/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BINDIR)/tests/%)
 GENQ     := $(BINDIR)/genq
 
-.PHONY: all deps test unit asan valgrind demo bench fuzz fuzz-long style style-check lint k8s-check image-check clean help soak
+.PHONY: all deps test unit asan valgrind demo bench fuzz fuzz-long style style-check lint k8s-check image-check clean help soak comfyui-real comfyui-facts
 all: $(GENQ) $(TEST_BIN) $(BINDIR)/libgenq-producer.a
 
 help:
@@ -74,6 +74,8 @@ help:
 	@echo "make style-check  clang-format check"
 	@echo "make k8s-check  check k8s/ and the Dockerfile offline (also part of make test)"
 	@echo "make image-check  build the Dockerfile in chroots and run genq in it (root)"
+	@echo "make comfyui-real   install the real ComfyUI 0.3.64 test peer into ~/.cache/genq (make test does it too)"
+	@echo "make comfyui-facts  run the experiments behind tests/comfyreal/FACTS.md on the real server (long)"
 
 # Debian packages: installed by the targets that need them, once.
 deps:
@@ -188,3 +190,12 @@ $(BUILDDIR)/gen/version.h: FORCE
 	@echo '#define GQ_VERSION "$(VERSION)"' | cmp -s - $@ || echo '#define GQ_VERSION "$(VERSION)"' > $@
 $(BUILDDIR)/lib/version.o: $(BUILDDIR)/gen/version.h
 $(BUILDDIR)/lib/version.o: private CFLAGS += -include $(BUILDDIR)/gen/version.h
+
+# The real ComfyUI 0.3.64 (CPU) as a test peer: installed once into ~/.cache/genq (tests/comfyreal/).
+comfyui-real:
+	@tests/comfyreal/install
+
+# The experiments behind tests/comfyreal/FACTS.md (10-20 minutes): build/comfyreal-facts/.
+comfyui-facts: comfyui-real
+	@scripts/deps test
+	@tests/comfyreal/facts

@@ -64,6 +64,9 @@ class Config:
         self.enable_cors_header = args.enable_cors_header
         self.checkpoints = [c.strip() for c in (args.checkpoints or "").split(",") if c.strip()]
         self.seed_faults = args.seed_faults
+        self.preview_method = args.preview_method
+        self.dequeue_window_ms = float(args.dequeue_window_ms)
+        self.image_op_ms = float(args.image_op_ms)
 
 
 def is_loopback(host):
@@ -138,8 +141,13 @@ class SimServer:
     def send_sync(self, event, data, sid=None):
         self.messages.put_nowait((event, data, sid))
 
+    def supports_preview_metadata(self, sid):
+        """comfy_api.feature_flags.supports_feature for the prompt's client."""
+        meta = self.sockets_metadata.get(sid) if sid is not None else None
+        return bool(meta and meta.get("feature_flags", {}).get("supports_preview_metadata", False))
+
     async def send(self, event, data, sid=None):
-        message = {"type": event, "data": data}
+        message = data if event == cexec.BINARY else {"type": event, "data": data}
         if sid is None:
             for ws in list(self.sockets.values()):
                 await self._send_catch(ws, message)
@@ -148,7 +156,10 @@ class SimServer:
 
     async def _send_catch(self, ws, message):
         try:
-            await ws.send_json(message)
+            if isinstance(message, bytes):
+                await ws.send_bytes(message)
+            else:
+                await ws.send_json(message)
         except (aiohttp.ClientError, aiohttp.ClientPayloadError, ConnectionResetError,
                 BrokenPipeError, ConnectionError, RuntimeError) as err:
             log.warning("send error: %s", err)
@@ -769,8 +780,14 @@ def parse_args(argv):
     p.add_argument("--disable-metadata", action="store_true", help="no PNG text chunks")
     p.add_argument("--enable-cors-header", nargs="?", const="*", default=None,
                    help="send CORS headers (disables the Host/Origin 403 check)")
-    p.add_argument("--preview-method", default="none", choices=["none"],
-                   help="only 'none' is simulated (no binary preview frames)")
+    p.add_argument("--preview-method", default=env("COMFYSIM_PREVIEW_METHOD", "none"),
+                   choices=["none", "auto", "latent2rgb", "taesd"],
+                   help="anything but none: a binary preview frame per sampler step (a fixed JPEG)")
+    p.add_argument("--dequeue-window-ms", type=float, default=float(env("COMFYSIM_DEQUEUE_WINDOW_MS", "0")),
+                   help="time between taking a prompt off the queue and clearing the interrupt "
+                        "flag (an interrupt landing there is lost, as on the real server)")
+    p.add_argument("--image-op-ms", type=float, default=float(env("COMFYSIM_IMAGE_OP_MS", "20")),
+                   help="silent cost of image post-processing nodes per megapixel")
     p.add_argument("--log-stdout", action="store_true", help="log to stdout instead of stderr")
     args = p.parse_args(argv)
     if not args.base_directory:

@@ -8,15 +8,18 @@ import re
 import time
 
 # Faults applied while a prompt executes (bound to a prompt when the worker takes it).
-EXEC_FAULTS = ("error", "oom", "missing_model", "hang", "exit", "drop_ws", "slow")
+EXEC_FAULTS = ("error", "oom", "missing_model", "hang", "exit", "drop_ws", "slow", "silent")
 # Faults applied to HTTP requests.
 HTTP_FAULTS = ("http500", "view_delay")
-ALL_FAULTS = EXEC_FAULTS + HTTP_FAULTS
+# Faults applied when the worker takes the next prompt off the queue.
+QUEUE_FAULTS = ("dequeue_delay",)
+ALL_FAULTS = EXEC_FAULTS + HTTP_FAULTS + QUEUE_FAULTS
 
 # the bare ARG of a "[[sim:NAME:ARG]]" marker sets this parameter
 _PRIMARY_PARAM = {
     "error": "message", "oom": "message", "missing_model": "filename", "hang": "step",
     "exit": "step", "drop_ws": "step", "slow": "step_ms", "http500": "route", "view_delay": "ms",
+    "silent": "ms", "dequeue_delay": "ms",
 }
 _NUMERIC_PARAMS = {"step": int, "step_ms": float, "ms": float, "code": int}
 
@@ -107,6 +110,15 @@ class FaultBook:
         self.fired += 1
         if entry["remaining"] <= 0:
             self.pending.remove(entry)
+
+    def take_queue_faults(self):
+        """Faults queued through the API for the prompt being taken off the queue now."""
+        taken = []
+        for entry in list(self.pending):
+            if entry["fault"] in QUEUE_FAULTS:
+                taken.append({"fault": entry["fault"], "params": dict(entry["params"]), "source": "api"})
+                self._consume(entry)
+        return taken
 
     def take_exec_faults(self):
         """Faults queued through the API for the prompt that starts executing now."""

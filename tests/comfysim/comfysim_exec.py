@@ -7,6 +7,7 @@ step costs --step-ms; SaveImage writes real PNGs.
 """
 
 import asyncio
+import base64
 import copy
 import hashlib
 import heapq
@@ -14,6 +15,7 @@ import json
 import logging
 import os
 import random
+import struct
 import sys
 import time
 import traceback
@@ -28,8 +30,19 @@ log = logging.getLogger("comfysim")
 MAXIMUM_HISTORY_SIZE = 10000
 SENSITIVE_EXTRA_DATA_KEYS = ("auth_token_comfy_org", "api_key_comfy_org")
 
+# A 64x64 grey JPEG (quality 95): the picture of every simulated sampler preview frame. The real
+# server sends latent2rgb previews scaled to --preview-size (512): ~37 KB each.
+PREVIEW_JPEG = base64.b64decode(
+    "/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAIBAQEBAQIBAQECAgICAgQDAgICAgUEBAMEBgUGBgYFBgYGBwkIBgcJBwYGCAsICQoKCgoKBggLDAsKDAkKCgr/2wBDAQICAgICAgUDAwUKBwYHCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgr/wAARCABAAEADASIAAhEBAxEB/8QAHwAAAQUBAQEBAQEAAAAAAAAAAAECAwQFBgcICQoL/8QAtRAAAgEDAwIEAwUFBAQAAAF9AQIDAAQRBRIhMUEGE1FhByJxFDKBkaEII0KxwRVS0fAkM2JyggkKFhcYGRolJicoKSo0NTY3ODk6Q0RFRkdISUpTVFVWV1hZWmNkZWZnaGlqc3R1dnd4eXqDhIWGh4iJipKTlJWWl5iZmqKjpKWmp6ipqrKztLW2t7i5usLDxMXGx8jJytLT1NXW19jZ2uHi4+Tl5ufo6erx8vP09fb3+Pn6/8QAHwEAAwEBAQEBAQEBAQAAAAAAAAECAwQFBgcICQoL/8QAtREAAgECBAQDBAcFBAQAAQJ3AAECAxEEBSExBhJBUQdhcRMiMoEIFEKRobHBCSMzUvAVYnLRChYkNOEl8RcYGRomJygpKjU2Nzg5OkNERUZHSElKU1RVVldYWVpjZGVmZ2hpanN0dXZ3eHl6goOEhYaHiImKkpOUlZaXmJmaoqOkpaanqKmqsrO0tba3uLm6wsPExcbHyMnK0tPU1dbX2Nna4uPk5ebn6Onq8vP09fb3+Pn6/9oADAMBAAIRAxEAPwD5/ooooAKKKKACiiigAooooAKKKKACiiigAooooAKKKKACiiigAooooAKKKKACiiigAooooAKKKKACiiigAooooA//2Q==")
+
+# The smallest lossless WebP bitstream (1x1): each frame of a simulated animated WebP.
+WEBP_1X1_VP8L = bytes.fromhex("2f00000010071011118888fe07")
+
 OOM_TIPS = ("This error means you ran out of memory on your GPU.\n\nTIPS: If the workflow worked "
             "before you might have accidentally set the batch_size to a large number.")
+
+
+BINARY = "binary"       # send_sync event of a binary frame (data: the bytes after nothing)
 
 
 class InterruptProcessingException(Exception):
@@ -378,15 +391,26 @@ class Executor:
         st["value"] = st["max"]
         self._send_progress_state()
 
-    def progress_hook(self, node_id, value, total):
+    def progress_hook(self, node_id, value, total, preview_frames=True):
         """main.hijack_progress hook: interrupt check, progress_state, then progress."""
         self.throw_if_interrupted()
         st = self._ensure_progress(node_id)
         st.update(state="running", value=value, max=total)
+        srv = self.server
         self._send_progress_state()
-        self.server.send_sync("progress", {"value": value, "max": total,
-                                           "prompt_id": self.running_prompt_id, "node": node_id},
-                              self.server.client_id)
+        preview = preview_frames and self.cfg.preview_method != "none"
+        if preview and srv.supports_preview_metadata(srv.client_id):
+            meta = json.dumps({"node_id": node_id, "prompt_id": self.running_prompt_id,
+                               "display_node_id": node_id, "parent_node_id": None,
+                               "real_node_id": node_id, "image_type": "image/jpeg"}).encode()
+            srv.send_sync(BINARY, struct.pack(">II", 4, len(meta)) + meta + PREVIEW_JPEG,
+                          srv.client_id)
+        srv.send_sync("progress", {"value": value, "max": total,
+                                   "prompt_id": self.running_prompt_id, "node": node_id},
+                      srv.client_id)
+        if preview and not srv.supports_preview_metadata(srv.client_id):
+            # legacy frame: event 1 (PREVIEW_IMAGE), format 1 (JPEG), the image
+            srv.send_sync(BINARY, struct.pack(">II", 1, 1) + PREVIEW_JPEG, srv.client_id)
 
     # -- signatures (classic cache key: class, IS_CHANGED, inputs incl. ancestors) --------
     def _signatures(self, prompt):
@@ -436,6 +460,15 @@ class Executor:
             got = await q.get()
             if got is not None:
                 item, item_id = got
+                # The real worker thread takes the prompt off the queue, then PromptExecutor.execute
+                # clears the interrupt flag: an /interrupt {prompt_id} landing in between (the prompt
+                # already counts as running) is forgotten and the prompt renders to the end. The
+                # window is short on the real server (well under a millisecond); here it is
+                # --dequeue-window-ms, or a dequeue_delay fault's ms.
+                window = self.cfg.dequeue_window_ms
+                for f in self.faults.take_queue_faults():
+                    window = max(window, float(f["params"].get("ms", 500)))
+                await asyncio.sleep(window / 1000.0)
                 start = time.perf_counter()
                 prompt_id = item[1]
                 self.server.last_prompt_id = prompt_id
@@ -624,6 +657,7 @@ class Executor:
                 srv.send_sync("executing", {"node": node_id, "display_node": node_id,
                                             "prompt_id": prompt_id}, srv.client_id)
             self.throw_if_interrupted()          # nodes.before_node_execution
+            await self._silent_faults(node_id, class_type)
             impl = getattr(self, "node_" + class_type)
             outputs, ui = await impl(node_id, input_data)
         except InterruptProcessingException as iex:
@@ -669,7 +703,7 @@ class Executor:
         if class_type != "KSampler" and self.has_sampler:
             return []
         self.anchor_faults_taken = True
-        return [f for f in self.prompt_faults if f["fault"] not in ("slow", "missing_model")
+        return [f for f in self.prompt_faults if f["fault"] not in ("slow", "missing_model", "silent")
                 or (f["fault"] == "missing_model" and not self.has_loader)]
 
     async def _fire(self, fault, node_id, step):
@@ -693,6 +727,33 @@ class Executor:
             while not self.interrupt_flag:
                 await self.interrupt_event.wait()
             self.throw_if_interrupted()
+
+    async def _silent_faults(self, node_id, class_type):
+        """Fault `silent`: the node sends nothing for `ms` before it does its work, and does not
+        see an interrupt meanwhile (the real server checks the flag only when a node starts and
+        at progress ticks, which most nodes have none of). Hits the node named by `node` (id or
+        class), else the first KSampler, else the first output node."""
+        for f in self.prompt_faults:
+            if f["fault"] != "silent" or f.get("done"):
+                continue
+            target = f["params"].get("node")
+            if target is not None:
+                hit = str(target) in (node_id, class_type)
+            elif self.has_sampler:
+                hit = class_type == "KSampler"
+            else:
+                hit = cn.is_output_node(class_type)
+            if hit:
+                f["done"] = True
+                ms = float(f["params"].get("ms", 5000))
+                log.info("comfysim: fault 'silent': node %s (%s) silent for %.0f ms", node_id, class_type, ms)
+                await asyncio.sleep(ms / 1000.0)
+
+    async def image_op(self, image, factor=1.0):
+        """Post-processing nodes: silent, not interruptible, --image-op-ms per megapixel."""
+        ms = self.cfg.image_op_ms * factor * image.w * image.h * image.batch / 1e6
+        if ms > 0:
+            await asyncio.sleep(ms / 1000.0)
 
     @staticmethod
     def _fault_step(fault, steps):
@@ -760,6 +821,61 @@ class Executor:
         return (SimValue("IMAGE", w=inp["width"], h=inp["height"], batch=inp["batch_size"],
                          seed=None, color=inp["color"]),), None
 
+    async def node_ImageScale(self, node_id, inp):
+        image = inp["image"]
+        w, h = int(inp["width"]), int(inp["height"])
+        if w == 0 and h == 0:
+            w, h = image.w, image.h
+        elif w == 0:
+            w = max(1, round(image.w * h / image.h))
+        elif h == 0:
+            h = max(1, round(image.h * w / image.w))
+        out = SimValue("IMAGE", w=w, h=h, batch=image.batch, seed=image.seed, color=image.color)
+        await self.image_op(out)
+        return (out,), None
+
+    async def node_ImageBlur(self, node_id, inp):
+        image = inp["image"]
+        r = int(inp["blur_radius"])
+        dims = "[%d, 3, %d, %d]" % (image.batch, image.h, image.w)
+        # torch.nn.functional.pad(..., 'reflect') on the [B, C, H, W] image, width checked first
+        if r >= image.w:
+            raise RuntimeError("Argument #4: Padding size should be less than the corresponding input "
+                               "dimension, but got: padding (%d, %d) at dimension 3 of input %s" % (r, r, dims))
+        if r >= image.h:
+            raise RuntimeError("Argument #6: Padding size should be less than the corresponding input "
+                               "dimension, but got: padding (%d, %d) at dimension 2 of input %s" % (r, r, dims))
+        await self.image_op(image, factor=1.0 + r / 4.0)
+        seed = image.seed if image.color is not None else "blur%d:%s" % (r, image.seed)
+        return (SimValue("IMAGE", w=image.w, h=image.h, batch=image.batch, seed=seed,
+                         color=image.color),), None
+
+    async def node_ImageInvert(self, node_id, inp):
+        image = inp["image"]
+        await self.image_op(image, factor=0.1)
+        color = None if image.color is None else image.color ^ 0xFFFFFF
+        return (SimValue("IMAGE", w=image.w, h=image.h, batch=image.batch, seed="inv:%s" % (image.seed,),
+                         color=color),), None
+
+    async def node_SaveAnimatedWEBP(self, node_id, inp):
+        for f in self._claim_anchor_faults("output"):
+            await self._fire(f, node_id, 0)
+        images = inp["images"]
+        folder, filename, counter, subfolder, _ = get_save_image_path(
+            inp.get("filename_prefix", "ComfyUI"), self.dirs.output, images.w, images.h)
+        file = f"{filename}_{counter:05}_.webp"
+        data = animated_webp(images.w, images.h, images.batch, float(inp.get("fps", 6.0)))
+        await self.image_op(images, factor=0.5)
+
+        def write():
+            with open(os.path.join(folder, file), "wb") as fh:
+                fh.write(data)
+
+        await asyncio.get_running_loop().run_in_executor(None, write)
+        self.stats.images_written += 1
+        return (), {"images": [{"filename": file, "subfolder": subfolder, "type": "output"}],
+                    "animated": [True]}
+
     async def node_LoadImage(self, node_id, inp):
         path = self.dirs.get_annotated_filepath(inp["image"])
         with open(path, "rb") as f:
@@ -814,6 +930,25 @@ class Executor:
         await asyncio.get_running_loop().run_in_executor(None, write_all)
         self.stats.images_written += len(jobs)
         return {"images": results}
+
+
+def animated_webp(width, height, frames, fps):
+    """A RIFF/WEBP container with the VP8X animation flag and one ANMF frame per image (each a
+    1x1 lossless bitstream): enough for a client that stores, hashes and sniffs the file."""
+    def chunk(tag, payload):
+        pad = b"\0" if len(payload) % 2 else b""
+        return tag + struct.pack("<I", len(payload)) + payload + pad
+
+    def u24(n):
+        return struct.pack("<I", n)[:3]
+
+    duration = max(1, int(round(1000.0 / fps)))
+    body = chunk(b"VP8X", bytes([0x02, 0, 0, 0]) + u24(width - 1) + u24(height - 1))
+    body += chunk(b"ANIM", struct.pack("<IH", 0, 0))
+    for _ in range(max(1, frames)):
+        frame = u24(0) + u24(0) + u24(0) + u24(0) + u24(duration) + bytes([0])
+        body += chunk(b"ANMF", frame + chunk(b"VP8L", WEBP_1X1_VP8L))
+    return b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WEBP" + body
 
 
 def get_save_image_path(filename_prefix, output_dir, image_width=0, image_height=0):

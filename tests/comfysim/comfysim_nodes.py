@@ -119,6 +119,8 @@ class NodeDef:
     CATEGORY = "sd"
     DESCRIPTION = ""
     VALIDATE_ARGS = ()          # names taken by a VALIDATE_INPUTS classmethod
+    PYTHON_MODULE = "nodes"
+    V3 = False                  # a comfy_api "io" schema node: /object_info has extra keys
 
     @classmethod
     def input_types(cls, dirs):
@@ -138,14 +140,21 @@ class NodeDef:
             "output": list(cls.RETURN_TYPES),
             "output_is_list": [False] * len(cls.RETURN_TYPES),
             "output_name": list(cls.RETURN_NAMES or cls.RETURN_TYPES),
+        }
+        if cls.V3:
+            # comfy_api/latest/_io.py: tooltips (null when none), display_name null when unset
+            info["output_tooltips"] = list(cls.OUTPUT_TOOLTIPS or [None] * len(cls.RETURN_TYPES))
+        info.update({
             "name": cls.NAME,
-            "display_name": cls.DISPLAY_NAME or cls.NAME,
+            "display_name": cls.DISPLAY_NAME if cls.V3 else (cls.DISPLAY_NAME or cls.NAME),
             "description": cls.DESCRIPTION,
-            "python_module": "nodes",
+            "python_module": cls.PYTHON_MODULE,
             "category": cls.CATEGORY,
             "output_node": bool(cls.OUTPUT_NODE),
-        }
-        if cls.OUTPUT_TOOLTIPS is not None:
+        })
+        if cls.V3:
+            info.update({"deprecated": False, "experimental": False, "api_node": False})
+        elif cls.OUTPUT_TOOLTIPS is not None:
             info["output_tooltips"] = list(cls.OUTPUT_TOOLTIPS)
         return info
 
@@ -329,9 +338,81 @@ class EmptyImage(NodeDef):
         }}
 
 
+class ImageScale(NodeDef):
+    NAME = "ImageScale"
+    DISPLAY_NAME = "Upscale Image"
+    RETURN_TYPES = ("IMAGE",)
+    CATEGORY = "image/upscaling"
+
+    @classmethod
+    def input_types(cls, dirs):
+        return {"required": {
+            "image": ("IMAGE",),
+            "upscale_method": (["nearest-exact", "bilinear", "area", "bicubic", "lanczos"],),
+            "width": ("INT", {"default": 512, "min": 0, "max": MAX_RESOLUTION, "step": 1}),
+            "height": ("INT", {"default": 512, "min": 0, "max": MAX_RESOLUTION, "step": 1}),
+            "crop": (["disabled", "center"],),
+        }}
+
+
+class ImageBlur(NodeDef):
+    """A V3 node (comfy_extras.nodes_post_processing). Raises at run time when the radius is
+    not smaller than the image (reflect padding), which validation does not catch."""
+    NAME = "ImageBlur"
+    DISPLAY_NAME = None
+    RETURN_TYPES = ("IMAGE",)
+    CATEGORY = "image/postprocessing"
+    PYTHON_MODULE = "comfy_extras.nodes_post_processing"
+    V3 = True
+
+    @classmethod
+    def input_types(cls, dirs):
+        return {"required": {
+            "image": ("IMAGE", {}),
+            "blur_radius": ("INT", {"default": 1, "min": 1, "max": 31, "step": 1}),
+            "sigma": ("FLOAT", {"default": 1.0, "min": 0.1, "max": 10.0, "step": 0.1}),
+        }}
+
+
+class ImageInvert(NodeDef):
+    NAME = "ImageInvert"
+    DISPLAY_NAME = "Invert Image"
+    RETURN_TYPES = ("IMAGE",)
+    CATEGORY = "image"
+
+    @classmethod
+    def input_types(cls, dirs):
+        return {"required": {"image": ("IMAGE",)}}
+
+
+class SaveAnimatedWEBP(NodeDef):
+    """An output node other than SaveImage: one animated file for the whole batch; its UI (and
+    /history) is {"images": [...], "animated": [true]}."""
+    NAME = "SaveAnimatedWEBP"
+    RETURN_TYPES = ()
+    OUTPUT_NODE = True
+    CATEGORY = "image/animation"
+    PYTHON_MODULE = "comfy_extras.nodes_images"
+
+    @classmethod
+    def input_types(cls, dirs):
+        return {
+            "required": {
+                "images": ("IMAGE",),
+                "filename_prefix": ("STRING", {"default": "ComfyUI"}),
+                "fps": ("FLOAT", {"default": 6.0, "min": 0.01, "max": 1000.0, "step": 0.01}),
+                "lossless": ("BOOLEAN", {"default": True}),
+                "quality": ("INT", {"default": 80, "min": 0, "max": 100}),
+                "method": (["default", "fastest", "slowest"],),
+            },
+            "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO"},
+        }
+
+
 NODE_CLASS_MAPPINGS = {c.NAME: c for c in (
     KSampler, CheckpointLoaderSimple, CLIPTextEncode, VAEDecode, EmptyLatentImage,
-    SaveImage, PreviewImage, LoadImage, EmptyImage)}
+    SaveImage, PreviewImage, LoadImage, EmptyImage, ImageScale, ImageBlur, ImageInvert,
+    SaveAnimatedWEBP)}
 
 
 def is_output_node(class_type):

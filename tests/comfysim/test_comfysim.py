@@ -1288,3 +1288,148 @@ def test_anti_csrf_origin_check(sim):
     r = sim.get("/queue", headers={"Origin": "http://%s" % host})
     assert r.status == 200
     assert sim.get("/queue").status == 200
+
+
+# ----------------------------------------------------------------------------------------
+# what the real server showed (tests/comfyreal/FACTS.md)
+
+def post_chain(width=64, height=64, radius=3, prefix="chain"):
+    return {
+        "1": {"class_type": "EmptyImage", "inputs": {"width": width, "height": height, "batch_size": 1,
+                                                     "color": 0x808080}},
+        "2": {"class_type": "ImageScale", "inputs": {"image": ["1", 0], "upscale_method": "bilinear",
+                                                     "width": 96, "height": 0, "crop": "disabled"}},
+        "3": {"class_type": "ImageBlur", "inputs": {"image": ["2", 0], "blur_radius": radius, "sigma": 1.0}},
+        "4": {"class_type": "ImageInvert", "inputs": {"image": ["3", 0]}},
+        "5": {"class_type": "SaveImage", "inputs": {"images": ["4", 0], "filename_prefix": prefix}},
+    }
+
+
+def test_post_processing_chain_and_object_info(sim):
+    h = sim.wait_history(sim.submit(post_chain()))
+    assert h["status"]["status_str"] == "success"
+    img = h["outputs"]["5"]["images"][0]
+    w, hh, _, _ = png_decode(sim.get("/view?filename=" + img["filename"]).body)
+    assert (w, hh) == (96, 96)            # height 0 keeps the aspect ratio
+    info = sim.get("/object_info/ImageBlur").json()["ImageBlur"]
+    assert info["display_name"] is None and info["output_tooltips"] == [None]
+    assert info["python_module"] == "comfy_extras.nodes_post_processing"
+    assert (info["deprecated"], info["experimental"], info["api_node"]) == (False, False, False)
+    assert sim.get("/object_info/ImageScale").json()["ImageScale"]["display_name"] == "Upscale Image"
+
+
+def test_image_blur_radius_raises_at_run_time(sim):
+    g = {"1": {"class_type": "EmptyImage", "inputs": {"width": 4, "height": 4, "batch_size": 1, "color": 0}},
+         "2": {"class_type": "ImageBlur", "inputs": {"image": ["1", 0], "blur_radius": 8, "sigma": 1.0}},
+         "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "x"}}}
+    h = sim.wait_history(sim.submit(g))
+    name, err = h["status"]["messages"][-1]
+    assert name == "execution_error" and h["status"]["status_str"] == "error"
+    assert err["exception_type"] == "RuntimeError"
+    assert err["exception_message"] == (
+        "Argument #4: Padding size should be less than the corresponding input dimension, but got: "
+        "padding (8, 8) at dimension 3 of input [1, 3, 4, 4]\n")
+    assert err["node_id"] == "2" and err["node_type"] == "ImageBlur" and err["executed"] == ["1"]
+    assert set(err["current_inputs"]) == {"image", "blur_radius", "sigma"}
+    assert err["current_inputs"]["blur_radius"] == [8] and err["current_inputs"]["sigma"] == [1.0]
+    assert sorted(err["current_outputs"]) == ["1", "2", "3"]
+    assert all(isinstance(t, str) for t in err["traceback"]) and err["traceback"]
+    assert h["outputs"] == {} and h["meta"] == {}
+
+
+def test_save_animated_webp_history(sim):
+    g = {"1": {"class_type": "EmptyImage", "inputs": {"width": 32, "height": 16, "batch_size": 3, "color": 9}},
+         "2": {"class_type": "SaveAnimatedWEBP", "inputs": {"images": ["1", 0], "filename_prefix": "anim/w",
+                                                            "fps": 6.0, "lossless": True, "quality": 80,
+                                                            "method": "default"}}}
+    h = sim.wait_history(sim.submit(g))
+    assert h["outputs"] == {"2": {"images": [{"filename": "w_00001_.webp", "subfolder": "anim", "type": "output"}],
+                                  "animated": [True]}}
+    data = sim.get("/view?filename=w_00001_.webp&subfolder=anim").body
+    assert data[:4] == b"RIFF" and data[8:16] == b"WEBPVP8X" and struct.unpack("<I", data[4:8])[0] == len(data) - 8
+    assert data.count(b"ANMF") == 3
+
+
+def _frames(sim, g, flags=None, client="pv", timeout=15):
+    async def go():
+        async with aiohttp.ClientSession() as s:
+            ws = await s.ws_connect(sim.url + "/ws?clientId=" + client)
+            if flags is not None:
+                await ws.send_str(json.dumps({"type": "feature_flags", "data": flags}))
+            st, body = await apost(s, sim, "/prompt", {"prompt": g, "client_id": client})
+            pid = body["prompt_id"]
+            out = []
+            while True:
+                msg = await asyncio.wait_for(ws.receive(), timeout)
+                if msg.type == aiohttp.WSMsgType.BINARY:
+                    out.append(("binary", msg.data))
+                    continue
+                m = json.loads(msg.data)
+                out.append((m["type"], m["data"]))
+                if done_for(pid)(m):
+                    await ws.close()
+                    return out
+    return run(go())
+
+
+def test_binary_preview_frames(make_sim):
+    sim = make_sim("--preview-method", "latent2rgb")
+    msgs = _frames(sim, graph(steps=2))
+    kinds = [k for k, _ in msgs if k in ("progress", "binary")]
+    assert kinds == ["progress", "binary", "progress", "binary"]       # legacy: after progress
+    frame = [d for k, d in msgs if k == "binary"][0]
+    assert struct.unpack(">II", frame[:8]) == (1, 1) and frame[8:11] == b"\xff\xd8\xff"
+    msgs = _frames(sim, graph(steps=2, seed=6), flags={"supports_preview_metadata": True}, client="pv2")
+    kinds = [k for k, _ in msgs if k in ("progress", "binary")]
+    assert kinds == ["binary", "progress", "binary", "progress"]       # with metadata: before
+    frame = [d for k, d in msgs if k == "binary"][0]
+    (event, n) = struct.unpack(">II", frame[:8])
+    meta = json.loads(frame[8:8 + n])
+    assert event == 4 and meta["node_id"] == "3" and meta["image_type"] == "image/jpeg"
+    assert frame[8 + n:11 + n] == b"\xff\xd8\xff"
+    # no previews by default
+    assert not [k for k, _ in _frames(make_sim(), graph(steps=2)) if k == "binary"]
+
+
+def test_fault_silent_node_sends_nothing_and_ignores_interrupt(sim):
+    sim.fault(fault="silent", ms=1500, node="ImageBlur")
+
+    async def go():
+        async with aiohttp.ClientSession() as s:
+            ws = await WS.connect(s, sim, "quiet")
+            st, body = await apost(s, sim, "/prompt", {"prompt": post_chain(), "client_id": "quiet"})
+            pid = body["prompt_id"]
+            await ws.until(lambda m: m["type"] == "executing" and m["data"].get("node") == "3")
+            t0 = time.monotonic()
+            await apost(s, sim, "/interrupt", {"prompt_id": pid})
+            silent = await ws.quiet(1.0)
+            rest = await ws.until(done_for(pid))
+            return silent, rest, time.monotonic() - t0
+    silent, rest, took = run(go())
+    assert silent == []                      # nothing at all while the node runs
+    assert took >= 1.0
+    # the interrupt is seen when the next node starts
+    assert [m["type"] for m in rest if m["type"].startswith("execution_")] == ["execution_interrupted"]
+    assert [m for m in rest if m["type"] == "execution_interrupted"][0]["data"]["node_id"] == "4"
+
+
+def test_interrupt_race_lost_between_dequeue_and_start(sim):
+    """ComfyUI clears its interrupt flag when a prompt starts: an /interrupt {prompt_id} that
+    lands after the prompt left the queue but before it started is lost."""
+    sim.fault(fault="dequeue_delay", ms=800)
+    pid = sim.submit(post_chain(prefix="race"))
+    sim.wait_until(lambda: sim.get("/queue").json()["queue_running"], what="running")
+    sim.post("/queue", {"delete": [pid]})                      # too late: it is running
+    sim.post("/interrupt", {"prompt_id": pid})                 # accepted ...
+    h = sim.wait_history(pid)
+    assert h["status"]["status_str"] == "success"              # ... and forgotten
+    assert "Interrupting prompt " + pid in sim.read_log()
+    # once the prompt has started, the same sequence interrupts it
+    sim.fault(fault="silent", ms=800, node="ImageScale")
+    pid = sim.submit(post_chain(prefix="race2"))
+    sim.wait_until(lambda: sim.get("/queue").json()["queue_running"], what="running")
+    time.sleep(0.2)
+    sim.post("/queue", {"delete": [pid]})
+    sim.post("/interrupt", {"prompt_id": pid})
+    h = sim.wait_history(pid)
+    assert h["status"]["messages"][-1][0] == "execution_interrupted"
