@@ -82,10 +82,89 @@ static void fill(gq_comfy_event_t *ev, const json_t *data) {
     }
 }
 
+/* Skips blanks; returns the new position. */
+static size_t peek_ws(const char *t, size_t n, size_t i) {
+    while (i < n && (t[i] == ' ' || t[i] == '\t' || t[i] == '\n' || t[i] == '\r'))
+        i++;
+    return i;
+}
+
+/* A string without escapes at t[i] (the opening quote) into out; false if not one. */
+static bool peek_plain_str(const char *t, size_t n, size_t i, char *out, size_t out_size) {
+    if (i >= n || t[i] != '"')
+        return false;
+    size_t j = i + 1;
+    while (j < n && t[j] != '"' && t[j] != '\\' && (unsigned char)t[j] >= 0x20)
+        j++;
+    if (j >= n || t[j] != '"' || j - i - 1 >= out_size)
+        return false;
+    memcpy(out, t + i + 1, j - i - 1);
+    out[j - i - 1] = '\0';
+    return true;
+}
+
+/* The type of a message whose first key is "type", as ComfyUI writes them; false when the
+ * message does not start so (the full parser then decides). */
+static bool peek_type(const char *t, size_t n, char *out, size_t out_size) {
+    size_t i = peek_ws(t, n, 0);
+    if (i >= n || t[i] != '{')
+        return false;
+    i = peek_ws(t, n, i + 1);
+    if (n - i < 6 || memcmp(t + i, "\"type\"", 6) != 0)
+        return false;
+    i = peek_ws(t, n, i + 6);
+    if (i >= n || t[i] != ':')
+        return false;
+    return peek_plain_str(t, n, peek_ws(t, n, i + 1), out, out_size);
+}
+
+/* The first "key": "value" string in the message (no escapes in it), "" when none. */
+static void peek_field(const char *t, size_t n, const char *key, char *out, size_t out_size) {
+    char pat[40];
+    int pl = snprintf(pat, sizeof(pat), "\"%s\"", key);
+    out[0] = '\0';
+    for (size_t i = 0; pl > 0 && i + (size_t)pl < n; i++) {
+        if (memcmp(t + i, pat, (size_t)pl) != 0)
+            continue;
+        size_t j = peek_ws(t, n, i + (size_t)pl);
+        if (j < n && t[j] == ':' && peek_plain_str(t, n, peek_ws(t, n, j + 1), out, out_size))
+            return;
+        out[0] = '\0';
+    }
+}
+
+/*
+ * Messages genq never reads beyond their prompt id: the progress_state snapshots of every
+ * node, executed (its UI output: the history has it too), and every type ComfyUI or a custom
+ * node may add (monitors send several a second). Parsing them whole would cost more than
+ * everything else a render asks of the worker.
+ */
+static bool event_skippable(const char *type, gq_comfy_ev_type_t *kind) {
+    if (strcmp(type, "executed") == 0) {
+        *kind = GQ_COMFY_EV_EXECUTED;
+        return true;
+    }
+    *kind = GQ_COMFY_EV_OTHER;
+    if (strcmp(type, "progress_state") == 0)
+        return true;
+    for (size_t i = 0; i < GQ_ARRAY_LEN(ev_names); i++)
+        if (strcmp(type, ev_names[i].name) == 0)
+            return false;
+    return true;
+}
+
 gq_status_t gq_comfy_event_parse(const char *text, size_t len, gq_comfy_event_t *ev, char *errstr,
                                  size_t errstr_size) {
     memset(ev, 0, sizeof(*ev));
     ev->queue_remaining = -1;
+    gq_comfy_ev_type_t kind;
+    if (peek_type(text, len, ev->name, sizeof(ev->name)) && event_skippable(ev->name, &kind)) {
+        ev->type = kind;
+        peek_field(text, len, "prompt_id", ev->prompt_id, sizeof(ev->prompt_id));
+        if (kind == GQ_COMFY_EV_EXECUTED)
+            peek_field(text, len, "node", ev->node, sizeof(ev->node));
+        return GQ_OK;
+    }
     json_t *root = gq_comfy_json_parse(text, len, errstr, errstr_size);
     if (!root)
         return GQ_ERR_INVALID;

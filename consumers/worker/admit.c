@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 const char *gq_admit_model_of(json_t *wf) {
     const char *id;
@@ -16,6 +17,65 @@ const char *gq_admit_model_of(json_t *wf) {
             return json_string_value(name);
     }
     return NULL;
+}
+
+void gq_admit_cache_release(gq_admit_cache_t *c) {
+    if (!c)
+        return;
+    for (size_t i = 0; i < GQ_ADMIT_CACHE_MAX; i++)
+        json_decref(c->e[i].tmpl);
+    memset(c, 0, sizeof(*c));
+}
+
+/* The template's file as it is now (or that there is none: a built-in is used). */
+static bool admit_file(const char *dir, const char *name, struct stat *st) {
+    char path[1024];
+    int n = snprintf(path, sizeof(path), "%s/%s.json", dir ? dir : "", name);
+    return dir && *dir && n > 0 && (size_t)n < sizeof(path) && stat(path, st) == 0;
+}
+
+/* gq_template_load through the cache: a new reference in *out. */
+static gq_status_t admit_template(const gq_admit_cfg_t *cfg, const char *name, json_t **out,
+                                  char *errstr, size_t errstr_size) {
+    gq_admit_cache_t *c = cfg->cache;
+    if (!c || strlen(name) >= sizeof(c->e[0].name))
+        return gq_template_load(cfg->workflows_dir, name, out, errstr, errstr_size);
+    struct stat st;
+    bool file = admit_file(cfg->workflows_dir, name, &st);
+    for (size_t i = 0; i < GQ_ADMIT_CACHE_MAX; i++) {
+        if (!c->e[i].tmpl || strcmp(c->e[i].name, name) != 0)
+            continue;
+        bool same = file ? !c->e[i].builtin && c->e[i].size == (int64_t)st.st_size &&
+                               c->e[i].ino == (uint64_t)st.st_ino &&
+                               c->e[i].mtime_ns == (int64_t)st.st_mtim.tv_sec * 1000000000 +
+                                                       st.st_mtim.tv_nsec
+                         : c->e[i].builtin;
+        if (same) {
+            *out = json_incref(c->e[i].tmpl);
+            return GQ_OK;
+        }
+        json_decref(c->e[i].tmpl);
+        c->e[i].tmpl = NULL;
+    }
+    gq_status_t rc = gq_template_load(cfg->workflows_dir, name, out, errstr, errstr_size);
+    if (rc != GQ_OK)
+        return rc;
+    size_t slot = c->next;
+    for (size_t i = 0; i < GQ_ADMIT_CACHE_MAX; i++)
+        if (!c->e[i].tmpl) {
+            slot = i;
+            break;
+        }
+    if (slot == c->next)
+        c->next = (c->next + 1) % GQ_ADMIT_CACHE_MAX;
+    json_decref(c->e[slot].tmpl);
+    gq_strlcpy(c->e[slot].name, name, sizeof(c->e[slot].name));
+    c->e[slot].tmpl = json_incref(*out);
+    c->e[slot].builtin = !file;
+    c->e[slot].size = file ? (int64_t)st.st_size : 0;
+    c->e[slot].ino = file ? (uint64_t)st.st_ino : 0;
+    c->e[slot].mtime_ns = file ? (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec : 0;
+    return GQ_OK;
 }
 
 static void admit_fail(gq_admit_t *a, const char *code, const char *msg) {
@@ -52,7 +112,7 @@ void gq_admit_message(const void *payload, size_t len, const char *key_job_id,
         st = gq_workflow_parse(out->req.workflow_json, strlen(out->req.workflow_json), &tmpl, err,
                                sizeof(err));
     else
-        st = gq_template_load(cfg->workflows_dir, out->req.workflow, &tmpl, err, sizeof(err));
+        st = admit_template(cfg, out->req.workflow, &tmpl, err, sizeof(err));
     if (st != GQ_OK) {
         admit_fail(out, st == GQ_ERR_NOTFOUND ? "unknown_template" : "invalid_workflow", err);
         return;

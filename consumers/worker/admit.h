@@ -32,10 +32,27 @@ typedef struct gq_admit {
     char message[512];
 } gq_admit_t;
 
+/** Parsed templates, kept while their file is unchanged (parsing one costs more than binding
+ * it). Owned by the caller; gq_admit_cache_release frees it. */
+#define GQ_ADMIT_CACHE_MAX 32
+typedef struct gq_admit_cache {
+    struct {
+        char name[129];
+        json_t *tmpl;           /**< NULL: empty slot */
+        bool builtin;           /**< from the binary: never changes */
+        int64_t mtime_ns, size; /**< of the file it was read from */
+        uint64_t ino;
+    } e[GQ_ADMIT_CACHE_MAX];
+    size_t next; /**< the slot to reuse when full */
+} gq_admit_cache_t;
+
+void gq_admit_cache_release(gq_admit_cache_t *c);
+
 typedef struct gq_admit_cfg {
     const char *workflows_dir;
     int job_timeout_s;
     int32_t max_attempts;
+    gq_admit_cache_t *cache; /**< may be NULL */
 } gq_admit_cfg_t;
 
 /**

@@ -768,7 +768,13 @@ void job_step(job_t *j, const job_ev_t *ev, const job_env_t *env, job_acts_t *ac
             job_ask(j, acts, JACT_STATE);
         break;
     case JOB_SUBMIT:
-        if (ev->type == JEV_SUBMITTED)
+        if (ev->type == JEV_COMFY && !j->leaving) {
+            /* ComfyUI runs it already: its events can outrun the answer to the POST. */
+            j->submitted_mono = env->now_mono;
+            j->asking = false;
+            job_queued(j, env, GQ_COMFY_PENDING);
+            job_comfy_event(j, ev, env, acts);
+        } else if (ev->type == JEV_SUBMITTED)
             job_submitted(j, ev, env, acts);
         else if (ev->type == JEV_STATE && job_answer(j, ev))
             job_resubmit_check(j, ev, env, acts);

@@ -72,6 +72,7 @@ struct gq_worker {
     worker_failed_t *failed;
 
     gq_admit_cfg_t admit;
+    gq_admit_cache_t templates;
     job_env_t env;
     int queue_depth;
     size_t backlog_max;
@@ -345,7 +346,8 @@ static void worker_ws_event(gq_worker_t *w, const gq_comfy_event_t *ce) {
     if (!ce->prompt_id[0])
         return;
     for (job_t *j = w->jobs; j; j = j->next) {
-        if ((j->state == JOB_QUEUED || j->state == JOB_RUNNING || j->state == JOB_CANCEL) &&
+        if ((j->state == JOB_SUBMIT || j->state == JOB_QUEUED || j->state == JOB_RUNNING ||
+             j->state == JOB_CANCEL) &&
             strcmp(j->prompt_id, ce->prompt_id) == 0) {
             job_ev_t ev = {.type = JEV_COMFY, .comfy = ce};
             worker_step(w, j, &ev);
@@ -812,7 +814,7 @@ gq_worker_t *gq_worker_new(const gq_cfg_t *cfg, volatile sig_atomic_t *stop, gq_
     w->queue_depth = (int)gq_cfg_int(cfg, "queue_depth");
     w->backlog_max = (size_t)gq_cfg_int(cfg, "backlog");
     w->admit = (gq_admit_cfg_t){gq_cfg_str(cfg, "workflows_dir"), (int)gq_cfg_int(cfg, "job_timeout"),
-                                (int32_t)gq_cfg_int(cfg, "max_attempts")};
+                                (int32_t)gq_cfg_int(cfg, "max_attempts"), &w->templates};
     w->env = (job_env_t){.admit = &w->admit,
                          .worker_id = w->worker_id,
                          .stall_timeout_ms = (int)gq_cfg_int(cfg, "stall_timeout") * 1000,
@@ -891,6 +893,7 @@ void gq_worker_destroy(gq_worker_t *w) {
     gq_endpoint_destroy(w->endpoint);
     gq_metrics_destroy(w->metrics);
     gq_offsets_release(&w->offsets);
+    gq_admit_cache_release(&w->templates);
     if (w->sig[0] >= 0)
         close(w->sig[0]);
     if (w->sig[1] >= 0)

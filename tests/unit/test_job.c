@@ -187,7 +187,7 @@ static void test_table(void) {
         [JOB_READY] = {S, JOB_BEGIN, S, S, S, S, S, S, S, S, S, JOB_DONE, JOB_DONE, S},
         [JOB_BEGIN] = {S, S, JOB_SUBMIT, S, S, S, S, S, S, S, S, S, S, S},
         [JOB_PROBE] = {S, S, S, S, JOB_RUNNING, S, S, S, S, S, S, S, S, S},
-        [JOB_SUBMIT] = {S, S, S, JOB_QUEUED, S, S, S, S, S, S, S, S, S, S},
+        [JOB_SUBMIT] = {S, S, S, JOB_QUEUED, S, S, JOB_RUNNING, S, S, S, S, S, S, S},
         [JOB_QUEUED] = {S,          S, S, S, S, S, JOB_RUNNING, S, S, S,
                         S,          JOB_CANCEL, JOB_CANCEL, JOB_CANCEL},
         [JOB_RUNNING] = {S, S, S, S, S, S, S, S, S, S, S, JOB_CANCEL, S, JOB_CANCEL},
@@ -457,6 +457,18 @@ static void test_comfy_gone(void) {
     job_free(j);
 }
 
+/* A fast render's events come before the answer to its POST: they are not lost. */
+static void test_events_before_submit_answer(void) {
+    job_t *j = job_in(JOB_SUBMIT);
+    comfy_ev(j, GQ_COMFY_EV_START);
+    CHECK(j->state == JOB_RUNNING);
+    job_acts_t a = comfy_ev(j, GQ_COMFY_EV_DONE);
+    CHECK(j->state == JOB_COLLECT && has_act(&a, JACT_HISTORY));
+    a = step(j, (job_ev_t){.type = JEV_SUBMITTED, .status = GQ_OK});
+    CHECK(j->state == JOB_COLLECT && a.n == 0);
+    job_free(j);
+}
+
 /* A submit whose answer is lost: ask ComfyUI, then send it again (no attempt spent). */
 static void test_submit_lost(void) {
     job_t *j = job_in(JOB_SUBMIT);
@@ -579,6 +591,7 @@ int main(void) {
     test_silent_node();
     test_comfy_gone();
     test_submit_lost();
+    test_events_before_submit_answer();
     test_errors();
     test_exhausted();
     test_bad_input();
