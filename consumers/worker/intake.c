@@ -139,7 +139,6 @@ gq_intake_t *gq_intake_new(const gq_cfg_t *cfg, const char *worker_id, gq_record
         {"max.poll.interval.ms", "300000"},
         {"queued.max.messages.kbytes", "4096"},
         {"queued.min.messages", "1000"},
-        {"fetch.wait.max.ms", "100"},
     };
     for (size_t i = 0; i < GQ_ARRAY_LEN(defaults); i++)
         if (gq_kafka_conf_set(conf, defaults[i].k, defaults[i].v, errstr, errstr_size) != GQ_OK) {

@@ -34,7 +34,8 @@
 #include <unistd.h>
 
 #define WORKER_MAX_WAIT_MS 1000     /* the longest single wait: Kafka wants a poll now and then */
-#define WORKER_HEALTH_MS 5000       /* readiness, GPU memory and lag */
+#define WORKER_HEALTH_MS 5000       /* GPU memory and lag */
+#define WORKER_READY_MS 250         /* readiness: soon enough for a probe, not every turn */
 #define WORKER_STATS_MS 30000       /* the log's progress line */
 #define WORKER_FINISH_GRACE_MS 15000 /* after the grace period: time to record finished jobs */
 #define WORKER_QUIET_MS 3000        /* no event for this long: cross-check /history and /queue */
@@ -82,6 +83,7 @@ struct gq_worker {
     int ws_backoff_ms;
     bool health_asking;
     bool ready; /* as last reported */
+    int64_t ready_mono;
     char why_not[64];
     /* counters, for the log line */
     uint64_t n_taken, n_recorded, n_skipped, n_redelivered;
@@ -679,7 +681,10 @@ static void worker_turn(gq_worker_t *w) {
     worker_slots(w);
     worker_reap(w);
     worker_flow(w);
-    worker_readiness(w);
+    if (w->env.now_mono >= w->ready_mono) {
+        w->ready_mono = w->env.now_mono + WORKER_READY_MS;
+        worker_readiness(w);
+    }
 }
 
 gq_worker_end_t gq_worker_run(gq_worker_t *w, volatile sig_atomic_t *stop) {

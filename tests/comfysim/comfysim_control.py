@@ -196,6 +196,8 @@ class Stats:
         self.gap_count = 0
         self.gap_total_ms = 0.0
         self.gap_max_ms = 0.0
+        self.gaps = []                   # every gap (ms) since the reset, for percentiles
+        self.first_render_start = None   # the window the busy fraction is measured over
         self.last_render_end = None      # monotonic seconds; gaps restart after a reset
         self.render_start = getattr(self, "render_start", None)   # a running render survives
         self.reset_at = time.monotonic()
@@ -207,6 +209,10 @@ class Stats:
             self.gap_count += 1
             self.gap_total_ms += gap
             self.gap_max_ms = max(self.gap_max_ms, gap)
+            if len(self.gaps) < 1_000_000:
+                self.gaps.append(gap)
+        if self.first_render_start is None:
+            self.first_render_start = now
         self.render_start = now
         self.renders_started += 1
 
@@ -223,8 +229,19 @@ class Stats:
         if self.render_start is not None:
             busy += (time.monotonic() - max(self.render_start, self.reset_at)) * 1000.0
         out["busy_ms"] = round(busy, 3)
+        gaps = sorted(self.gaps)
+
+        def pct(q):
+            return round(gaps[min(len(gaps) - 1, int(q * len(gaps)))], 3) if gaps else 0.0
+
         out["idle_gaps"] = {"count": self.gap_count, "total_ms": round(self.gap_total_ms, 3),
-                            "max_ms": round(self.gap_max_ms, 3)}
+                            "max_ms": round(self.gap_max_ms, 3), "p50_ms": pct(0.50),
+                            "p99_ms": pct(0.99)}
+        # From the first render's start to the last one's end: busy_ms over this is the
+        # fraction of the time the (simulated) GPU worked once work had arrived.
+        end = self.last_render_end if self.render_start is None else time.monotonic()
+        out["window_ms"] = (round((end - self.first_render_start) * 1000.0, 3)
+                            if self.first_render_start is not None and end is not None else 0.0)
         out["queue_length"] = queue_pending
         out["queue_running"] = queue_running
         out["uptime_ms"] = int((time.monotonic() - self.started_at) * 1000)

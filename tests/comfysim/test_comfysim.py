@@ -1275,6 +1275,8 @@ def test_stats_model_swaps_renders_and_reset(sim):
     assert st["images_written"] == 5 and st["queue_length"] == 0 and st["queue_running"] == 0
     assert st["busy_ms"] >= 4 * 20                                # at least the model loads
     assert st["idle_gaps"]["count"] == 4 and st["idle_gaps"]["max_ms"] <= st["idle_gaps"]["total_ms"]
+    assert 0 < st["idle_gaps"]["p50_ms"] <= st["idle_gaps"]["p99_ms"] <= st["idle_gaps"]["max_ms"]
+    assert st["busy_ms"] <= st["window_ms"]
     assert st["uptime_ms"] > 0
     z = sim.post("/_sim/stats/reset").json()
     assert z["model_loads"] == 0 and z["renders_completed"] == 0 and z["idle_gaps"]["count"] == 0

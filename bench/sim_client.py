@@ -1,0 +1,83 @@
+#!/usr/bin/python3
+"""The simulator's own limit: the fastest a client can push zero-time renders through it on
+the path genq uses (POST /prompt, the WebSocket's "done", GET /history, GET /view), with
+`depth` prompts queued ahead as genq keeps them. Nothing else: no Kafka, no database, no
+store. Prints one JSON line: {"jobs", "seconds", "jobs_per_s"}.
+
+    sim_client.py URL N [DEPTH] [STEPS]
+"""
+import asyncio
+import json
+import sys
+import time
+import uuid
+
+import aiohttp
+
+
+def workflow(i, steps):
+    return {
+        "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "sd15.safetensors"}},
+        "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
+        "6": {"class_type": "CLIPTextEncode", "inputs": {"text": f"limit {i}", "clip": ["4", 1]}},
+        "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["4", 1]}},
+        "3": {"class_type": "KSampler", "inputs": {
+            "seed": i, "steps": steps, "cfg": 7.0, "sampler_name": "euler", "scheduler": "normal",
+            "denoise": 1.0, "model": ["4", 0], "positive": ["6", 0], "negative": ["7", 0],
+            "latent_image": ["5", 0]}},
+        "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
+        "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": f"limit/{i}", "images": ["8", 0]}},
+    }
+
+
+async def main():
+    url, n = sys.argv[1], int(sys.argv[2])
+    depth = int(sys.argv[3]) if len(sys.argv) > 3 else 1
+    steps = int(sys.argv[4]) if len(sys.argv) > 4 else 1
+    client = str(uuid.uuid4())
+    done = asyncio.Queue()
+    async with aiohttp.ClientSession() as s:
+        ws = await s.ws_connect(f"{url}/ws?clientId={client}")
+
+        async def reader():
+            async for m in ws:
+                if m.type != aiohttp.WSMsgType.TEXT:
+                    continue
+                d = json.loads(m.data)
+                if d.get("type") == "executing" and d["data"].get("node") is None \
+                        and d["data"].get("prompt_id"):
+                    await done.put(d["data"]["prompt_id"])
+
+        rt = asyncio.create_task(reader())
+        sent = finished = 0
+
+        async def submit():
+            nonlocal sent
+            pid = str(uuid.uuid4())
+            body = {"prompt": workflow(sent, steps), "client_id": client, "prompt_id": pid}
+            sent += 1
+            async with s.post(f"{url}/prompt", json=body) as r:
+                await r.read()
+
+        t0 = time.monotonic()
+        for _ in range(min(n, depth + 1)):
+            await submit()
+        while finished < n:
+            pid = await done.get()
+            if sent < n:
+                await submit()
+            async with s.get(f"{url}/history/{pid}") as r:
+                h = await r.json()
+            for out in h[pid]["outputs"].values():
+                for img in out.get("images", []):
+                    async with s.get(f"{url}/view", params=img) as r:
+                        await r.read()
+            finished += 1
+        secs = time.monotonic() - t0
+        rt.cancel()
+        await ws.close()
+    print(json.dumps({"jobs": n, "seconds": round(secs, 3), "jobs_per_s": round(n / secs, 1)}))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
