@@ -55,6 +55,11 @@ static const gq_cfg_key_t cfg_keys[] = {
      false, "largest request message accepted"},
     {"max_output_bytes", 0, "GENQ_MAX_OUTPUT_BYTES", GQ_CFG_INT, "268435456", 1024, I64MAX, W,
      false, "largest output file downloaded from ComfyUI"},
+    {"outbox_retry", 0, "GENQ_OUTBOX_RETRY", GQ_CFG_INT, "60", 1, 86400, W, false,
+     "seconds before a completion event or dead letter not acknowledged by Kafka is published "
+     "again (by any worker)"},
+    {"outbox_max_attempts", 0, "GENQ_OUTBOX_MAX_ATTEMPTS", GQ_CFG_INT, "5", 1, 1000, W, false,
+     "failed publications of one outbox message before it is parked (kept, counted, alerted on)"},
     {"start_wait", 0, "GENQ_START_WAIT", GQ_CFG_INT, "0", 0, 86400, W, false,
      "seconds to keep retrying at start while PostgreSQL is unreachable or not migrated "
      "(alive, not ready), instead of exiting 69 or 78 at once"},

@@ -18,6 +18,19 @@ COMMENT ON COLUMN genq.jobs.request IS
     '`genq replay jobs` publishes again. NULL for jobs recorded before genq 0003 and for '
     'messages that could not be decoded.';
 
+-- An outbox row that cannot be published (a dead letter larger than the producer may send,
+-- a topic that refuses it) is tried again after a while, then parked: never in a tight loop,
+-- never lost, and counted (genq_outbox_parked, alert GenqOutboxParked).
+ALTER TABLE genq.outbox ADD COLUMN attempts integer NOT NULL DEFAULT 0;
+ALTER TABLE genq.outbox ADD COLUMN last_error text;
+ALTER TABLE genq.outbox ADD COLUMN parked_at timestamptz;
+CREATE INDEX outbox_parked_at_idx ON genq.outbox (parked_at) WHERE parked_at IS NOT NULL;
+COMMENT ON COLUMN genq.outbox.attempts IS 'Failed attempts to publish the row.';
+COMMENT ON COLUMN genq.outbox.last_error IS 'Why the last attempt failed.';
+COMMENT ON COLUMN genq.outbox.parked_at IS
+    'When the row was set aside after too many failed attempts (NULL: still published). '
+    'A parked row stays until an operator fixes the cause and clears parked_at, or deletes it.';
+
 -- ms since the epoch <-> timestamptz, NULL for NULL or 0 ("unknown").
 CREATE FUNCTION genq.ms_to_ts(ms bigint) RETURNS timestamptz
 LANGUAGE sql IMMUTABLE AS $$ SELECT CASE WHEN ms IS NULL OR ms = 0 THEN NULL
@@ -300,6 +313,23 @@ BEGIN
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
 END $$;
+
+-- Publishing failed: counted, the error kept, the row claimed again only after the retry
+-- delay (its claimed_at is now), and parked after max_attempts.
+CREATE FUNCTION genq.outbox_failed(p_ids bigint[], p_errors text[], p_max_attempts integer)
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    n bigint;
+BEGIN
+    UPDATE genq.outbox o SET attempts = o.attempts + 1, last_error = f.err, claimed_at = now(),
+        parked_at = CASE WHEN o.attempts + 1 >= p_max_attempts THEN now() END
+    FROM unnest(p_ids, p_errors) AS f(id, err)
+    WHERE o.id = f.id;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END $$;
+COMMENT ON FUNCTION genq.outbox_failed(bigint[], text[], integer) IS
+    'Worker: outbox rows that failed to publish; parked after p_max_attempts.';
 
 COMMENT ON FUNCTION genq.attempt_begin(uuid, jsonb, text, integer, text, text, bigint, text,
                                        text, integer, bigint, bigint, boolean) IS

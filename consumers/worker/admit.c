@@ -91,6 +91,19 @@ void gq_admit_message(const void *payload, size_t len, const char *key_job_id,
     if (key_job_id && gq_uuid_valid(key_job_id))
         memcpy(out->job_id, key_job_id, sizeof(out->job_id));
     gq_status_t dst = gq_request_decode(payload, len, &out->req, err, sizeof(err));
+    if (cfg->max_message_bytes && len > cfg->max_message_bytes) {
+        /* Too big to take, whatever it holds; its job id, if it can be read, names the
+         * failure. The dead letter carries the first bytes, with headers saying so. */
+        if (out->req.job_id[0] && gq_uuid_valid(out->req.job_id))
+            memcpy(out->job_id, out->req.job_id, sizeof(out->job_id));
+        out->decoded = false;
+        out->dead_letter = true;
+        out->dead_cut = cfg->max_message_bytes;
+        snprintf(err, sizeof(err), "message of %zu bytes, over the limit of %zu (max_message_bytes)",
+                 len, cfg->max_message_bytes);
+        admit_fail(out, "message_too_large", err);
+        return;
+    }
     out->decoded = dst == GQ_OK;
     /* The request's own id wins over the key: the key is only a fallback for garbage. */
     if (out->req.job_id[0] && gq_uuid_valid(out->req.job_id))

@@ -28,6 +28,7 @@ typedef struct gq_admit {
     int timeout_s;      /**< OK: the request's, else the template's, else the default */
     int32_t max_attempts;
     bool dead_letter;   /**< FAIL/REJECT: the message goes to the dead-letter topic too */
+    size_t dead_cut;    /**< the dead letter carries only this many bytes (0: all of it) */
     char code[32];      /**< FAIL/REJECT: decode_error, invalid_request, unknown_template... */
     char message[512];
 } gq_admit_t;
@@ -52,7 +53,8 @@ typedef struct gq_admit_cfg {
     const char *workflows_dir;
     int job_timeout_s;
     int32_t max_attempts;
-    gq_admit_cache_t *cache; /**< may be NULL */
+    size_t max_message_bytes; /**< larger messages fail as message_too_large (0: no limit) */
+    gq_admit_cache_t *cache;  /**< may be NULL */
 } gq_admit_cfg_t;
 
 /**

@@ -137,7 +137,6 @@ gq_intake_t *gq_intake_new(const gq_cfg_t *cfg, const char *worker_id, gq_record
         {"enable.partition.eof", "false"},
         {"session.timeout.ms", "45000"},
         {"max.poll.interval.ms", "300000"},
-        {"queued.max.messages.kbytes", "4096"},
         {"queued.min.messages", "1000"},
     };
     for (size_t i = 0; i < GQ_ARRAY_LEN(defaults); i++)
@@ -145,6 +144,18 @@ gq_intake_t *gq_intake_new(const gq_cfg_t *cfg, const char *worker_id, gq_record
             rd_kafka_conf_destroy(conf);
             goto fail;
         }
+    /* A message over max_message_bytes is failed, not left unread: fetches and the local
+     * queue must take one (the broker sends a first message even beyond the fetch sizes). */
+    int64_t max_msg = gq_cfg_int(cfg, "max_message_bytes");
+    char fetch[32], queued[32];
+    snprintf(fetch, sizeof(fetch), "%lld", (long long)(max_msg + 65536));
+    snprintf(queued, sizeof(queued), "%lld", (long long)((max_msg + 65536) / 1024 + 4096));
+    if (gq_kafka_conf_set(conf, "max.partition.fetch.bytes", fetch, errstr, errstr_size) != GQ_OK ||
+        gq_kafka_conf_set(conf, "queued.max.messages.kbytes", queued, errstr, errstr_size) !=
+            GQ_OK) {
+        rd_kafka_conf_destroy(conf);
+        goto fail;
+    }
     if (gq_kafka_conf_apply_user(conf, cfg, errstr, errstr_size) != GQ_OK) {
         rd_kafka_conf_destroy(conf);
         goto fail;

@@ -451,6 +451,7 @@ static void job_admit(job_t *j, const job_ev_t *ev, const job_env_t *env, job_ac
         gq_strlcpy(j->error_message, a.message, sizeof(j->error_message));
         j->error_retryable = false;
         j->dead_letter = a.dead_letter;
+        j->dead_cut = a.dead_cut;
         gq_strlcpy(j->dead_reason, a.code, sizeof(j->dead_reason));
         if (a.verdict == GQ_ADMIT_REJECT) {
             gq_warn("poison message [%d] @%lld: %s", (int)j->partition, (long long)j->offset,

@@ -110,6 +110,7 @@ typedef struct job {
     bool error_retryable;
     char prev_error[512]; /**< the previous failed attempt's message, for the policy */
     bool dead_letter;
+    size_t dead_cut; /**< the dead letter carries this many bytes (0: all) */
     char dead_reason[32];
     gq_status_t fetch_status;
     char fetch_error[512];

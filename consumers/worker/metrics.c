@@ -47,6 +47,8 @@ struct gq_metrics {
     char last_model[128];
     uint64_t swaps;
     char lag_topic[256];
+    int64_t outbox_pending, outbox_parked;
+    double outbox_oldest_s;
     int64_t lag[M_MAX_PARTS];
     bool lag_set[M_MAX_PARTS];
     int64_t heartbeat_mono, heartbeat_wall;
@@ -175,6 +177,14 @@ void gq_metrics_model_used(gq_metrics_t *m, const char *model) {
     pthread_mutex_unlock(&m->lock);
 }
 
+void gq_metrics_outbox(gq_metrics_t *m, int64_t pending, int64_t parked, double oldest_s) {
+    pthread_mutex_lock(&m->lock);
+    m->outbox_pending = pending;
+    m->outbox_parked = parked;
+    m->outbox_oldest_s = oldest_s;
+    pthread_mutex_unlock(&m->lock);
+}
+
 void gq_metrics_lag(gq_metrics_t *m, const char *topic, int32_t partition, int64_t lag) {
     if (partition < 0 || partition >= M_MAX_PARTS)
         return;
@@ -280,6 +290,14 @@ char *gq_metrics_render(gq_metrics_t *m) {
         m_label(&b, m->lag_topic);
         gq_buf_appendf(&b, "\",partition=\"%d\"} %lld\n", p, (long long)m->lag[p]);
     }
+    m_head(&b, "genq_outbox_pending", "gauge",
+           "Completion events and dead letters written and not yet acknowledged by Kafka.");
+    gq_buf_appendf(&b, "genq_outbox_pending %lld\n", (long long)m->outbox_pending);
+    m_head(&b, "genq_outbox_parked", "gauge",
+           "Outbox messages set aside after failing to publish too often (see genq.outbox).");
+    gq_buf_appendf(&b, "genq_outbox_parked %lld\n", (long long)m->outbox_parked);
+    m_head(&b, "genq_outbox_oldest_seconds", "gauge", "Age of the oldest outbox message to publish.");
+    gq_buf_appendf(&b, "genq_outbox_oldest_seconds %.3f\n", m->outbox_oldest_s);
     m_head(&b, "genq_ready", "gauge", "1 when Kafka, PostgreSQL and ComfyUI are reachable.");
     gq_buf_appendf(&b, "genq_ready %d\n", m->ready ? 1 : 0);
     m_head(&b, "genq_loop_last_turn_timestamp_seconds", "gauge",

@@ -12,7 +12,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define RECORD_OUTBOX_STALE_MS 60000 /* a row claimed this long ago has lost its worker */
 #define RECORD_OUTBOX_SCAN_MS 5000
 #define RECORD_FLUSH_MS 10000 /* at exit: how long to wait for Kafka's acknowledgements */
 
@@ -25,9 +24,9 @@ typedef struct record_pending {
     gq_buf_t event; /* the encoded completion event */
     const void *dead;  /* the message's bytes (the job keeps them until answered) */
     size_t dead_len;
-    gq_kv_t dead_headers[8];
+    gq_kv_t dead_headers[10];
     size_t dead_headers_cnt;
-    char bufs[3][24];
+    char bufs[4][24];
     char dead_reason[32], error_code[32], error_message[512];
     bool counted_dead;
     /* for the metrics and the log line */
@@ -54,7 +53,22 @@ struct gq_record {
     size_t done_cnt, done_cap, flight_cnt;
     int64_t scan_mono;
     bool scanned_mine; /* rows left by our previous process were taken */
+    int64_t retry_ms;   /* a row not acknowledged is published again after this */
+    int max_attempts;   /* ... and parked after this many failures */
+    /* Rows that failed to publish, with why, to count in genq.outbox. */
+    int64_t failed_ids[256];
+    char *failed_err[256];
+    size_t failed_cnt;
 };
+
+/* A row could not be published: counted and kept, published again after retry_ms. */
+static void record_failed(gq_record_t *r, int64_t id, const char *why) {
+    if (r->failed_cnt == GQ_ARRAY_LEN(r->failed_ids))
+        return; /* counted next time it fails; it is published again regardless */
+    r->failed_ids[r->failed_cnt] = id;
+    r->failed_err[r->failed_cnt] = strdup(why ? why : "?");
+    r->failed_cnt++;
+}
 
 /* Kafka acknowledged an outbox message: its row can go. */
 static void record_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
@@ -64,6 +78,7 @@ static void record_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaq
     if (m->err) {
         gq_warn("outbox message %lld to %s not delivered: %s (published again later)",
                 (long long)id, rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
+        record_failed(r, id, rd_kafka_err2str(m->err));
         return;
     }
     if (r->done_cnt == r->done_cap) {
@@ -91,6 +106,7 @@ static void record_publish(gq_record_t *r, int64_t id, const char *topic, const 
         rd_kafka_headers_destroy(hdrs);
         gq_warn("publishing outbox message %lld: %s (published again later)", (long long)id,
                 rd_kafka_err2str(e));
+        record_failed(r, id, rd_kafka_err2str(e));
     }
 }
 
@@ -105,6 +121,8 @@ gq_record_t *gq_record_new(const gq_cfg_t *cfg, const char *worker_id, gq_record
     r->worker_id = worker_id;
     r->rec = rec;
     r->metrics = metrics;
+    r->retry_ms = gq_cfg_int(cfg, "outbox_retry") * 1000;
+    r->max_attempts = (int)gq_cfg_int(cfg, "outbox_max_attempts");
     r->completed_topic = gq_cfg_str(cfg, "completed_topic");
     r->dlq_topic = gq_cfg_str(cfg, "dlq_topic");
     r->io[0] = r->io[1] = -1;
@@ -168,6 +186,8 @@ void gq_record_destroy(gq_record_t *r) {
         close(r->io[0]);
     if (r->io[1] >= 0)
         close(r->io[1]);
+    for (size_t i = 0; i < r->failed_cnt; i++)
+        free(r->failed_err[i]);
     free(r->done);
     free(r->flight);
     free(r);
@@ -191,6 +211,11 @@ static void record_dead_headers(gq_record_t *r, const gq_record_job_t *job, reco
     };
     memcpy(p->dead_headers, all, sizeof(all));
     p->dead_headers_cnt = GQ_ARRAY_LEN(all);
+    if (job->dead_cut && job->dead_cut < job->payload_len) {
+        snprintf(p->bufs[3], sizeof(p->bufs[3]), "%zu", job->payload_len);
+        p->dead_headers[p->dead_headers_cnt++] = (gq_kv_t){"genq-truncated", "true"};
+        p->dead_headers[p->dead_headers_cnt++] = (gq_kv_t){"genq-original-bytes", p->bufs[3]};
+    }
 }
 
 static const gq_kv_t record_ev_headers[] = {
@@ -228,7 +253,8 @@ gq_status_t gq_record_send(gq_record_t *r, const gq_record_job_t *job, uint64_t 
     if (job->dead_letter) {
         record_dead_headers(r, job, p);
         p->dead = job->payload;
-        p->dead_len = job->payload_len;
+        p->dead_len = job->dead_cut && job->dead_cut < job->payload_len ? job->dead_cut
+                                                                         : job->payload_len;
     }
     gq_outbox_msg_t event = {r->completed_topic, p->event.data, p->event.len, record_ev_headers,
                              GQ_ARRAY_LEN(record_ev_headers)};
@@ -335,8 +361,11 @@ static void record_scan(gq_record_t *r) {
     gq_outbox_row_t *rows = NULL;
     size_t cnt = 0;
     char err[1024];
-    if (gq_recorder_outbox_claim(r->rec, r->worker_id, RECORD_OUTBOX_STALE_MS, !r->scanned_mine,
-                                 256, &rows, &cnt, err, sizeof(err)) != GQ_OK) {
+    gq_outbox_stats_t os;
+    if (gq_recorder_outbox_stats(r->rec, &os, err, sizeof(err)) == GQ_OK)
+        gq_metrics_outbox(r->metrics, os.pending, os.parked, os.oldest_s);
+    if (gq_recorder_outbox_claim(r->rec, r->worker_id, r->retry_ms, !r->scanned_mine, 256, &rows,
+                                 &cnt, err, sizeof(err)) != GQ_OK) {
         gq_debug("%s", err);
         return;
     }
@@ -369,6 +398,16 @@ void gq_record_service(gq_record_t *r, int64_t now_mono) {
             gq_record_outbox_answer(r, &fake);
         }
     }
+    if (r->failed_cnt && db) {
+        char err[512];
+        if (gq_recorder_outbox_failed_send(r->rec, r->failed_ids, (const char *const *)r->failed_err,
+                                           r->failed_cnt, r->max_attempts, 0, err,
+                                           sizeof(err)) != GQ_OK)
+            gq_warn("counting failed outbox messages: %s", err);
+        for (size_t i = 0; i < r->failed_cnt; i++)
+            free(r->failed_err[i]);
+        r->failed_cnt = 0;
+    }
     if (now_mono >= r->scan_mono && db) {
         r->scan_mono = now_mono + RECORD_OUTBOX_SCAN_MS;
         record_scan(r);
@@ -381,5 +420,5 @@ int64_t gq_record_wake(const gq_record_t *r) {
     /* Without a database there is nothing to do until it is back (its own wake says when). */
     if (!gq_pgq_connected(gq_recorder_pgq(r->rec)))
         return INT64_MAX;
-    return r->done_cnt && !r->flight ? 0 : r->scan_mono;
+    return (r->done_cnt && !r->flight) || r->failed_cnt ? 0 : r->scan_mono;
 }

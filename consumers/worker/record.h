@@ -31,6 +31,7 @@ typedef struct gq_record_job {
     size_t payload_len;
     gq_msg_ref_t ref;
     bool dead_letter;
+    size_t dead_cut; /**< the dead letter carries only the first dead_cut bytes (0: all) */
     const char *dead_reason;
     const char *error_code, *error_message;
     int32_t attempt;

@@ -154,6 +154,7 @@ static void worker_record(gq_worker_t *w, job_t *j) {
         .payload_len = j->payload_len,
         .ref = worker_ref(w, j),
         .dead_letter = j->dead_letter,
+        .dead_cut = j->dead_cut,
         .dead_reason = j->dead_reason,
         .error_code = j->error_code,
         .error_message = j->error_message,
@@ -262,6 +263,11 @@ static void worker_do(gq_worker_t *w, job_t *j, const job_acts_t *acts) {
 static void worker_db_answer(gq_worker_t *w, gq_pgq_done_t *d) {
     if (d->kind == GQ_REC_OUTBOX_DONE) {
         gq_record_outbox_answer(w->record, d);
+        return;
+    }
+    if (d->kind == GQ_REC_OUTBOX_FAILED) {
+        if (d->status != GQ_OK)
+            gq_warn("counting failed outbox messages: %s", d->errstr);
         return;
     }
     job_t *j = worker_job(w, d->tag);
@@ -819,7 +825,8 @@ gq_worker_t *gq_worker_new(const gq_cfg_t *cfg, volatile sig_atomic_t *stop, gq_
     w->queue_depth = (int)gq_cfg_int(cfg, "queue_depth");
     w->backlog_max = (size_t)gq_cfg_int(cfg, "backlog");
     w->admit = (gq_admit_cfg_t){gq_cfg_str(cfg, "workflows_dir"), (int)gq_cfg_int(cfg, "job_timeout"),
-                                (int32_t)gq_cfg_int(cfg, "max_attempts"), &w->templates};
+                                (int32_t)gq_cfg_int(cfg, "max_attempts"),
+                                (size_t)gq_cfg_int(cfg, "max_message_bytes"), &w->templates};
     w->env = (job_env_t){.admit = &w->admit,
                          .worker_id = w->worker_id,
                          .stall_timeout_ms = (int)gq_cfg_int(cfg, "stall_timeout") * 1000,

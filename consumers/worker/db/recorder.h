@@ -47,6 +47,7 @@ typedef enum gq_rec_kind {
     GQ_REC_FINISH,
     GQ_REC_REJECT,
     GQ_REC_OUTBOX_DONE,
+    GQ_REC_OUTBOX_FAILED,
     GQ_REC_OFFSET,
 } gq_rec_kind_t;
 
@@ -233,5 +234,24 @@ gq_status_t gq_recorder_outbox_done_send(gq_recorder_t *r, const int64_t *ids, s
                                          uint64_t tag, char *errstr, size_t errstr_size);
 gq_status_t gq_recorder_outbox_done(gq_recorder_t *r, const int64_t *ids, size_t cnt, char *errstr,
                                     size_t errstr_size);
+
+/**
+ * Rows that could not be published (errors[i] says why): counted, claimed again only after
+ * the retry delay, parked after max_attempts failures. Nothing waits for the answer.
+ */
+gq_status_t gq_recorder_outbox_failed_send(gq_recorder_t *r, const int64_t *ids,
+                                           const char *const *errors, size_t cnt,
+                                           int max_attempts, uint64_t tag, char *errstr,
+                                           size_t errstr_size);
+
+typedef struct gq_outbox_stats {
+    int64_t pending;  /**< rows still to publish */
+    int64_t parked;   /**< rows set aside after too many failures */
+    double oldest_s;  /**< age of the oldest row still to publish, 0 when none */
+} gq_outbox_stats_t;
+
+/** The outbox's depth, for the metrics (blocking; the outbox is small). */
+gq_status_t gq_recorder_outbox_stats(gq_recorder_t *r, gq_outbox_stats_t *out, char *errstr,
+                                     size_t errstr_size);
 
 #endif

@@ -59,9 +59,9 @@ gq_status_t gq_recorder_outbox_claim(gq_recorder_t *r, const char *claimer, int6
     gq_status_t st =
         gq_pgq_exec(r->q,
                     "UPDATE genq.outbox SET claimed_by = $1, claimed_at = now() WHERE id IN ("
-                    "SELECT id FROM genq.outbox WHERE claimed_at IS NULL "
+                    "SELECT id FROM genq.outbox WHERE parked_at IS NULL AND (claimed_at IS NULL "
                     "OR claimed_at < now() - make_interval(secs => $2::double precision / 1000) "
-                    "OR ($4 AND claimed_by = $1) "
+                    "OR ($4 AND claimed_by = $1)) "
                     "ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED) "
                     "RETURNING id::text, topic, msg_key, payload, headers::text",
                     &p, 30000, &res, e, sizeof(e));
@@ -145,4 +145,58 @@ gq_status_t gq_recorder_outbox_done(gq_recorder_t *r, const int64_t *ids, size_t
     gq_status_t st = outbox_done_run(r, ids, cnt, 0, &res, errstr, errstr_size);
     PQclear(res);
     return st;
+}
+
+gq_status_t gq_recorder_outbox_failed_send(gq_recorder_t *r, const int64_t *ids,
+                                           const char *const *errors, size_t cnt,
+                                           int max_attempts, uint64_t tag, char *errstr,
+                                           size_t errstr_size) {
+    json_t *a = json_array(), *e = json_array();
+    for (size_t i = 0; a && e && i < cnt; i++) {
+        json_array_append_new(a, json_integer(ids[i]));
+        json_array_append_new(e, json_string(errors[i] ? errors[i] : ""));
+    }
+    rec_texts_t t = {0};
+    const char *ids_text = rec_json_keep(&t, a), *err_text = rec_json_keep(&t, e);
+    gq_status_t st;
+    if (!ids_text || !err_text) {
+        gq_errf(errstr, errstr_size, "out of memory");
+        st = GQ_ERR_NOMEM;
+    } else {
+        gq_pg_params_t p;
+        gq_pg_params_init(&p);
+        gq_pg_param_str(&p, ids_text);
+        gq_pg_param_str(&p, err_text);
+        gq_pg_param_i64(&p, max_attempts);
+        st = rec_run(r,
+                     "SELECT genq.outbox_failed(ARRAY(SELECT jsonb_array_elements_text($1::jsonb)"
+                     "::bigint), ARRAY(SELECT jsonb_array_elements_text($2::jsonb)), $3)",
+                     &p, GQ_REC_OUTBOX_FAILED, tag, NULL, errstr, errstr_size);
+    }
+    rec_texts_release(&t);
+    return st;
+}
+
+gq_status_t gq_recorder_outbox_stats(gq_recorder_t *r, gq_outbox_stats_t *out, char *errstr,
+                                     size_t errstr_size) {
+    memset(out, 0, sizeof(*out));
+    PGresult *res = NULL;
+    char e[1024];
+    gq_status_t st = gq_pgq_exec(
+        r->q,
+        "SELECT count(*) FILTER (WHERE parked_at IS NULL), count(*) FILTER (WHERE parked_at IS "
+        "NOT NULL), coalesce(extract(epoch FROM now() - min(created_at) FILTER (WHERE parked_at "
+        "IS NULL)), 0)::double precision FROM genq.outbox",
+        NULL, 30000, &res, e, sizeof(e));
+    if (st != GQ_OK) {
+        gq_errf(errstr, errstr_size, "reading the outbox's depth: %s", e);
+        return st;
+    }
+    out->pending = gq_pg_get_i64(res, 0, 0, 0);
+    out->parked = gq_pg_get_i64(res, 0, 1, 0);
+    double age = 0;
+    gq_parse_double(gq_pg_get(res, 0, 2), &age);
+    out->oldest_s = age;
+    PQclear(res);
+    return GQ_OK;
 }
