@@ -14,8 +14,21 @@ static char *replay_dup(const PGresult *res, int row, int col) {
     return PQgetisnull(res, row, col) ? NULL : strdup(gq_pg_get(res, row, col));
 }
 
-/* Rebuilds the request a job row came from. */
+/* Rebuilds the request a job row came from: the request as the worker received it (every
+ * field, the inline workflow and overrides included), or, for rows recorded before genq kept
+ * it, from the columns. */
 static gq_status_t replay_request(const PGresult *res, int i, gq_request_t *req) {
+    if (!PQgetisnull(res, i, 19)) {
+        char err[512];
+        const char *text = gq_pg_get(res, i, 19);
+        if (gq_request_from_json(text, strlen(text), req, err, sizeof(err)) == GQ_OK) {
+            req->submitted_at = gq_now_ms();
+            return GQ_OK;
+        }
+        gq_warn("job %s: its stored request does not read back (%s); using its columns",
+                gq_pg_get(res, i, 0), err);
+        gq_request_release(req);
+    }
     gq_request_init(req);
     gq_strlcpy(req->job_id, gq_pg_get(res, i, 0), sizeof(req->job_id));
     char *s;
@@ -87,7 +100,8 @@ int gq_replay_jobs(const gq_cfg_t *cfg, gq_pg_t *pg) {
     if (gq_pg_exec(pg,
                    "SELECT job_id, workflow, prompt, negative_prompt, width, height, seed, steps, "
                    "cfg, sampler, scheduler, model, batch_size, priority, source, timeout_s, "
-                   "attempts, metadata::text, max_attempts FROM genq.jobs WHERE status = $1 "
+                   "attempts, metadata::text, max_attempts, request::text FROM genq.jobs "
+                   "WHERE status = $1 "
                    "AND ($2::text IS NULL OR model = $2) "
                    "AND ($3::text IS NULL OR error_code = $3) "
                    "AND finished_at >= to_timestamp($4::double precision / 1000) "
