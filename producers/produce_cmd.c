@@ -266,6 +266,30 @@ static int produce_lines(produce_state_t *ps, const char *path, int *bad) {
     return GQ_EXIT_OK;
 }
 
+/* --write-messages: everything but the publishing; the messages go to path. */
+static int produce_to_file(produce_state_t *ps, gq_request_prep_t *prep, const gq_cfg_t *cfg,
+                           const char *path, int *bad) {
+    int exit_code = GQ_EXIT_OK;
+    ps->messages_path = path;
+    ps->messages = fopen(path, "wb");
+    if (!ps->messages) {
+        gq_err("cannot create %s", path);
+        return GQ_EXIT_FAILURE;
+    }
+    setvbuf(ps->messages, NULL, _IOFBF, 1u << 20);
+    if (gq_cfg_isset(cfg, "file"))
+        exit_code = produce_lines(ps, gq_cfg_str(cfg, "file"), bad);
+    else
+        produce_count(ps, prep, cfg, bad);
+    if (fclose(ps->messages) != 0) {
+        gq_err("cannot write to %s", path);
+        exit_code = GQ_EXIT_FAILURE;
+    }
+    ps->messages = NULL;
+    gq_info("%zu request(s) written to %s, %d rejected", ps->delivered, path, *bad);
+    return exit_code == GQ_EXIT_OK && *bad ? GQ_EXIT_DATAERR : exit_code;
+}
+
 static void produce_progress(size_t done, size_t ok, size_t failed, size_t total, int64_t t0) {
     if (!isatty(STDERR_FILENO))
         return;
@@ -361,26 +385,7 @@ int gq_cmd_produce(int argc, char **argv) {
     int bad = 0;
     int exit_code = GQ_EXIT_OK;
     if (messages_path) {
-        ps.messages_path = messages_path;
-        ps.messages = fopen(messages_path, "wb");
-        if (!ps.messages) {
-            gq_err("cannot create %s", messages_path);
-            gq_request_prep_destroy(prep);
-            gq_cfg_release(&cfg);
-            return GQ_EXIT_FAILURE;
-        }
-        setvbuf(ps.messages, NULL, _IOFBF, 1u << 20);
-        if (from_file)
-            exit_code = produce_lines(&ps, gq_cfg_str(&cfg, "file"), &bad);
-        else
-            produce_count(&ps, prep, &cfg, &bad);
-        if (fclose(ps.messages) != 0) {
-            gq_err("cannot write to %s", messages_path);
-            exit_code = GQ_EXIT_FAILURE;
-        }
-        gq_info("%zu request(s) written to %s, %d rejected", ps.delivered, messages_path, bad);
-        if (exit_code == GQ_EXIT_OK && bad)
-            exit_code = GQ_EXIT_DATAERR;
+        exit_code = produce_to_file(&ps, prep, &cfg, messages_path, &bad);
         gq_request_prep_destroy(prep);
         gq_idset_release(&ps.jobs);
         gq_cfg_release(&cfg);
