@@ -185,8 +185,9 @@ gq_status_t gq_uuid_v4(char out[37]) {
 }
 
 bool gq_uuid_valid(const char *s) {
-    if (!s || strlen(s) != 36)
+    if (!s)
         return false;
+    /* A NUL before the end fails the character test, so no strlen is needed. */
     for (int i = 0; i < 36; i++) {
         char c = s[i];
         if (i == 8 || i == 13 || i == 18 || i == 23) {
@@ -196,7 +197,7 @@ bool gq_uuid_valid(const char *s) {
             return false;
         }
     }
-    return true;
+    return s[36] == '\0';
 }
 
 void gq_sha256_hex(const void *data, size_t len, char out[65]) {

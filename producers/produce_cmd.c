@@ -154,29 +154,23 @@ static gq_status_t produce_write(produce_state_t *ps, const char *job_id, const 
 }
 
 /* Sends (or writes) one request, which stays the caller's. */
-static gq_status_t produce_one(produce_state_t *ps, gq_request_t *req, const char *where,
-                               int *bad) {
-    char err[1024];
+static gq_status_t produce_one(produce_state_t *ps, gq_request_t *req, char *errstr,
+                               size_t errstr_size) {
     gq_status_t st;
     if (ps->messages) {
         gq_buf_t b;
         gq_buf_init(&b, 16u << 20);
-        st = gq_request_validate(req, err, sizeof(err));
+        st = gq_request_validate(req, errstr, errstr_size);
         if (st == GQ_OK)
-            st = gq_request_encode(req, &b, err, sizeof(err));
+            st = gq_request_encode(req, &b, errstr, errstr_size);
         if (st == GQ_OK)
-            st = produce_write(ps, req->job_id, b.data, b.len, err, sizeof(err));
+            st = produce_write(ps, req->job_id, b.data, b.len, errstr, errstr_size);
         gq_buf_release(&b);
     } else {
-        st = gq_producer_send(ps->p, req, err, sizeof(err));
+        st = gq_producer_send(ps->p, req, errstr, errstr_size);
     }
-    if (st == GQ_OK) {
-        if (ps->track)
-            gq_idset_add(&ps->jobs, req->job_id, JOB_SENT);
-    } else {
-        gq_err("%s: %s", where, err);
-        (*bad)++;
-    }
+    if (st == GQ_OK && ps->track)
+        gq_idset_add(&ps->jobs, req->job_id, JOB_SENT);
     return st;
 }
 
@@ -250,13 +244,11 @@ static int produce_lines(produce_state_t *ps, const char *path, int *bad) {
         if (len == 0)
             continue;
         gq_request_t req;
-        char err[1024], where[256];
-        snprintf(where, sizeof(where), "%s:%ld", path, lineno);
-        if (gq_request_from_json(line, len, &req, err, sizeof(err)) != GQ_OK) {
-            gq_err("%s: %s", where, err);
+        char err[1024];
+        if (gq_request_from_json(line, len, &req, err, sizeof(err)) != GQ_OK ||
+            produce_one(ps, &req, err, sizeof(err)) != GQ_OK) {
+            gq_err("%s:%ld: %s", path, lineno, err);
             (*bad)++;
-        } else {
-            produce_one(ps, &req, where, bad);
         }
         gq_request_release(&req);
     }

@@ -49,6 +49,16 @@ gq_status_t gq_schema_write(gq_schema_kind_t kind, avro_value_t *val, gq_buf_t *
 gq_status_t gq_request_encode_avro(const gq_request_t *req, gq_buf_t *out, char *errstr,
                                    size_t errstr_size);
 
+/**
+ * gq_request_from_json() in its two halves. The fast path reads flat objects of strings
+ * (without \u escapes), numbers and nulls by hand and returns false, req untouched, for
+ * anything it cannot read exactly as jansson would; the jansson path reads everything, and
+ * words every error. gq_request_from_json() tries them in that order.
+ */
+bool gq_request_from_json_fast(const char *json, size_t len, gq_request_t *req);
+gq_status_t gq_request_from_json_jansson(const char *json, size_t len, gq_request_t *req,
+                                         char *errstr, size_t errstr_size);
+
 /** The error state threaded through gq_av_* calls: after a failure they do nothing. */
 typedef struct gq_av {
     gq_status_t st;
