@@ -297,8 +297,9 @@ static void test_errors(void) {
             }
             size_t a = rnd_below(n), b = rnd_below(n);
             if (variant == 1 || variant == 3 || variant == 5) { /* a repeated key */
+                char *key = strdup(kv[a].key);                  /* a may be b */
                 free(kv[b].key);
-                kv[b].key = strdup(kv[a].key);
+                kv[b].key = key;
             }
             if (variant == 2 || variant == 3) { /* a NULL value */
                 free(kv[a].value);
@@ -306,8 +307,9 @@ static void test_errors(void) {
             }
             if (variant == 4 || variant == 5) { /* two keys repeated, in either order */
                 size_t c = rnd_below(n), d = rnd_below(n);
+                char *key = strdup(kv[c].key);
                 free(kv[d].key);
-                kv[d].key = strdup(kv[c].key);
+                kv[d].key = key;
                 free(kv[0].key);
                 kv[0].key = NULL;
                 if (variant == 5 && n > 2) {
