@@ -37,11 +37,10 @@ typedef struct gq_producer gq_producer_t;
 #define GQ_PRODUCER_CONTENT_TYPE "application/vnd.genq.request+avro"
 
 /** librdkafka settings of a bulk producer (gq_producer_conf_t.bulk): batches wait up to
- * linger.ms to fill up to batch.num.messages (or batch.size, 1 MB by default); the local
- * queue holds up to queue.buffering.max.messages. kafka_props override each of them. */
+ * linger.ms to fill up to batch.size (1 MB by default) rather than batch.num.messages.
+ * kafka_props override each of them. */
 #define GQ_PRODUCER_BULK_LINGER_MS "50"
 #define GQ_PRODUCER_BULK_BATCH_MESSAGES "100000"
-#define GQ_PRODUCER_BULK_QUEUE_MESSAGES "1000000"
 
 /** Called from gq_producer_poll/flush for each delivery: err is NULL on success. */
 typedef void(gq_producer_dr_cb_t)(const char *job_id, gq_status_t st, const char *err,

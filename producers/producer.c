@@ -61,14 +61,10 @@ gq_producer_t *gq_producer_new(const gq_producer_conf_t *conf, char *errstr, siz
     if (st == GQ_OK)
         st = gq_kafka_conf_set(kc, "linger.ms", conf->bulk ? GQ_PRODUCER_BULK_LINGER_MS : "5",
                                errstr, errstr_size);
-    /* Bulk: fewer, fuller batches (less work per message for us and for the broker), and a
-     * local queue deep enough that the sender rarely waits for room. */
+    /* Bulk: fewer, fuller batches, less work per message for us and for the broker. */
     if (st == GQ_OK && conf->bulk)
         st = gq_kafka_conf_set(kc, "batch.num.messages", GQ_PRODUCER_BULK_BATCH_MESSAGES, errstr,
                                errstr_size);
-    if (st == GQ_OK && conf->bulk)
-        st = gq_kafka_conf_set(kc, "queue.buffering.max.messages", GQ_PRODUCER_BULK_QUEUE_MESSAGES,
-                               errstr, errstr_size);
     for (size_t i = 0; st == GQ_OK && i < conf->kafka_props_cnt; i++) {
         char kv[1024];
         if (gq_strlcpy(kv, conf->kafka_props[i], sizeof(kv)) != GQ_OK || !strchr(kv, '=')) {
