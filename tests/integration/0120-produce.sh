@@ -6,7 +6,9 @@
 # libgenq-producer.a (gq_producer_send, gq_request_prep_* and gq_producer_send_prepared).
 # Every message on the topics decodes (python3-avro) to what was asked for, keyed by a job id
 # that was printed, with genq's content-type header; --write-messages writes the same bytes.
+# Last, -n with --wait follows its jobs through a worker to their completion events.
 source "$(dirname "$0")/lib.sh"
+t_fresh_db
 t_fresh_names
 topic=$GENQ_REQUESTS_TOPIC
 t0=$(date +%s%3N)
@@ -194,4 +196,18 @@ sizes = {r["seed"]: len(v) for r, v in n.values()}
 assert all(sizes[s] == size for s, size, _ in written), "written and published sizes differ"
 print(f"{len(n)} + {len(f)} + {len(c)} messages checked")
 PY
-note "-n 3000, --file 400 (+1 bad line), C API 101: every message decoded and matched"
+# -n with --wait: the jobs are followed to their completion events. The worker creates the
+# completed topic; --wait starts once that topic can be read (a reader that creates the topic
+# itself can ask for its offsets before its partitions have a leader, and gives up).
+t_worker w1 "$GENQ_COMFYUI_URL"
+events_readable() { "$GENQ" events --from end >/dev/null 2>&1; }
+t_wait 60 "the completed topic to be readable" events_readable
+timeout 120 "$GENQ" produce -p "wait" -m sd15.safetensors \
+    --width 64 --height 64 --steps 2 -n 4 --wait --wait-timeout 100 >"$T_TMP/wait.ids" \
+    2>"$T_TMP/produce-wait.log" || fail "genq produce -n 4 --wait exited $?"
+grep -q "4 of 4 jobs finished: 4 succeeded, 0 failed" "$T_TMP/produce-wait.log" ||
+    fail "--wait did not see 4 jobs succeed"
+[ "$(sort -u "$T_TMP/wait.ids" | wc -l)" -eq 4 ] || fail "produce --wait printed $(wc -l <"$T_TMP/wait.ids") ids"
+kill -TERM "$PID_w1"
+wait "$PID_w1" || fail "worker exited with $?"
+note "-n 3000, --file 400 (+1 bad line), C API 101: every message decoded and matched; -n 4 --wait"
