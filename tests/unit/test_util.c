@@ -156,18 +156,18 @@ static void test_cfg(void) {
     CHECK_INT(gq_cfg_int(&cfg, "queue_depth"), 2);
     char *argv[] = {"worker", "--group=from-flag", "-X", "debug=cgrp", "--queue-depth", "3", "rest",
                     NULL};
-    int optind = 0;
-    CHECK(gq_cfg_parse_args(&cfg, 7, argv, &optind, err, sizeof(err)) == GQ_OK);
+    int argi = 0;
+    CHECK(gq_cfg_parse_args(&cfg, 7, argv, &argi, err, sizeof(err)) == GQ_OK);
     CHECK_STR(gq_cfg_str(&cfg, "group"), "from-flag");
     CHECK_INT(gq_cfg_int(&cfg, "queue_depth"), 3);
     CHECK_INT(cfg.kafka_cnt, 1);
-    CHECK_INT(optind, 6);
+    CHECK_INT(argi, 6);
     char *bad[] = {"worker", "--queue-depth", "99", NULL};
-    CHECK(gq_cfg_parse_args(&cfg, 3, bad, &optind, err, sizeof(err)) == GQ_ERR_INVALID);
+    CHECK(gq_cfg_parse_args(&cfg, 3, bad, &argi, err, sizeof(err)) == GQ_ERR_INVALID);
     char *unknown[] = {"worker", "--prompt", "x", NULL};
-    CHECK(gq_cfg_parse_args(&cfg, 3, unknown, &optind, err, sizeof(err)) == GQ_ERR_INVALID);
+    CHECK(gq_cfg_parse_args(&cfg, 3, unknown, &argi, err, sizeof(err)) == GQ_ERR_INVALID);
     char *help[] = {"worker", "--help", NULL};
-    CHECK(gq_cfg_parse_args(&cfg, 2, help, &optind, err, sizeof(err)) == GQ_CFG_HELP);
+    CHECK(gq_cfg_parse_args(&cfg, 2, help, &argi, err, sizeof(err)) == GQ_CFG_HELP);
     gq_cfg_release(&cfg);
     /* GENQ_KAFKA_* become librdkafka properties, before -X so that the flag wins. */
     setenv("GENQ_KAFKA_SASL_PASSWORD", "s3cret", 1);
@@ -175,7 +175,7 @@ static void test_cfg(void) {
     CHECK(gq_cfg_init(&cfg, GQ_CMD_WORKER, "worker", err, sizeof(err)) == GQ_OK);
     CHECK_INT(cfg.kafka_cnt, 2);
     char *xargv[] = {"worker", "-X", "security.protocol=SSL", NULL};
-    CHECK(gq_cfg_parse_args(&cfg, 3, xargv, &optind, err, sizeof(err)) == GQ_OK);
+    CHECK(gq_cfg_parse_args(&cfg, 3, xargv, &argi, err, sizeof(err)) == GQ_OK);
     CHECK_INT(cfg.kafka_cnt, 3);
     bool saw_pw = false, saw_proto = false;
     for (size_t i = 0; i < 2; i++) {
