@@ -60,6 +60,12 @@ typedef struct gq_producer_conf {
     int bulk;
 } gq_producer_conf_t;
 
+/**
+ * Creates the producer; with create_partitions, creates the topic if missing (up to 10 s).
+ * It then asks for the topic's metadata (up to 1 s) so that the first message does not wait
+ * for librdkafka's periodic topic scan. Kafka being down is not an error here: messages wait
+ * in the local queue until it is reachable or their delivery times out.
+ */
 gq_producer_t *gq_producer_new(const gq_producer_conf_t *conf, char *errstr, size_t errstr_size);
 /** Flushes (up to 10 s) and frees. NULL-safe. */
 void gq_producer_destroy(gq_producer_t *p);
