@@ -54,6 +54,16 @@ gq_status_t gq_buf_append(gq_buf_t *b, const void *p, size_t n) {
     return GQ_OK;
 }
 
+gq_status_t gq_buf_extend(gq_buf_t *b, size_t n, char **tail) {
+    gq_status_t st = buf_reserve(b, n);
+    if (st != GQ_OK)
+        return st;
+    *tail = b->data + b->len;
+    b->len += n;
+    b->data[b->len] = '\0';
+    return GQ_OK;
+}
+
 gq_status_t gq_buf_appends(gq_buf_t *b, const char *s) { return gq_buf_append(b, s, strlen(s)); }
 
 gq_status_t gq_buf_appendf(gq_buf_t *b, const char *fmt, ...) {

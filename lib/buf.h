@@ -24,6 +24,11 @@ void gq_buf_release(gq_buf_t *b);
 void gq_buf_reset(gq_buf_t *b);
 gq_status_t gq_buf_append(gq_buf_t *b, const void *p, size_t n);
 gq_status_t gq_buf_appends(gq_buf_t *b, const char *s);
+/**
+ * Makes b n bytes longer and sets *tail to them, for a caller that writes them in place (it
+ * must, before reading b); b is unchanged on failure (GQ_ERR_TOOBIG or GQ_ERR_NOMEM).
+ */
+gq_status_t gq_buf_extend(gq_buf_t *b, size_t n, char **tail);
 gq_status_t gq_buf_appendf(gq_buf_t *b, const char *fmt, ...) GQ_PRINTF(2, 3);
 /** Hands the data to the caller (who frees it) and leaves b empty. */
 char *gq_buf_detach(gq_buf_t *b, size_t *len);

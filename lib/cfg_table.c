@@ -99,6 +99,9 @@ static const gq_cfg_key_t cfg_keys[] = {
     {"wait", 0, NULL, GQ_CFG_BOOL, "false", 0, 0, P, false,
      "follow completion events of the published jobs until all are done"},
     {"wait_timeout", 0, NULL, GQ_CFG_INT, "3600", 1, 604800, P, false, "seconds --wait waits"},
+    {"write_messages", 0, NULL, GQ_CFG_STR, NULL, 0, 0, P, false,
+     "write the messages to this file instead of publishing them (each as u32 big-endian key "
+     "length, key, u32 big-endian value length, value); ids are printed as if delivered"},
     /* events */
     {"from", 0, NULL, GQ_CFG_STR, "end", 0, 0, E, false,
      "start at: beginning, end, an offset, or @<unix-ms> timestamp"},

@@ -1,6 +1,8 @@
 #include "util.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -94,13 +96,20 @@ void gq_sleep_ms(int64_t ms) {
     nanosleep(&ts, NULL);
 }
 
+static const char util_hex[] = "0123456789abcdef";
+
 void gq_uuid_format(const unsigned char r[16], char out[37]) {
-    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", r[0],
-             r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13],
-             r[14], r[15]);
+    char *o = out;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            *o++ = '-';
+        *o++ = util_hex[r[i] >> 4];
+        *o++ = util_hex[r[i] & 0x0f];
+    }
+    *o = '\0';
 }
 
-static gq_status_t util_random(void *buf, size_t len) {
+static gq_status_t util_getrandom(void *buf, size_t len) {
     size_t got = 0;
     while (got < len) {
         ssize_t n = getrandom((char *)buf + got, len - got, 0);
@@ -114,12 +123,56 @@ static gq_status_t util_random(void *buf, size_t len) {
     return GQ_OK;
 }
 
+/*
+ * Random bytes are drawn from the kernel's CSPRNG UTIL_POOL_SIZE at a time (one getrandom
+ * for 64 uuids) into a per-thread pool, so ids stay as unpredictable as the kernel makes them
+ * while the system call is amortised. A process made by fork() copies its parent's pool: had
+ * it kept the unused bytes, parent and child would draw the same uuids. The fork handler
+ * bumps a generation (in the child only) that makes every inherited pool count as empty.
+ */
+#define UTIL_POOL_SIZE 1024
+
+typedef struct util_pool {
+    unsigned char bytes[UTIL_POOL_SIZE];
+    size_t pos; /* bytes[pos..] are unused */
+    unsigned gen;
+} util_pool_t;
+
+static _Thread_local util_pool_t util_pool = {.pos = UTIL_POOL_SIZE};
+static atomic_uint util_fork_gen = 1;
+static pthread_once_t util_fork_once = PTHREAD_ONCE_INIT;
+
+static void util_on_fork_child(void) { atomic_fetch_add(&util_fork_gen, 1); }
+
+static void util_fork_register(void) { pthread_atfork(NULL, NULL, util_on_fork_child); }
+
+static gq_status_t util_random(void *buf, size_t len) {
+    util_pool_t *p = &util_pool;
+    unsigned gen = atomic_load_explicit(&util_fork_gen, memory_order_relaxed);
+    if (len > UTIL_POOL_SIZE / 4)
+        return util_getrandom(buf, len);
+    if (p->gen != gen || UTIL_POOL_SIZE - p->pos < len) {
+        pthread_once(&util_fork_once, util_fork_register);
+        if (util_getrandom(p->bytes, sizeof(p->bytes)) != GQ_OK)
+            return GQ_ERR;
+        p->pos = 0;
+        p->gen = atomic_load(&util_fork_gen);
+    }
+    memcpy(buf, p->bytes + p->pos, len);
+    /* Used bytes are not kept: a later memory disclosure cannot reveal ids already drawn. */
+    memset(p->bytes + p->pos, 0, len);
+    p->pos += len;
+    return GQ_OK;
+}
+
 uint64_t gq_random_u64(void) {
     uint64_t v = 0;
     if (util_random(&v, sizeof(v)) != GQ_OK)
         v = (uint64_t)gq_now_ms() * 6364136223846793005u;
     return v;
 }
+
+gq_status_t gq_random_bytes(void *buf, size_t len) { return util_random(buf, len); }
 
 gq_status_t gq_uuid_v4(char out[37]) {
     unsigned char r[16];
@@ -132,8 +185,9 @@ gq_status_t gq_uuid_v4(char out[37]) {
 }
 
 bool gq_uuid_valid(const char *s) {
-    if (!s || strlen(s) != 36)
+    if (!s)
         return false;
+    /* A NUL before the end fails the character test, so no strlen is needed. */
     for (int i = 0; i < 36; i++) {
         char c = s[i];
         if (i == 8 || i == 13 || i == 18 || i == 23) {
@@ -143,7 +197,7 @@ bool gq_uuid_valid(const char *s) {
             return false;
         }
     }
-    return true;
+    return s[36] == '\0';
 }
 
 void gq_sha256_hex(const void *data, size_t len, char out[65]) {

@@ -23,9 +23,15 @@ int64_t gq_mono_ms(void);
 /** Sleeps, returning early on a signal. */
 void gq_sleep_ms(int64_t ms);
 
-/** 64 random bits from the kernel's generator. */
+/**
+ * Random bytes from the kernel's generator (getrandom), drawn a block at a time into a
+ * per-thread pool; a child made by fork() never reuses its parent's bytes. Thread-safe.
+ */
+gq_status_t gq_random_bytes(void *buf, size_t len);
+/** 64 random bits from gq_random_bytes (a clock-derived value if the kernel fails). */
 uint64_t gq_random_u64(void);
-/** Writes a random (v4) uuid, canonical lowercase, into out[37]. */
+/** Writes a random (v4) uuid, canonical lowercase, into out[37]: 122 bits of
+ * gq_random_bytes. Fails only if the kernel's generator does. */
 gq_status_t gq_uuid_v4(char out[37]);
 /** True if s is a canonical lowercase 8-4-4-4-12 hex uuid. */
 bool gq_uuid_valid(const char *s);

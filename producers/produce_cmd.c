@@ -19,8 +19,12 @@
 enum { JOB_SENT = 1, JOB_DELIVERED, JOB_SUCCEEDED, JOB_FAILED };
 
 typedef struct produce_state {
-    gq_idset_t jobs;
+    gq_idset_t jobs; /* with --wait: every job sent, and how far it got */
+    bool track;
     size_t delivered, failed_delivery;
+    gq_producer_t *p; /* where requests go: Kafka, */
+    FILE *messages;   /* or, with --write-messages, a file */
+    const char *messages_path;
 } produce_state_t;
 
 static volatile sig_atomic_t produce_stop;
@@ -34,9 +38,10 @@ static void produce_on_delivery(const char *job_id, gq_status_t st, const char *
     produce_state_t *ps = opaque;
     (void)err;
     if (st == GQ_OK) {
-        printf("%s\n", job_id);
+        fputs(job_id, stdout);
+        putc('\n', stdout);
         ps->delivered++;
-        unsigned char *s = gq_idset_get(&ps->jobs, job_id);
+        unsigned char *s = ps->track ? gq_idset_get(&ps->jobs, job_id) : NULL;
         if (s && *s == JOB_SENT)
             *s = JOB_DELIVERED;
     } else {
@@ -69,6 +74,17 @@ static char *produce_read_file(const char *path, size_t max, char *errstr, size_
 static char *produce_strdup_opt(const gq_cfg_t *cfg, const char *key) {
     const char *v = gq_cfg_str(cfg, key);
     return v ? strdup(v) : NULL;
+}
+
+/* The seed of the i-th request: --seed (given, a value >= 0) plus i, or a random one plus i;
+ * -1 (refused by validation) if that overflows. */
+static int64_t produce_seed(int64_t given, int64_t i) {
+    int64_t base = given >= 0 ? given : (int64_t)(gq_random_u64() >> 33);
+    return base > INT64_MAX - i ? -1 : base + i;
+}
+
+static int64_t produce_seed_flag(const gq_cfg_t *cfg) {
+    return gq_cfg_isset(cfg, "seed") ? gq_cfg_int(cfg, "seed") : -1;
 }
 
 /* Fills a request from the flags; the caller owns req. */
@@ -115,25 +131,96 @@ static gq_status_t produce_from_flags(const gq_cfg_t *cfg, gq_request_t *req, ch
     /* Only an explicit max_attempts goes into the request; else the worker's default rules. */
     if (gq_cfg_source(cfg, "max_attempts") > GQ_SRC_DEFAULT)
         req->max_attempts = (int32_t)gq_cfg_int(cfg, "max_attempts");
-    req->seed =
-        gq_cfg_isset(cfg, "seed") ? gq_cfg_int(cfg, "seed") : (int64_t)(gq_random_u64() >> 33);
+    req->seed = produce_seed(produce_seed_flag(cfg), 0);
     return GQ_OK;
 }
 
-static gq_status_t produce_one(gq_producer_t *p, produce_state_t *ps, gq_request_t *req,
-                               const char *where, int *bad) {
-    char err[1024];
-    gq_status_t st = gq_producer_send(p, req, err, sizeof(err));
-    if (st == GQ_OK) {
-        gq_idset_add(&ps->jobs, req->job_id, JOB_SENT);
-    } else {
-        gq_err("%s: %s", where, err);
-        (*bad)++;
+/* --write-messages: the message as Kafka would get it, framed as u32 big-endian key length,
+ * key, u32 big-endian value length, value. The job id is printed as if delivered. */
+static gq_status_t produce_write(produce_state_t *ps, const char *job_id, const void *data,
+                                 size_t len, char *errstr, size_t errstr_size) {
+    size_t klen = strlen(job_id);
+    unsigned char kl[4] = {(unsigned char)(klen >> 24), (unsigned char)(klen >> 16),
+                           (unsigned char)(klen >> 8), (unsigned char)klen};
+    unsigned char vl[4] = {(unsigned char)(len >> 24), (unsigned char)(len >> 16),
+                           (unsigned char)(len >> 8), (unsigned char)len};
+    if (fwrite(kl, 1, 4, ps->messages) != 4 || fwrite(job_id, 1, klen, ps->messages) != klen ||
+        fwrite(vl, 1, 4, ps->messages) != 4 || fwrite(data, 1, len, ps->messages) != len) {
+        gq_errf(errstr, errstr_size, "cannot write to %s", ps->messages_path);
+        return GQ_ERR;
     }
+    produce_on_delivery(job_id, GQ_OK, NULL, ps);
+    return GQ_OK;
+}
+
+/* Sends (or writes) one request, which stays the caller's. */
+static gq_status_t produce_one(produce_state_t *ps, gq_request_t *req, char *errstr,
+                               size_t errstr_size) {
+    gq_status_t st;
+    if (ps->messages) {
+        gq_buf_t b;
+        gq_buf_init(&b, 16u << 20);
+        st = gq_request_validate(req, errstr, errstr_size);
+        if (st == GQ_OK)
+            st = gq_request_encode(req, &b, errstr, errstr_size);
+        if (st == GQ_OK)
+            st = produce_write(ps, req->job_id, b.data, b.len, errstr, errstr_size);
+        gq_buf_release(&b);
+    } else {
+        st = gq_producer_send(ps->p, req, errstr, errstr_size);
+    }
+    if (st == GQ_OK && ps->track)
+        gq_idset_add(&ps->jobs, req->job_id, JOB_SENT);
     return st;
 }
 
-static int produce_lines(gq_producer_t *p, produce_state_t *ps, const char *path, int *bad) {
+/* The request of the flags, validated and encoded once (before anything is connected). */
+static gq_request_prep_t *produce_prepare(const gq_cfg_t *cfg) {
+    char err[1024];
+    gq_request_t req;
+    gq_request_prep_t *prep = NULL;
+    if (produce_from_flags(cfg, &req, err, sizeof(err)) != GQ_OK)
+        gq_err("%s", err);
+    else if (!(prep = gq_request_prep_new(&req, err, sizeof(err))))
+        gq_err("request: %s", err);
+    gq_request_release(&req);
+    return prep;
+}
+
+/* -n N: each message changes job_id, submitted_at and seed in the prepared request only. */
+static void produce_count(produce_state_t *ps, gq_request_prep_t *prep, const gq_cfg_t *cfg,
+                          int *bad) {
+    char err[1024];
+    int64_t count = gq_cfg_int(cfg, "count");
+    bool fixed_id = gq_cfg_isset(cfg, "job_id");
+    int64_t seed = produce_seed_flag(cfg);
+    for (int64_t i = 0; i < count && !produce_stop; i++) {
+        gq_status_t st = GQ_OK;
+        if (!fixed_id)
+            st = gq_request_prep_new_job_id(prep, err, sizeof(err));
+        if (st == GQ_OK)
+            st = gq_request_prep_set_int(prep, GQ_REQ_SUBMITTED_AT, gq_now_ms(), err, sizeof(err));
+        if (st == GQ_OK && i > 0)
+            st =
+                gq_request_prep_set_int(prep, GQ_REQ_SEED, produce_seed(seed, i), err, sizeof(err));
+        if (st == GQ_OK && ps->messages) {
+            size_t len = 0;
+            const void *data = gq_request_prep_data(prep, &len);
+            st = produce_write(ps, gq_request_prep_job_id(prep), data, len, err, sizeof(err));
+        } else if (st == GQ_OK) {
+            st = gq_producer_send_prepared(ps->p, prep, err, sizeof(err));
+        }
+        if (st != GQ_OK) {
+            gq_err("request %lld: %s", (long long)i + 1, err);
+            *bad += (int)(count - i);
+            break;
+        }
+        if (ps->track)
+            gq_idset_add(&ps->jobs, gq_request_prep_job_id(prep), JOB_SENT);
+    }
+}
+
+static int produce_lines(produce_state_t *ps, const char *path, int *bad) {
     FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
     if (!f) {
         gq_err("cannot open %s", path);
@@ -157,13 +244,11 @@ static int produce_lines(gq_producer_t *p, produce_state_t *ps, const char *path
         if (len == 0)
             continue;
         gq_request_t req;
-        char err[1024], where[256];
-        snprintf(where, sizeof(where), "%s:%ld", path, lineno);
-        if (gq_request_from_json(line, len, &req, err, sizeof(err)) != GQ_OK) {
-            gq_err("%s: %s", where, err);
+        char err[1024];
+        if (gq_request_from_json(line, len, &req, err, sizeof(err)) != GQ_OK ||
+            produce_one(ps, &req, err, sizeof(err)) != GQ_OK) {
+            gq_err("%s:%ld: %s", path, lineno, err);
             (*bad)++;
-        } else {
-            produce_one(p, ps, &req, where, bad);
         }
         gq_request_release(&req);
     }
@@ -171,6 +256,30 @@ static int produce_lines(gq_producer_t *p, produce_state_t *ps, const char *path
     if (f != stdin)
         fclose(f);
     return GQ_EXIT_OK;
+}
+
+/* --write-messages: everything but the publishing; the messages go to path. */
+static int produce_to_file(produce_state_t *ps, gq_request_prep_t *prep, const gq_cfg_t *cfg,
+                           const char *path, int *bad) {
+    int exit_code = GQ_EXIT_OK;
+    ps->messages_path = path;
+    ps->messages = fopen(path, "wb");
+    if (!ps->messages) {
+        gq_err("cannot create %s", path);
+        return GQ_EXIT_FAILURE;
+    }
+    setvbuf(ps->messages, NULL, _IOFBF, 1u << 20);
+    if (gq_cfg_isset(cfg, "file"))
+        exit_code = produce_lines(ps, gq_cfg_str(cfg, "file"), bad);
+    else
+        produce_count(ps, prep, cfg, bad);
+    if (fclose(ps->messages) != 0) {
+        gq_err("cannot write to %s", path);
+        exit_code = GQ_EXIT_FAILURE;
+    }
+    ps->messages = NULL;
+    gq_info("%zu request(s) written to %s, %d rejected", ps->delivered, path, *bad);
+    return exit_code == GQ_EXIT_OK && *bad ? GQ_EXIT_DATAERR : exit_code;
 }
 
 static void produce_progress(size_t done, size_t ok, size_t failed, size_t total, int64_t t0) {
@@ -240,21 +349,48 @@ int gq_cmd_produce(int argc, char **argv) {
         gq_cfg_release(&cfg);
         return GQ_EXIT_USAGE;
     }
+    bool from_file = gq_cfg_isset(&cfg, "file"), wait = gq_cfg_bool(&cfg, "wait");
+    const char *messages_path = gq_cfg_str(&cfg, "write_messages");
+    if (messages_path && wait) {
+        fprintf(stderr, "genq produce: --write-messages publishes nothing to --wait for; try "
+                        "--help\n");
+        gq_cfg_release(&cfg);
+        return GQ_EXIT_USAGE;
+    }
     signal(SIGINT, produce_on_signal);
     signal(SIGTERM, produce_on_signal);
-    setvbuf(stdout, NULL, _IOLBF, 0);
+    /* Ids are data for the next program: whole blocks into a pipe or file, lines on a tty. */
+    bool tty = isatty(STDOUT_FILENO);
+    setvbuf(stdout, NULL, tty ? _IOLBF : _IOFBF, tty ? 0 : 1u << 16);
 
+    /* The request of the flags is checked before anything is connected. */
+    gq_request_prep_t *prep = NULL;
+    if (!from_file && !(prep = produce_prepare(&cfg))) {
+        gq_cfg_release(&cfg);
+        return GQ_EXIT_DATAERR;
+    }
     produce_state_t ps = {0};
     gq_idset_init(&ps.jobs);
+    ps.track = wait;
     char err[1024];
     int partitions = (int)gq_cfg_int(&cfg, "partitions");
+    int bad = 0;
+    int exit_code = GQ_EXIT_OK;
+    if (messages_path) {
+        exit_code = produce_to_file(&ps, prep, &cfg, messages_path, &bad);
+        gq_request_prep_destroy(prep);
+        gq_idset_release(&ps.jobs);
+        gq_cfg_release(&cfg);
+        return exit_code;
+    }
     gq_reader_t *waiter = NULL;
-    if (gq_cfg_bool(&cfg, "wait")) {
+    if (wait) {
         /* Open the reader first: its "end" is fixed now, so no completion can be missed. */
         waiter = gq_reader_new(&cfg, gq_cfg_str(&cfg, "completed_topic"), "end", partitions, true,
                                err, sizeof(err));
         if (!waiter) {
             gq_err("%s", err);
+            gq_request_prep_destroy(prep);
             gq_cfg_release(&cfg);
             return GQ_EXIT_UNAVAILABLE;
         }
@@ -267,35 +403,24 @@ int gq_cmd_produce(int argc, char **argv) {
         .on_delivery = produce_on_delivery,
         .opaque = &ps,
         .create_partitions = partitions,
+        .bulk = from_file || gq_cfg_int(&cfg, "count") > 1,
     };
-    gq_producer_t *p = gq_producer_new(&pc, err, sizeof(err));
-    if (!p) {
+    ps.p = gq_producer_new(&pc, err, sizeof(err));
+    if (!ps.p) {
         gq_err("%s", err);
         gq_reader_destroy(waiter);
+        gq_request_prep_destroy(prep);
         gq_cfg_release(&cfg);
         return GQ_EXIT_CONFIG;
     }
-    int bad = 0;
-    int exit_code = GQ_EXIT_OK;
-    if (gq_cfg_isset(&cfg, "file")) {
-        exit_code = produce_lines(p, &ps, gq_cfg_str(&cfg, "file"), &bad);
-    } else {
-        int64_t count = gq_cfg_int(&cfg, "count");
-        for (int64_t i = 0; i < count && !produce_stop; i++) {
-            gq_request_t req;
-            if (produce_from_flags(&cfg, &req, err, sizeof(err)) != GQ_OK) {
-                gq_err("%s", err);
-                gq_request_release(&req);
-                bad++;
-                break;
-            }
-            req.seed += i;
-            produce_one(p, &ps, &req, "request", &bad);
-            gq_request_release(&req);
-        }
-    }
+    if (from_file)
+        exit_code = produce_lines(&ps, gq_cfg_str(&cfg, "file"), &bad);
+    else
+        produce_count(&ps, prep, &cfg, &bad);
+    gq_request_prep_destroy(prep);
     size_t failed = 0;
-    gq_status_t st = gq_producer_flush(p, 60000, &failed, err, sizeof(err));
+    gq_status_t st = gq_producer_flush(ps.p, 60000, &failed, err, sizeof(err));
+    fflush(stdout);
     if (st != GQ_OK && st != GQ_ERR)
         gq_err("%s", err);
     gq_info("%zu request(s) delivered, %zu failed, %d rejected before sending", ps.delivered,
@@ -306,7 +431,7 @@ int gq_cmd_produce(int argc, char **argv) {
         exit_code = GQ_EXIT_FAILURE;
     if (waiter && exit_code == GQ_EXIT_OK && ps.jobs.cnt)
         exit_code = produce_wait(waiter, &ps, gq_cfg_int(&cfg, "wait_timeout"));
-    gq_producer_destroy(p);
+    gq_producer_destroy(ps.p);
     gq_reader_destroy(waiter);
     gq_idset_release(&ps.jobs);
     gq_cfg_release(&cfg);

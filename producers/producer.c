@@ -10,6 +10,7 @@
 
 struct gq_producer {
     rd_kafka_t *rk;
+    rd_kafka_topic_t *rkt; /* the topic, looked up once rather than by name per message */
     char *topic;
     gq_producer_dr_cb_t *on_delivery;
     void *opaque;
@@ -58,7 +59,12 @@ gq_producer_t *gq_producer_new(const gq_producer_conf_t *conf, char *errstr, siz
     if (st == GQ_OK)
         st = gq_kafka_conf_set(kc, "acks", "all", errstr, errstr_size);
     if (st == GQ_OK)
-        st = gq_kafka_conf_set(kc, "linger.ms", "5", errstr, errstr_size);
+        st = gq_kafka_conf_set(kc, "linger.ms", conf->bulk ? GQ_PRODUCER_BULK_LINGER_MS : "5",
+                               errstr, errstr_size);
+    /* Bulk: fewer, fuller batches, less work per message for us and for the broker. */
+    if (st == GQ_OK && conf->bulk)
+        st = gq_kafka_conf_set(kc, "batch.num.messages", GQ_PRODUCER_BULK_BATCH_MESSAGES, errstr,
+                               errstr_size);
     for (size_t i = 0; st == GQ_OK && i < conf->kafka_props_cnt; i++) {
         char kv[1024];
         if (gq_strlcpy(kv, conf->kafka_props[i], sizeof(kv)) != GQ_OK || !strchr(kv, '=')) {
@@ -83,12 +89,27 @@ gq_producer_t *gq_producer_new(const gq_producer_conf_t *conf, char *errstr, siz
         return NULL;
     }
     /* kc is owned by p->rk now. */
+    bool reachable = true;
     if (conf->create_partitions > 0) {
         const char *topics[] = {p->topic};
         if (gq_kafka_topics_ensure(p->rk, topics, 1, conf->create_partitions, 10000, err,
-                                   sizeof(err)) != GQ_OK)
+                                   sizeof(err)) != GQ_OK) {
             gq_warn("could not ensure topic %s: %s", p->topic, err);
+            reachable = false;
+        }
     }
+    p->rkt = rd_kafka_topic_new(p->rk, p->topic, NULL);
+    if (!p->rkt) {
+        gq_errf(errstr, errstr_size, "kafka topic %s: %s", p->topic,
+                rd_kafka_err2str(rd_kafka_last_error()));
+        gq_producer_destroy(p);
+        return NULL;
+    }
+    /* Without this, librdkafka learns the topic's partitions only on its next periodic scan,
+     * up to a second after the first message; waiting longer here would gain nothing. */
+    const struct rd_kafka_metadata *md = NULL;
+    if (reachable && rd_kafka_metadata(p->rk, 0, p->rkt, &md, 1000) == RD_KAFKA_RESP_ERR_NO_ERROR)
+        rd_kafka_metadata_destroy(md);
     return p;
 }
 
@@ -97,10 +118,33 @@ void gq_producer_destroy(gq_producer_t *p) {
         return;
     if (p->rk) {
         rd_kafka_flush(p->rk, 10000);
+        if (p->rkt)
+            rd_kafka_topic_destroy(p->rkt);
         rd_kafka_destroy(p->rk);
     }
     free(p->topic);
     free(p);
+}
+
+/* Enqueues one encoded request (copied), waiting out a full local queue. */
+static gq_status_t producer_enqueue(gq_producer_t *p, const char *job_id, const void *data,
+                                    size_t len, char *errstr, size_t errstr_size) {
+    for (;;) {
+        rd_kafka_resp_err_t err = rd_kafka_producev(
+            p->rk, RD_KAFKA_V_RKT(p->rkt), RD_KAFKA_V_KEY(job_id, strlen(job_id)),
+            RD_KAFKA_V_VALUE((void *)data, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_HEADER("content-type", GQ_PRODUCER_CONTENT_TYPE, -1), RD_KAFKA_V_END);
+        if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            rd_kafka_poll(p->rk, 100);
+            continue;
+        }
+        if (err) {
+            gq_errf(errstr, errstr_size, "produce: %s", rd_kafka_err2str(err));
+            return GQ_ERR;
+        }
+        rd_kafka_poll(p->rk, 0);
+        return GQ_OK;
+    }
 }
 
 gq_status_t gq_producer_send(gq_producer_t *p, const gq_request_t *req, char *errstr,
@@ -111,29 +155,17 @@ gq_status_t gq_producer_send(gq_producer_t *p, const gq_request_t *req, char *er
     gq_buf_t b;
     gq_buf_init(&b, 16u << 20);
     st = gq_request_encode(req, &b, errstr, errstr_size);
-    if (st != GQ_OK) {
-        gq_buf_release(&b);
-        return st;
-    }
-    for (;;) {
-        rd_kafka_resp_err_t err = rd_kafka_producev(
-            p->rk, RD_KAFKA_V_TOPIC(p->topic), RD_KAFKA_V_KEY(req->job_id, strlen(req->job_id)),
-            RD_KAFKA_V_VALUE(b.data, b.len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_HEADER("content-type", "application/vnd.genq.request+avro", -1),
-            RD_KAFKA_V_END);
-        if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-            rd_kafka_poll(p->rk, 100);
-            continue;
-        }
-        if (err) {
-            gq_errf(errstr, errstr_size, "produce: %s", rd_kafka_err2str(err));
-            st = GQ_ERR;
-        }
-        break;
-    }
+    if (st == GQ_OK)
+        st = producer_enqueue(p, req->job_id, b.data, b.len, errstr, errstr_size);
     gq_buf_release(&b);
-    rd_kafka_poll(p->rk, 0);
     return st;
+}
+
+gq_status_t gq_producer_send_prepared(gq_producer_t *p, const gq_request_prep_t *prep, char *errstr,
+                                      size_t errstr_size) {
+    size_t len = 0;
+    const void *data = gq_request_prep_data(prep, &len);
+    return producer_enqueue(p, gq_request_prep_job_id(prep), data, len, errstr, errstr_size);
 }
 
 void gq_producer_poll(gq_producer_t *p, int timeout_ms) { rd_kafka_poll(p->rk, timeout_ms); }

@@ -47,6 +47,33 @@ typedef struct gq_request {
     size_t metadata_cnt;
 } gq_request_t;
 
+/** The fields of GenerationRequest by index: their order in the .avsc (test_schema_prep
+ * checks it), which is also the order of the Avro binary encoding. */
+typedef enum gq_request_field {
+    GQ_REQ_JOB_ID = 0,
+    GQ_REQ_SUBMITTED_AT,
+    GQ_REQ_WORKFLOW,
+    GQ_REQ_WORKFLOW_JSON,
+    GQ_REQ_PROMPT,
+    GQ_REQ_NEGATIVE_PROMPT,
+    GQ_REQ_WIDTH,
+    GQ_REQ_HEIGHT,
+    GQ_REQ_SEED,
+    GQ_REQ_STEPS,
+    GQ_REQ_CFG,
+    GQ_REQ_SAMPLER,
+    GQ_REQ_SCHEDULER,
+    GQ_REQ_MODEL,
+    GQ_REQ_BATCH_SIZE,
+    GQ_REQ_OVERRIDES,
+    GQ_REQ_PRIORITY,
+    GQ_REQ_SOURCE,
+    GQ_REQ_MAX_ATTEMPTS,
+    GQ_REQ_TIMEOUT_S,
+    GQ_REQ_METADATA,
+    GQ_REQ_FIELD_CNT
+} gq_request_field_t;
+
 /** Limits gq_request_validate() enforces (the .avsc docs state them too). */
 #define GQ_REQUEST_NAME_MAX 128     /**< workflow (a template file name) */
 #define GQ_REQUEST_SAMPLER_MAX 64   /**< sampler, scheduler */
@@ -108,15 +135,70 @@ void gq_request_init(gq_request_t *req);
 void gq_request_release(gq_request_t *req);
 /** Checks a request's values (uuid, sizes, steps, names...); errstr says which field. */
 gq_status_t gq_request_validate(const gq_request_t *req, char *errstr, size_t errstr_size);
+/** Checks one field of req with the rules of gq_request_validate() (which checks every field
+ * in schema order); the other fields are not looked at. */
+gq_status_t gq_request_validate_field(const gq_request_t *req, gq_request_field_t field,
+                                      char *errstr, size_t errstr_size);
 
 /**
  * Appends the single-object encoding of req to out (out is unchanged on failure). It does
  * not validate: call gq_request_validate() first. A NULL string field that has a default in
  * the .avsc (workflow, negative_prompt, sampler, scheduler, source) is encoded as that
- * default; a NULL prompt is an error; max_attempts/timeout_s 0 are encoded as null.
+ * default; a NULL prompt is an error; max_attempts/timeout_s 0 are encoded as null; a map
+ * with a NULL key or value, or a key twice, is an error.
+ * @remark Writes the Avro binary encoding directly (no avro-c value is built); the bytes are
+ * those avro-c writes for the same request (test_schema_prep compares them).
  */
 gq_status_t gq_request_encode(const gq_request_t *req, gq_buf_t *out, char *errstr,
                               size_t errstr_size);
+
+/**
+ * A prepared request: one request kept encoded, whose fields can be changed one at a time
+ * (by index) at the cost of encoding that field alone, for a producer that publishes many
+ * requests that differ in a few fields (a new job_id, a seed, submitted_at):
+ *
+ *   gq_request_prep_t *prep = gq_request_prep_new(&req, errstr, sizeof(errstr));
+ *   for (...) {
+ *       gq_request_prep_new_job_id(prep, errstr, sizeof(errstr));
+ *       gq_request_prep_set_int(prep, GQ_REQ_SEED, seed + i, errstr, sizeof(errstr));
+ *       gq_producer_send_prepared(p, prep, errstr, sizeof(errstr));
+ *   }
+ *   gq_request_prep_destroy(prep);
+ *
+ * Every value is validated when it is set (gq_request_validate_field), so the encoding is
+ * always that of a valid request. A setter that fails leaves the prepared request unchanged.
+ * Not thread-safe: one prepared request per thread.
+ */
+typedef struct gq_request_prep gq_request_prep_t;
+
+/** Validates and encodes req (which stays the caller's); NULL with errstr on failure. */
+gq_request_prep_t *gq_request_prep_new(const gq_request_t *req, char *errstr, size_t errstr_size);
+/** NULL-safe. */
+void gq_request_prep_destroy(gq_request_prep_t *prep);
+/**
+ * Sets a string field (job_id, workflow, workflow_json, prompt, negative_prompt, sampler,
+ * scheduler, model, source); s is copied. NULL means null for the optional ones
+ * (workflow_json, model) and the .avsc default for the others, except prompt and job_id.
+ */
+gq_status_t gq_request_prep_set_str(gq_request_prep_t *prep, gq_request_field_t field,
+                                    const char *s, char *errstr, size_t errstr_size);
+/** Sets an int or long field (submitted_at, width, height, seed, steps, batch_size, priority,
+ * and max_attempts/timeout_s where 0 means null); int fields must fit in 32 bits. */
+gq_status_t gq_request_prep_set_int(gq_request_prep_t *prep, gq_request_field_t field, int64_t v,
+                                    char *errstr, size_t errstr_size);
+/** Sets cfg. */
+gq_status_t gq_request_prep_set_double(gq_request_prep_t *prep, gq_request_field_t field, double v,
+                                       char *errstr, size_t errstr_size);
+/** Sets overrides or metadata to cnt entries (copied; kv may be NULL when cnt is 0). */
+gq_status_t gq_request_prep_set_map(gq_request_prep_t *prep, gq_request_field_t field,
+                                    const gq_kv_t *kv, size_t cnt, char *errstr,
+                                    size_t errstr_size);
+/** Gives the request a new random (v4) job_id; fails only without kernel entropy. */
+gq_status_t gq_request_prep_new_job_id(gq_request_prep_t *prep, char *errstr, size_t errstr_size);
+/** The current job_id (canonical uuid, NUL-terminated; valid until the next change). */
+const char *gq_request_prep_job_id(const gq_request_prep_t *prep);
+/** The current single-object encoding, *len bytes; valid until the next change. */
+const void *gq_request_prep_data(const gq_request_prep_t *prep, size_t *len);
 /**
  * Decodes a single-object encoded request into req (initialised by this call; release it
  * even on failure). Safe on any byte string: lengths are checked against the input before

@@ -7,23 +7,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The .avsc defaults (test_schema checks these against the schema file). */
-#define REQ_DEFAULT_WORKFLOW "txt2img"
-#define REQ_DEFAULT_SAMPLER "euler"
-#define REQ_DEFAULT_SCHEDULER "normal"
-
 /* Every field at its .avsc default; job_id empty and submitted_at 0. */
 static void request_defaults(gq_request_t *req) {
     memset(req, 0, sizeof(*req));
-    req->workflow = strdup(REQ_DEFAULT_WORKFLOW);
+    req->workflow = strdup(GQ_REQ_DEFAULT_WORKFLOW);
     req->prompt = strdup("");
     req->negative_prompt = strdup("");
     req->width = 512;
     req->height = 512;
     req->steps = 20;
     req->cfg = 7.0;
-    req->sampler = strdup(REQ_DEFAULT_SAMPLER);
-    req->scheduler = strdup(REQ_DEFAULT_SCHEDULER);
+    req->sampler = strdup(GQ_REQ_DEFAULT_SAMPLER);
+    req->scheduler = strdup(GQ_REQ_DEFAULT_SCHEDULER);
     req->batch_size = 1;
     req->source = strdup("");
 }
@@ -52,8 +47,8 @@ void gq_request_release(gq_request_t *req) {
 /* A NULL string field that has a default in the .avsc stands for that default. */
 static const char *request_or(const char *s, const char *dflt) { return s ? s : dflt; }
 
-gq_status_t gq_request_encode(const gq_request_t *req, gq_buf_t *out, char *errstr,
-                              size_t errstr_size) {
+gq_status_t gq_request_encode_avro(const gq_request_t *req, gq_buf_t *out, char *errstr,
+                                   size_t errstr_size) {
     avro_value_t v;
     gq_status_t st = gq_schema_value_new(GQ_SCHEMA_REQUEST, &v, errstr, errstr_size);
     if (st != GQ_OK)
@@ -61,7 +56,7 @@ gq_status_t gq_request_encode(const gq_request_t *req, gq_buf_t *out, char *errs
     gq_av_t c = {GQ_OK, errstr, errstr_size};
     gq_av_set_str(&c, &v, "job_id", req->job_id);
     gq_av_set_long(&c, &v, "submitted_at", req->submitted_at);
-    gq_av_set_str(&c, &v, "workflow", request_or(req->workflow, REQ_DEFAULT_WORKFLOW));
+    gq_av_set_str(&c, &v, "workflow", request_or(req->workflow, GQ_REQ_DEFAULT_WORKFLOW));
     gq_av_set_opt_str(&c, &v, "workflow_json", req->workflow_json);
     gq_av_set_str(&c, &v, "prompt", req->prompt);
     gq_av_set_str(&c, &v, "negative_prompt", request_or(req->negative_prompt, ""));
@@ -70,8 +65,8 @@ gq_status_t gq_request_encode(const gq_request_t *req, gq_buf_t *out, char *errs
     gq_av_set_long(&c, &v, "seed", req->seed);
     gq_av_set_int(&c, &v, "steps", req->steps);
     gq_av_set_double(&c, &v, "cfg", req->cfg);
-    gq_av_set_str(&c, &v, "sampler", request_or(req->sampler, REQ_DEFAULT_SAMPLER));
-    gq_av_set_str(&c, &v, "scheduler", request_or(req->scheduler, REQ_DEFAULT_SCHEDULER));
+    gq_av_set_str(&c, &v, "sampler", request_or(req->sampler, GQ_REQ_DEFAULT_SAMPLER));
+    gq_av_set_str(&c, &v, "scheduler", request_or(req->scheduler, GQ_REQ_DEFAULT_SCHEDULER));
     gq_av_set_opt_str(&c, &v, "model", req->model);
     gq_av_set_int(&c, &v, "batch_size", req->batch_size);
     gq_av_set_map(&c, &v, "overrides", req->overrides, req->overrides_cnt);

@@ -168,56 +168,93 @@ static gq_status_t check_size(const char *field, int32_t v, char *errstr, size_t
     return GQ_OK;
 }
 
-/* Each check returns early, so the message names the first bad field in schema order. */
+gq_status_t gq_request_validate_field(const gq_request_t *req, gq_request_field_t field,
+                                      char *errstr, size_t errstr_size) {
+    switch (field) {
+    case GQ_REQ_JOB_ID:
+        if (!gq_uuid_valid(req->job_id))
+            return bad(errstr, errstr_size,
+                       "job_id: \"%.40s\" is not a canonical lowercase uuid (8-4-4-4-12 hex)",
+                       req->job_id);
+        return GQ_OK;
+    case GQ_REQ_SUBMITTED_AT:
+        if (req->submitted_at < 0)
+            return bad(errstr, errstr_size, "submitted_at: %lld is before 1970",
+                       (long long)req->submitted_at);
+        return GQ_OK;
+    case GQ_REQ_WORKFLOW:
+        return req->workflow
+                   ? check_name("workflow", req->workflow, GQ_REQUEST_NAME_MAX, errstr, errstr_size)
+                   : GQ_OK;
+    case GQ_REQ_WORKFLOW_JSON:
+        return req->workflow_json ? check_workflow_json(req->workflow_json, errstr, errstr_size)
+                                  : GQ_OK;
+    case GQ_REQ_PROMPT:
+        if (!req->prompt)
+            return bad(errstr, errstr_size, "prompt: missing");
+        return check_text("prompt", req->prompt, GQ_REQUEST_PROMPT_MAX, errstr, errstr_size);
+    case GQ_REQ_NEGATIVE_PROMPT:
+        return check_text("negative_prompt", req->negative_prompt, GQ_REQUEST_PROMPT_MAX, errstr,
+                          errstr_size);
+    case GQ_REQ_WIDTH: return check_size("width", req->width, errstr, errstr_size);
+    case GQ_REQ_HEIGHT: return check_size("height", req->height, errstr, errstr_size);
+    case GQ_REQ_SEED:
+        if (req->seed < 0)
+            return bad(errstr, errstr_size, "seed: %lld is negative", (long long)req->seed);
+        return GQ_OK;
+    case GQ_REQ_STEPS:
+        if (req->steps < 1 || req->steps > 10000)
+            return bad(errstr, errstr_size, "steps: %d is not in 1..10000", (int)req->steps);
+        return GQ_OK;
+    case GQ_REQ_CFG:
+        if (!isfinite(req->cfg) || req->cfg < 0 || req->cfg > 100)
+            return bad(errstr, errstr_size, "cfg: %g is not a number in 0..100", req->cfg);
+        return GQ_OK;
+    case GQ_REQ_SAMPLER:
+        return req->sampler ? check_name("sampler", req->sampler, GQ_REQUEST_SAMPLER_MAX, errstr,
+                                         errstr_size)
+                            : GQ_OK;
+    case GQ_REQ_SCHEDULER:
+        return req->scheduler ? check_name("scheduler", req->scheduler, GQ_REQUEST_SAMPLER_MAX,
+                                           errstr, errstr_size)
+                              : GQ_OK;
+    case GQ_REQ_MODEL:
+        if (req->model && !model_ok(req->model))
+            return bad(errstr, errstr_size,
+                       "model: \"%.64s\" is not a checkpoint name ('/'-separated safe names of "
+                       "[A-Za-z0-9._-], none starting with '.', at most %d bytes)",
+                       req->model, GQ_REQUEST_MODEL_MAX);
+        return GQ_OK;
+    case GQ_REQ_BATCH_SIZE:
+        if (req->batch_size < 1 || req->batch_size > 64)
+            return bad(errstr, errstr_size, "batch_size: %d is not in 1..64", (int)req->batch_size);
+        return GQ_OK;
+    case GQ_REQ_OVERRIDES: return check_overrides(req, errstr, errstr_size);
+    case GQ_REQ_PRIORITY: return GQ_OK;
+    case GQ_REQ_SOURCE:
+        return check_label("source", req->source, GQ_REQUEST_SOURCE_MAX, errstr, errstr_size);
+    case GQ_REQ_MAX_ATTEMPTS:
+        if (req->max_attempts != 0 && (req->max_attempts < 1 || req->max_attempts > 100))
+            return bad(errstr, errstr_size, "max_attempts: %d is not in 1..100 (0: not given)",
+                       (int)req->max_attempts);
+        return GQ_OK;
+    case GQ_REQ_TIMEOUT_S:
+        if (req->timeout_s != 0 && (req->timeout_s < 1 || req->timeout_s > 86400))
+            return bad(errstr, errstr_size, "timeout_s: %d is not in 1..86400 (0: not given)",
+                       (int)req->timeout_s);
+        return GQ_OK;
+    case GQ_REQ_METADATA: return check_metadata(req, errstr, errstr_size);
+    case GQ_REQ_FIELD_CNT: break;
+    }
+    return bad(errstr, errstr_size, "no field %d in GenerationRequest", (int)field);
+}
+
+/* Fields are checked in schema order, so the message names the first bad one. */
 gq_status_t gq_request_validate(const gq_request_t *req, char *errstr, size_t errstr_size) {
-    gq_status_t st;
-    if (!gq_uuid_valid(req->job_id))
-        return bad(errstr, errstr_size,
-                   "job_id: \"%.40s\" is not a canonical lowercase uuid (8-4-4-4-12 hex)",
-                   req->job_id);
-    if (req->submitted_at < 0)
-        return bad(errstr, errstr_size, "submitted_at: %lld is before 1970",
-                   (long long)req->submitted_at);
-    if (req->workflow && (st = check_name("workflow", req->workflow, GQ_REQUEST_NAME_MAX, errstr,
-                                          errstr_size)) != GQ_OK)
-        return st;
-    if (req->workflow_json &&
-        (st = check_workflow_json(req->workflow_json, errstr, errstr_size)) != GQ_OK)
-        return st;
-    if (!req->prompt)
-        return bad(errstr, errstr_size, "prompt: missing");
-    if ((st = check_text("prompt", req->prompt, GQ_REQUEST_PROMPT_MAX, errstr, errstr_size)) ||
-        (st = check_text("negative_prompt", req->negative_prompt, GQ_REQUEST_PROMPT_MAX, errstr,
-                         errstr_size)) ||
-        (st = check_size("width", req->width, errstr, errstr_size)) ||
-        (st = check_size("height", req->height, errstr, errstr_size)))
-        return st;
-    if (req->seed < 0)
-        return bad(errstr, errstr_size, "seed: %lld is negative", (long long)req->seed);
-    if (req->steps < 1 || req->steps > 10000)
-        return bad(errstr, errstr_size, "steps: %d is not in 1..10000", (int)req->steps);
-    if (!isfinite(req->cfg) || req->cfg < 0 || req->cfg > 100)
-        return bad(errstr, errstr_size, "cfg: %g is not a number in 0..100", req->cfg);
-    if ((req->sampler &&
-         (st = check_name("sampler", req->sampler, GQ_REQUEST_SAMPLER_MAX, errstr, errstr_size))) ||
-        (req->scheduler && (st = check_name("scheduler", req->scheduler, GQ_REQUEST_SAMPLER_MAX,
-                                            errstr, errstr_size))))
-        return st;
-    if (req->model && !model_ok(req->model))
-        return bad(errstr, errstr_size,
-                   "model: \"%.64s\" is not a checkpoint name ('/'-separated safe names of "
-                   "[A-Za-z0-9._-], none starting with '.', at most %d bytes)",
-                   req->model, GQ_REQUEST_MODEL_MAX);
-    if (req->batch_size < 1 || req->batch_size > 64)
-        return bad(errstr, errstr_size, "batch_size: %d is not in 1..64", (int)req->batch_size);
-    if ((st = check_overrides(req, errstr, errstr_size)) ||
-        (st = check_label("source", req->source, GQ_REQUEST_SOURCE_MAX, errstr, errstr_size)))
-        return st;
-    if (req->max_attempts != 0 && (req->max_attempts < 1 || req->max_attempts > 100))
-        return bad(errstr, errstr_size, "max_attempts: %d is not in 1..100 (0: not given)",
-                   (int)req->max_attempts);
-    if (req->timeout_s != 0 && (req->timeout_s < 1 || req->timeout_s > 86400))
-        return bad(errstr, errstr_size, "timeout_s: %d is not in 1..86400 (0: not given)",
-                   (int)req->timeout_s);
-    return check_metadata(req, errstr, errstr_size);
+    for (int f = 0; f < GQ_REQ_FIELD_CNT; f++) {
+        gq_status_t st = gq_request_validate_field(req, (gq_request_field_t)f, errstr, errstr_size);
+        if (st != GQ_OK)
+            return st;
+    }
+    return GQ_OK;
 }

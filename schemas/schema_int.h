@@ -18,6 +18,12 @@
 /* The single-object header: C3 01 and the 8-byte little-endian fingerprint. */
 #define GQ_SCHEMA_HEADER_LEN 10
 
+/* The .avsc defaults of GenerationRequest's strings that have one besides "" (test_schema
+ * checks these against the schema file through gq_request_init). */
+#define GQ_REQ_DEFAULT_WORKFLOW "txt2img"
+#define GQ_REQ_DEFAULT_SAMPLER "euler"
+#define GQ_REQ_DEFAULT_SCHEDULER "normal"
+
 typedef enum gq_schema_kind { GQ_SCHEMA_REQUEST = 0, GQ_SCHEMA_COMPLETED = 1 } gq_schema_kind_t;
 
 /**
@@ -34,6 +40,24 @@ gq_status_t gq_schema_value_new(gq_schema_kind_t kind, avro_value_t *val, char *
 /** Appends the single-object encoding of val to out; out is unchanged on failure. */
 gq_status_t gq_schema_write(gq_schema_kind_t kind, avro_value_t *val, gq_buf_t *out, char *errstr,
                             size_t errstr_size);
+
+/**
+ * The reference encoder: gq_request_encode() through an avro-c generic value (fields set by
+ * name) and avro_value_write. Same contract and bytes as gq_request_encode(), much slower;
+ * the tests compare the two.
+ */
+gq_status_t gq_request_encode_avro(const gq_request_t *req, gq_buf_t *out, char *errstr,
+                                   size_t errstr_size);
+
+/**
+ * gq_request_from_json() in its two halves. The fast path reads flat objects of strings
+ * (without \u escapes), numbers and nulls by hand and returns false, req untouched, for
+ * anything it cannot read exactly as jansson would; the jansson path reads everything, and
+ * words every error. gq_request_from_json() tries them in that order.
+ */
+bool gq_request_from_json_fast(const char *json, size_t len, gq_request_t *req);
+gq_status_t gq_request_from_json_jansson(const char *json, size_t len, gq_request_t *req,
+                                         char *errstr, size_t errstr_size);
 
 /** The error state threaded through gq_av_* calls: after a failure they do nothing. */
 typedef struct gq_av {

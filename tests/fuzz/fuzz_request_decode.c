@@ -1,9 +1,12 @@
 /*
  * libFuzzer target: gq_request_decode on any byte string, then validation. A message that
- * decodes must also survive a round trip: encode, decode, encode gives the same bytes.
+ * decodes must also survive a round trip: encode, decode, encode gives the same bytes, and the
+ * direct encoder writes what the avro-c reference encoder writes; a valid one prepared
+ * (gq_request_prep_new) holds those bytes too.
  * ASAN/UBSan catch memory errors, LeakSanitizer leaks, abort() broken invariants.
  */
 #include "genq_schema.h"
+#include "schema_int.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -22,6 +25,16 @@ static void roundtrip(const gq_request_t *req) {
         gq_request_encode(&again, &b, err, sizeof(err)) != GQ_OK || a.len != b.len ||
         memcmp(a.data, b.data, a.len) != 0)
         abort();
+    gq_buf_reset(&b);
+    if (gq_request_encode_avro(req, &b, err, sizeof(err)) != GQ_OK || a.len != b.len ||
+        memcmp(a.data, b.data, a.len) != 0)
+        abort();
+    gq_request_prep_t *prep = gq_request_prep_new(req, err, sizeof(err));
+    size_t len = 0;
+    const void *data = prep ? gq_request_prep_data(prep, &len) : NULL;
+    if (prep && (len != a.len || memcmp(data, a.data, len) != 0))
+        abort();
+    gq_request_prep_destroy(prep);
     gq_request_release(&again);
     gq_buf_release(&a);
     gq_buf_release(&b);

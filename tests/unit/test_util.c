@@ -3,7 +3,9 @@
 #include "util.h"
 #include "check.h"
 
+#include <pthread.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 
 static void test_parse(void) {
     int64_t v;
@@ -22,6 +24,16 @@ static void test_parse(void) {
 }
 
 static void test_buf(void) {
+    gq_buf_t e;
+    char *tail = NULL;
+    gq_buf_init(&e, 6);
+    CHECK(gq_buf_appends(&e, "ab") == GQ_OK);
+    CHECK(gq_buf_extend(&e, 3, &tail) == GQ_OK && tail == e.data + 2 && e.len == 5);
+    memcpy(tail, "cde", 3);
+    CHECK_STR(e.data, "abcde");
+    CHECK(gq_buf_extend(&e, 2, &tail) == GQ_ERR_TOOBIG && e.len == 5);
+    gq_buf_release(&e);
+
     gq_buf_t b;
     gq_buf_init(&b, 8);
     CHECK(gq_buf_appends(&b, "abcd") == GQ_OK);
@@ -51,6 +63,88 @@ static void test_uuid_names(void) {
     CHECK_STR(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
+static int uuid_cmp(const void *a, const void *b) { return strcmp(a, b); }
+
+/* Drawn from the per-thread pool, uuids are v4, and none repeats across pool refills. */
+static void test_uuid_many(void) {
+    enum { N = 100000 };
+    char(*ids)[37] = malloc(N * sizeof(*ids));
+    int bad = 0;
+    for (int i = 0; i < N; i++) {
+        if (gq_uuid_v4(ids[i]) != GQ_OK || !gq_uuid_valid(ids[i]) || ids[i][14] != '4' ||
+            !strchr("89ab", ids[i][19]))
+            bad++;
+    }
+    CHECK_INT(bad, 0);
+    qsort(ids, N, sizeof(*ids), uuid_cmp);
+    int dups = 0;
+    for (int i = 1; i < N; i++)
+        dups += strcmp(ids[i - 1], ids[i]) == 0;
+    CHECK_INT(dups, 0);
+    free(ids);
+    unsigned char raw[16] = {0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x46, 0x77,
+                             0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff};
+    char u[37];
+    gq_uuid_format(raw, u);
+    CHECK_STR(u, "00112233-4455-4677-8899-aabbccddeeff");
+    unsigned char big[4096] = {0};
+    CHECK(gq_random_bytes(big, sizeof(big)) == GQ_OK); /* larger than the pool */
+    int zeros = 0;
+    for (size_t i = 0; i < sizeof(big); i++)
+        zeros += big[i] == 0;
+    CHECK(zeros < 100);
+}
+
+/* A forked child must not draw the ids its parent draws next from the pool they shared. */
+static void test_uuid_fork(void) {
+    char before[37], parent[37], child[37] = "";
+    CHECK(gq_uuid_v4(before) == GQ_OK); /* the pool is filled and mostly unused */
+    int fds[2];
+    CHECK(pipe(fds) == 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        char id[37];
+        ssize_t n = gq_uuid_v4(id) == GQ_OK ? write(fds[1], id, sizeof(id)) : -1;
+        _exit(n == (ssize_t)sizeof(id) ? 0 : 1);
+    }
+    CHECK(pid > 0);
+    CHECK(gq_uuid_v4(parent) == GQ_OK);
+    close(fds[1]);
+    CHECK(read(fds[0], child, sizeof(child)) == (ssize_t)sizeof(child));
+    close(fds[0]);
+    int status = -1;
+    CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK(gq_uuid_valid(child) && gq_uuid_valid(parent));
+    CHECK(strcmp(child, parent) != 0);
+    CHECK(strcmp(child, before) != 0);
+}
+
+static void *uuid_thread(void *arg) {
+    char *out = arg;
+    for (int i = 0; i < 1000; i++)
+        gq_uuid_v4(out + 37 * i);
+    return NULL;
+}
+
+/* Each thread has its own pool: two threads never draw the same bytes. */
+static void test_uuid_threads(void) {
+    char *a = calloc(1000, 37), *b = calloc(1000, 37);
+    pthread_t ta, tb;
+    CHECK(pthread_create(&ta, NULL, uuid_thread, a) == 0);
+    CHECK(pthread_create(&tb, NULL, uuid_thread, b) == 0);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    int same = 0;
+    for (int i = 0; i < 1000; i++)
+        for (int j = 0; j < 1000; j++)
+            same += strcmp(a + 37 * i, b + 37 * j) == 0;
+    CHECK_INT(same, 0);
+    CHECK(gq_uuid_valid(a + 37 * 999) && gq_uuid_valid(b + 37 * 999));
+    free(a);
+    free(b);
+}
+
 static void test_cfg(void) {
     gq_cfg_t cfg;
     char err[256];
@@ -62,18 +156,18 @@ static void test_cfg(void) {
     CHECK_INT(gq_cfg_int(&cfg, "queue_depth"), 2);
     char *argv[] = {"worker", "--group=from-flag", "-X", "debug=cgrp", "--queue-depth", "3", "rest",
                     NULL};
-    int optind = 0;
-    CHECK(gq_cfg_parse_args(&cfg, 7, argv, &optind, err, sizeof(err)) == GQ_OK);
+    int argi = 0;
+    CHECK(gq_cfg_parse_args(&cfg, 7, argv, &argi, err, sizeof(err)) == GQ_OK);
     CHECK_STR(gq_cfg_str(&cfg, "group"), "from-flag");
     CHECK_INT(gq_cfg_int(&cfg, "queue_depth"), 3);
     CHECK_INT(cfg.kafka_cnt, 1);
-    CHECK_INT(optind, 6);
+    CHECK_INT(argi, 6);
     char *bad[] = {"worker", "--queue-depth", "99", NULL};
-    CHECK(gq_cfg_parse_args(&cfg, 3, bad, &optind, err, sizeof(err)) == GQ_ERR_INVALID);
+    CHECK(gq_cfg_parse_args(&cfg, 3, bad, &argi, err, sizeof(err)) == GQ_ERR_INVALID);
     char *unknown[] = {"worker", "--prompt", "x", NULL};
-    CHECK(gq_cfg_parse_args(&cfg, 3, unknown, &optind, err, sizeof(err)) == GQ_ERR_INVALID);
+    CHECK(gq_cfg_parse_args(&cfg, 3, unknown, &argi, err, sizeof(err)) == GQ_ERR_INVALID);
     char *help[] = {"worker", "--help", NULL};
-    CHECK(gq_cfg_parse_args(&cfg, 2, help, &optind, err, sizeof(err)) == GQ_CFG_HELP);
+    CHECK(gq_cfg_parse_args(&cfg, 2, help, &argi, err, sizeof(err)) == GQ_CFG_HELP);
     gq_cfg_release(&cfg);
     /* GENQ_KAFKA_* become librdkafka properties, before -X so that the flag wins. */
     setenv("GENQ_KAFKA_SASL_PASSWORD", "s3cret", 1);
@@ -81,7 +175,7 @@ static void test_cfg(void) {
     CHECK(gq_cfg_init(&cfg, GQ_CMD_WORKER, "worker", err, sizeof(err)) == GQ_OK);
     CHECK_INT(cfg.kafka_cnt, 2);
     char *xargv[] = {"worker", "-X", "security.protocol=SSL", NULL};
-    CHECK(gq_cfg_parse_args(&cfg, 3, xargv, &optind, err, sizeof(err)) == GQ_OK);
+    CHECK(gq_cfg_parse_args(&cfg, 3, xargv, &argi, err, sizeof(err)) == GQ_OK);
     CHECK_INT(cfg.kafka_cnt, 3);
     bool saw_pw = false, saw_proto = false;
     for (size_t i = 0; i < 2; i++) {
@@ -118,6 +212,9 @@ int main(void) {
     test_parse();
     test_buf();
     test_uuid_names();
+    test_uuid_many();
+    test_uuid_fork();
+    test_uuid_threads();
     test_cfg();
     return CHECK_DONE("test_util");
 }
