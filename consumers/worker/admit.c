@@ -108,6 +108,12 @@ void gq_admit_message(const void *payload, size_t len, const char *key_job_id,
     /* The request's own id wins over the key: the key is only a fallback for garbage. */
     if (out->req.job_id[0] && gq_uuid_valid(out->req.job_id))
         memcpy(out->job_id, out->req.job_id, sizeof(out->job_id));
+    if (dst == GQ_ERR_TRANSIENT) {
+        /* Its writer's schema is somewhere we cannot reach now: a delay, not a failure. */
+        out->verdict = GQ_ADMIT_LATER;
+        gq_strlcpy(out->message, err, sizeof(out->message));
+        return;
+    }
     if (dst != GQ_OK) {
         /* It did not even decode: poison, so it goes to the dead-letter topic too. */
         out->dead_letter = true;

@@ -16,6 +16,7 @@ typedef enum gq_admit_verdict {
     GQ_ADMIT_OK,     /**< a request, bound: ready to render */
     GQ_ADMIT_FAIL,   /**< a job id, but no usable request: a FAILED record (code, message) */
     GQ_ADMIT_REJECT, /**< not even a job id: kept as a rejected message and dead-lettered */
+    GQ_ADMIT_LATER,  /**< cannot be decided now (a schema registry unreachable): ask again */
 } gq_admit_verdict_t;
 
 typedef struct gq_admit {

@@ -432,6 +432,16 @@ static void job_admit(job_t *j, const job_ev_t *ev, const job_env_t *env, job_ac
     }
     gq_admit_t a;
     gq_admit_message(j->payload, j->payload_len, j->key_id[0] ? j->key_id : NULL, env->admit, &a);
+    if (a.verdict == GQ_ADMIT_LATER) {
+        /* Stays NEW (its offset stays in flight); admission tries again after a while. */
+        if (!j->not_before)
+            gq_warn("message [%d] @%lld cannot be read yet: %s (will retry)", (int)j->partition,
+                    (long long)j->offset, a.message);
+        j->not_before = env->now_mono + JOB_RETRY_MS * 2;
+        j->wake_mono = j->not_before;
+        gq_admit_release(&a);
+        return;
+    }
     memcpy(j->job_id, a.job_id, sizeof(j->job_id));
     j->decoded = a.decoded;
     gq_request_release(&j->req);
@@ -745,8 +755,10 @@ void job_step(job_t *j, const job_ev_t *ev, const job_env_t *env, job_acts_t *ac
     }
     switch (j->state) {
     case JOB_NEW:
-        if (ev->type == JEV_ADMIT)
+        if (ev->type == JEV_ADMIT && env->now_mono >= j->not_before)
             job_admit(j, ev, env, acts);
+        else if (ev->type == JEV_TICK && env->now_mono < j->not_before)
+            j->wake_mono = j->not_before;
         break;
     case JOB_READY:
         if (ev->type == JEV_SLOT) {
