@@ -17,55 +17,81 @@ struct gq_intake {
     rd_kafka_t *rk;
     rd_kafka_queue_t *queue; /**< the consumer queue, which wakes io[0] */
     gq_recorder_t *rec;
-    const char *topic, *group;
+    gq_lanes_t lanes;
+    const char *group;
     int io[2];
-    bool subscribed, paused, fatal, closed;
+    bool subscribed, fatal, closed;
+    bool paused[GQ_LANES_MAX];
     /* Partition changes seen by the rebalance callback, handed out before later messages. */
     gq_intake_item_t changes[INTAKE_MAX_CHANGES];
     size_t changes_head, changes_cnt;
 };
 
-static void intake_change(gq_intake_t *in, gq_intake_kind_t kind, int32_t partition, int64_t start,
-                          bool lost) {
+static void intake_change(gq_intake_t *in, gq_intake_kind_t kind, int lane, int32_t partition,
+                          int64_t start, bool lost) {
     if (in->changes_cnt == INTAKE_MAX_CHANGES) {
         gq_err("more than %d partition changes at once; some are lost", INTAKE_MAX_CHANGES);
         return;
     }
     size_t at = (in->changes_head + in->changes_cnt++) % INTAKE_MAX_CHANGES;
-    in->changes[at] = (gq_intake_item_t){kind, NULL, partition, start, lost};
+    in->changes[at] = (gq_intake_item_t){kind, NULL, lane, partition, start, lost};
 }
 
-static void intake_assign(gq_intake_t *in, rd_kafka_topic_partition_list_t *parts) {
-    size_t n = (size_t)parts->cnt;
-    int32_t *ids = calloc(n ? n : 1, sizeof(*ids));
-    int64_t *offs = calloc(n ? n : 1, sizeof(*offs));
-    if (!ids || !offs) {
-        free(ids);
-        free(offs);
-        gq_err("out of memory assigning partitions: starting from Kafka's committed offsets");
-        for (size_t i = 0; i < n; i++)
-            intake_change(in, GQ_INTAKE_ASSIGN, parts->elems[i].partition, -1, false);
+/* The partitions of one lane's topic in parts get their starts from PostgreSQL. */
+static void intake_assign_lane(gq_intake_t *in, rd_kafka_topic_partition_list_t *parts, int lane) {
+    size_t n = 0;
+    for (int i = 0; i < parts->cnt; i++)
+        n += strcmp(parts->elems[i].topic, in->lanes.topic[lane]) == 0;
+    if (n == 0)
         return;
-    }
-    for (size_t i = 0; i < n; i++)
-        ids[i] = parts->elems[i].partition;
-    char err[512];
+    int32_t *ids = calloc(n, sizeof(*ids));
+    int64_t *offs = calloc(n, sizeof(*offs));
+    size_t k = 0;
+    for (int i = 0; ids && i < parts->cnt; i++)
+        if (strcmp(parts->elems[i].topic, in->lanes.topic[lane]) == 0)
+            ids[k++] = parts->elems[i].partition;
+    char err[512] = "out of memory";
     /* PostgreSQL holds the truth: the offset written with the last terminal record. If it
      * cannot be read, Kafka's committed offset is a safe fallback: it never runs ahead. */
-    gq_status_t st =
-        gq_recorder_offsets_load(in->rec, in->group, in->topic, ids, offs, n, err, sizeof(err));
+    gq_status_t st = ids && offs ? gq_recorder_offsets_load(in->rec, in->group,
+                                                            in->lanes.topic[lane], ids, offs, n,
+                                                            err, sizeof(err))
+                                 : GQ_ERR_NOMEM;
     if (st != GQ_OK)
         gq_warn("could not read stored offsets (%s); starting from Kafka's committed ones", err);
-    for (size_t i = 0; i < n; i++) {
-        bool stored = st == GQ_OK && offs[i] >= 0;
+    for (int i = 0, j = 0; i < parts->cnt; i++) {
+        rd_kafka_topic_partition_t *e = &parts->elems[i];
+        if (strcmp(e->topic, in->lanes.topic[lane]) != 0)
+            continue;
+        bool stored = st == GQ_OK && offs[j] >= 0;
         if (stored)
-            parts->elems[i].offset = offs[i];
-        gq_info("assigned %s [%d] from %s offset %lld", in->topic, (int)ids[i],
-                stored ? "PostgreSQL" : "Kafka", (long long)parts->elems[i].offset);
-        intake_change(in, GQ_INTAKE_ASSIGN, ids[i], stored ? offs[i] : -1, false);
+            e->offset = offs[j];
+        gq_info("assigned %s [%d] from %s offset %lld", e->topic, (int)e->partition,
+                stored ? "PostgreSQL" : "Kafka", (long long)e->offset);
+        intake_change(in, GQ_INTAKE_ASSIGN, lane, e->partition, stored ? offs[j] : -1, false);
+        j++;
     }
     free(ids);
     free(offs);
+}
+
+static void intake_assign(gq_intake_t *in, rd_kafka_topic_partition_list_t *parts) {
+    for (int lane = 0; lane < in->lanes.n; lane++)
+        intake_assign_lane(in, parts, lane);
+}
+
+/* The partitions of parts in the lanes that are paused. */
+static void intake_pause_new(gq_intake_t *in, rd_kafka_t *rk,
+                             rd_kafka_topic_partition_list_t *parts) {
+    rd_kafka_topic_partition_list_t *p = rd_kafka_topic_partition_list_new(parts->cnt);
+    for (int i = 0; i < parts->cnt; i++) {
+        int lane = gq_lanes_find(&in->lanes, parts->elems[i].topic);
+        if (lane >= 0 && in->paused[lane])
+            rd_kafka_topic_partition_list_add(p, parts->elems[i].topic, parts->elems[i].partition);
+    }
+    if (p->cnt)
+        rd_kafka_pause_partitions(rk, p);
+    rd_kafka_topic_partition_list_destroy(p);
 }
 
 static void intake_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -79,14 +105,15 @@ static void intake_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             e = rd_kafka_incremental_assign(rk, parts);
         else
             rd_kafka_assign(rk, parts);
-        if (in->paused)
-            rd_kafka_pause_partitions(rk, parts);
+        intake_pause_new(in, rk, parts);
     } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
         bool lost = rd_kafka_assignment_lost(rk);
         for (int i = 0; i < parts->cnt; i++) {
-            gq_info("%s %s [%d]", lost ? "lost" : "revoked", in->topic,
+            int lane = gq_lanes_find(&in->lanes, parts->elems[i].topic);
+            gq_info("%s %s [%d]", lost ? "lost" : "revoked", parts->elems[i].topic,
                     (int)parts->elems[i].partition);
-            intake_change(in, GQ_INTAKE_REVOKE, parts->elems[i].partition, -1, lost);
+            if (lane >= 0)
+                intake_change(in, GQ_INTAKE_REVOKE, lane, parts->elems[i].partition, -1, lost);
         }
         if (coop)
             e = rd_kafka_incremental_unassign(rk, parts);
@@ -111,8 +138,12 @@ gq_intake_t *gq_intake_new(const gq_cfg_t *cfg, const char *worker_id, gq_record
     }
     in->cfg = cfg;
     in->rec = rec;
-    in->topic = gq_cfg_str(cfg, "requests_topic");
     in->group = gq_cfg_str(cfg, "group");
+    if (gq_lanes_init(&in->lanes, gq_cfg_str(cfg, "lanes"), gq_cfg_str(cfg, "requests_topic"),
+                      errstr, errstr_size) != GQ_OK) {
+        free(in);
+        return NULL;
+    }
     in->io[0] = in->io[1] = -1;
     if (pipe2(in->io, O_NONBLOCK | O_CLOEXEC) != 0) {
         gq_errf(errstr, errstr_size, "pipe: %s", strerror(errno));
@@ -173,11 +204,15 @@ gq_intake_t *gq_intake_new(const gq_cfg_t *cfg, const char *worker_id, gq_record
     rd_kafka_poll_set_consumer(in->rk);
     in->queue = rd_kafka_queue_get_consumer(in->rk);
     rd_kafka_queue_io_event_enable(in->queue, in->io[1], "1", 1);
-    /* All three exist from the start: a first message to a topic the producer has not seen
+    /* All of them exist from the start: a first message to a topic the producer has not seen
      * yet would wait for a metadata refresh. */
-    const char *topics[] = {in->topic, gq_cfg_str(cfg, "completed_topic"),
-                            gq_cfg_str(cfg, "dlq_topic")};
-    if (gq_kafka_topics_ensure(in->rk, topics, 3, (int)gq_cfg_int(cfg, "partitions"), 10000, err,
+    const char *topics[GQ_LANES_MAX + 2];
+    size_t nt = 0;
+    for (int l = 0; l < in->lanes.n; l++)
+        topics[nt++] = in->lanes.topic[l];
+    topics[nt++] = gq_cfg_str(cfg, "completed_topic");
+    topics[nt++] = gq_cfg_str(cfg, "dlq_topic");
+    if (gq_kafka_topics_ensure(in->rk, topics, nt, (int)gq_cfg_int(cfg, "partitions"), 10000, err,
                                sizeof(err)) != GQ_OK)
         gq_warn("could not ensure topics exist: %s", err);
     return in;
@@ -187,12 +222,13 @@ fail:
 }
 
 gq_status_t gq_intake_subscribe(gq_intake_t *in, char *errstr, size_t errstr_size) {
-    rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(sub, in->topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(in->lanes.n);
+    for (int l = 0; l < in->lanes.n; l++)
+        rd_kafka_topic_partition_list_add(sub, in->lanes.topic[l], RD_KAFKA_PARTITION_UA);
     rd_kafka_resp_err_t e = rd_kafka_subscribe(in->rk, sub);
     rd_kafka_topic_partition_list_destroy(sub);
     if (e) {
-        gq_errf(errstr, errstr_size, "subscribe %s: %s", in->topic, rd_kafka_err2str(e));
+        gq_errf(errstr, errstr_size, "subscribe %s: %s", in->lanes.topic[0], rd_kafka_err2str(e));
         return GQ_ERR;
     }
     in->subscribed = true;
@@ -230,6 +266,12 @@ void gq_intake_next(gq_intake_t *in, gq_intake_item_t *out) {
             out->kind = GQ_INTAKE_MESSAGE;
             out->msg = m;
             out->partition = m->partition;
+            out->lane = gq_lanes_find(&in->lanes, rd_kafka_topic_name(m->rkt));
+            if (out->lane < 0) {
+                rd_kafka_message_destroy(m);
+                out->kind = GQ_INTAKE_NONE;
+                continue; /* a topic we did not ask for */
+            }
             return;
         }
         if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
@@ -244,34 +286,54 @@ void gq_intake_next(gq_intake_t *in, gq_intake_item_t *out) {
     }
 }
 
-void gq_intake_pause(gq_intake_t *in, bool pause) {
-    if (pause == in->paused || !in->rk)
+void gq_intake_pause(gq_intake_t *in, int lane, bool pause) {
+    if (!in->rk)
+        return;
+    if (lane < 0) {
+        for (int l = 0; l < in->lanes.n; l++)
+            gq_intake_pause(in, l, pause);
+        return;
+    }
+    if (lane >= in->lanes.n || pause == in->paused[lane])
         return;
     rd_kafka_topic_partition_list_t *a = NULL;
     if (rd_kafka_assignment(in->rk, &a) != RD_KAFKA_RESP_ERR_NO_ERROR)
         return;
-    if (pause)
-        rd_kafka_pause_partitions(in->rk, a);
-    else
-        rd_kafka_resume_partitions(in->rk, a);
+    rd_kafka_topic_partition_list_t *mine = rd_kafka_topic_partition_list_new(a->cnt);
+    for (int i = 0; i < a->cnt; i++)
+        if (strcmp(a->elems[i].topic, in->lanes.topic[lane]) == 0)
+            rd_kafka_topic_partition_list_add(mine, a->elems[i].topic, a->elems[i].partition);
+    if (mine->cnt) {
+        if (pause)
+            rd_kafka_pause_partitions(in->rk, mine);
+        else
+            rd_kafka_resume_partitions(in->rk, mine);
+    }
+    rd_kafka_topic_partition_list_destroy(mine);
     rd_kafka_topic_partition_list_destroy(a);
-    in->paused = pause;
+    in->paused[lane] = pause;
 }
 
-bool gq_intake_paused(const gq_intake_t *in) { return in->paused; }
+bool gq_intake_paused(const gq_intake_t *in, int lane) {
+    return lane >= 0 && lane < in->lanes.n && in->paused[lane];
+}
 
-void gq_intake_commit(gq_intake_t *in, int32_t partition, int64_t next) {
+void gq_intake_commit(gq_intake_t *in, int lane, int32_t partition, int64_t next) {
+    if (lane < 0 || lane >= in->lanes.n)
+        return;
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, in->topic, partition)->offset = next;
+    rd_kafka_topic_partition_list_add(l, in->lanes.topic[lane], partition)->offset = next;
     rd_kafka_resp_err_t err = rd_kafka_offsets_store(in->rk, l);
     if (err || l->elems[0].err)
-        gq_debug("offset store %s [%d] @%lld: %s", in->topic, (int)partition, (long long)next,
-                 rd_kafka_err2str(err ? err : l->elems[0].err));
+        gq_debug("offset store %s [%d] @%lld: %s", in->lanes.topic[lane], (int)partition,
+                 (long long)next, rd_kafka_err2str(err ? err : l->elems[0].err));
     rd_kafka_topic_partition_list_destroy(l);
 }
 
-bool gq_intake_watermarks(gq_intake_t *in, int32_t partition, int64_t *lo, int64_t *hi) {
-    return rd_kafka_get_watermark_offsets(in->rk, in->topic, partition, lo, hi) ==
+bool gq_intake_watermarks(gq_intake_t *in, int lane, int32_t partition, int64_t *lo,
+                          int64_t *hi) {
+    return lane >= 0 && lane < in->lanes.n &&
+           rd_kafka_get_watermark_offsets(in->rk, in->lanes.topic[lane], partition, lo, hi) ==
                RD_KAFKA_RESP_ERR_NO_ERROR &&
            *hi >= 0;
 }
@@ -302,5 +364,5 @@ void gq_intake_destroy(gq_intake_t *in) {
     free(in);
 }
 
-const char *gq_intake_topic(const gq_intake_t *in) { return in->topic; }
+const gq_lanes_t *gq_intake_lanes(const gq_intake_t *in) { return &in->lanes; }
 const char *gq_intake_group(const gq_intake_t *in) { return in->group; }

@@ -1,7 +1,7 @@
 /**
  * @file intake.h
  * @brief The worker's Kafka consumer: group membership, rebalances, messages, flow control
- * and offset commits. It knows nothing of jobs: it hands out messages and partition changes
+ * and offset commits, over the topics of every priority lane (lanes.h). It knows nothing of jobs: it hands out messages and partition changes
  * in the order they happened, and commits what it is told.
  *
  * Messages are taken into the worker's own bounded backlog as they come; the consumer is
@@ -15,6 +15,7 @@
 
 #include "cfg.h"
 #include "gq.h"
+#include "lanes.h"
 #include "recorder.h"
 
 #include <librdkafka/rdkafka.h>
@@ -33,6 +34,7 @@ typedef enum gq_intake_kind {
 typedef struct gq_intake_item {
     gq_intake_kind_t kind;
     rd_kafka_message_t *msg;
+    int lane; /**< the lane of the message's or partition's topic */
     int32_t partition;
     int64_t start;
     bool lost;
@@ -61,22 +63,24 @@ int gq_intake_fd(const gq_intake_t *in);
 void gq_intake_next(gq_intake_t *in, gq_intake_item_t *out);
 bool gq_intake_fatal(const gq_intake_t *in);
 
-/** Pauses or resumes every assigned partition (idempotent). */
-void gq_intake_pause(gq_intake_t *in, bool pause);
-bool gq_intake_paused(const gq_intake_t *in);
+/** Pauses or resumes every assigned partition of a lane (idempotent; lane -1: all lanes). */
+void gq_intake_pause(gq_intake_t *in, int lane, bool pause);
+bool gq_intake_paused(const gq_intake_t *in, int lane);
 
 /** Stores `next` as the partition's offset to commit. */
-void gq_intake_commit(gq_intake_t *in, int32_t partition, int64_t next);
+void gq_intake_commit(gq_intake_t *in, int lane, int32_t partition, int64_t next);
 
 /** Low and high watermarks of an assigned partition (cached, no request); false if unknown. */
-bool gq_intake_watermarks(gq_intake_t *in, int32_t partition, int64_t *lo, int64_t *hi);
+bool gq_intake_watermarks(gq_intake_t *in, int lane, int32_t partition, int64_t *lo,
+                          int64_t *hi);
 /** Whether a broker answers (for readiness). */
 bool gq_intake_connected(gq_intake_t *in);
 
 /** Commits the stored offsets and leaves the group. */
 void gq_intake_close(gq_intake_t *in);
 
-const char *gq_intake_topic(const gq_intake_t *in);
+/** The lanes (their topics) this consumer reads. */
+const gq_lanes_t *gq_intake_lanes(const gq_intake_t *in);
 const char *gq_intake_group(const gq_intake_t *in);
 
 #endif

@@ -26,8 +26,8 @@ const char *job_state_name(job_state_t s) {
     return s < JOB_STATES ? job_state_names[s] : "?";
 }
 
-job_t *job_new(uint64_t serial, int32_t partition, int64_t offset, const void *payload, size_t len,
-               const void *key, size_t key_len, int64_t now_wall) {
+job_t *job_new(uint64_t serial, int lane, int32_t partition, int64_t offset, const void *payload,
+               size_t len, const void *key, size_t key_len, int64_t now_wall) {
     job_t *j = calloc(1, sizeof(*j));
     if (!j)
         return NULL;
@@ -40,6 +40,7 @@ job_t *job_new(uint64_t serial, int32_t partition, int64_t offset, const void *p
         memcpy(j->payload, payload, len);
     j->payload_len = len;
     j->serial = serial;
+    j->lane = lane;
     j->partition = partition;
     j->offset = offset;
     j->received_at = now_wall;
@@ -455,6 +456,7 @@ static void job_admit(job_t *j, const job_ev_t *ev, const job_env_t *env, job_ac
         a.model = NULL;
         j->timeout_s = a.timeout_s;
         j->state = JOB_READY;
+        j->ready_mono = env->now_mono;
         j->wake_mono = INT64_MAX;
     } else {
         gq_strlcpy(j->error_code, a.code, sizeof(j->error_code));
@@ -763,6 +765,7 @@ void job_step(job_t *j, const job_ev_t *ev, const job_env_t *env, job_acts_t *ac
     case JOB_READY:
         if (ev->type == JEV_SLOT) {
             gq_uuid_v4(j->prompt_id);
+            j->sched_wait_ms += env->now_mono - j->ready_mono;
             j->state = JOB_BEGIN;
             j->wake_mono = INT64_MAX;
             act(acts, JACT_BEGIN);
@@ -818,6 +821,7 @@ void job_step(job_t *j, const job_ev_t *ev, const job_env_t *env, job_acts_t *ac
     case JOB_BACKOFF:
         if (ev->type == JEV_TICK && env->now_mono >= j->not_before) {
             j->state = JOB_READY;
+            j->ready_mono = env->now_mono;
             j->wake_mono = INT64_MAX;
         } else if (ev->type == JEV_TICK) {
             j->wake_mono = j->not_before;

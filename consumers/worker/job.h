@@ -62,6 +62,7 @@ typedef struct job {
     int io; /**< operations of its own in flight (the reaper waits for them) */
 
     /* the message (payload owned) */
+    int lane; /**< which priority lane's topic it came from (lanes.h) */
     int32_t partition;
     int64_t offset;
     void *payload;
@@ -97,6 +98,11 @@ typedef struct job {
     bool leaving;          /**< revoked or stopping: leave once the operation in flight returns */
     bool free_first;       /**< POST /free before the next attempt (out of memory) */
     int64_t not_before;    /**< READY/BEGIN/RECORD: not before this (a database retry) */
+    int64_t ready_mono;    /**< when it last became READY (the scheduler's aging) */
+    int64_t sched_wait_ms; /**< READY until it got its slot, summed over attempts */
+    /* the loop's bookkeeping for the scheduler (scheduler.h), not a state */
+    int passes;          /**< times a younger job was chosen before it */
+    bool sched_counted;  /**< counted in its tenant's jobs in ComfyUI */
 
     /* the end */
     gq_comfy_result_t result; /**< COLLECT: what ComfyUI produced */
@@ -183,8 +189,8 @@ typedef struct job_env {
 } job_env_t;
 
 /** A new job for a message (payload copied); NULL when out of memory. */
-job_t *job_new(uint64_t serial, int32_t partition, int64_t offset, const void *payload, size_t len,
-               const void *key, size_t key_len, int64_t now_wall);
+job_t *job_new(uint64_t serial, int lane, int32_t partition, int64_t offset, const void *payload,
+               size_t len, const void *key, size_t key_len, int64_t now_wall);
 void job_free(job_t *j);
 
 /** Advances j by ev. */

@@ -48,6 +48,7 @@ struct gq_metrics {
     uint64_t swaps;
     char lag_topic[256];
     int64_t outbox_pending, outbox_parked;
+    uint64_t sched_picks[4];
     double outbox_oldest_s;
     int64_t lag[M_MAX_PARTS];
     bool lag_set[M_MAX_PARTS];
@@ -177,6 +178,14 @@ void gq_metrics_model_used(gq_metrics_t *m, const char *model) {
     pthread_mutex_unlock(&m->lock);
 }
 
+void gq_metrics_sched_pick(gq_metrics_t *m, int why) {
+    if (why < 0 || why >= 4)
+        return;
+    pthread_mutex_lock(&m->lock);
+    m->sched_picks[why]++;
+    pthread_mutex_unlock(&m->lock);
+}
+
 void gq_metrics_outbox(gq_metrics_t *m, int64_t pending, int64_t parked, double oldest_s) {
     pthread_mutex_lock(&m->lock);
     m->outbox_pending = pending;
@@ -290,6 +299,13 @@ char *gq_metrics_render(gq_metrics_t *m) {
         m_label(&b, m->lag_topic);
         gq_buf_appendf(&b, "\",partition=\"%d\"} %lld\n", p, (long long)m->lag[p]);
     }
+    m_head(&b, "genq_sched_picks_total", "counter",
+           "Jobs given a ComfyUI slot, by why: the oldest (fifo), waited its bound (aged), "
+           "before older ones for the loaded model (affinity) or for another tenant (fair).");
+    static const char *const whys[4] = {"fifo", "aged", "affinity", "fair"};
+    for (int i = 0; i < 4; i++)
+        gq_buf_appendf(&b, "genq_sched_picks_total{why=\"%s\"} %llu\n", whys[i],
+                       (unsigned long long)m->sched_picks[i]);
     m_head(&b, "genq_outbox_pending", "gauge",
            "Completion events and dead letters written and not yet acknowledged by Kafka.");
     gq_buf_appendf(&b, "genq_outbox_pending %lld\n", (long long)m->outbox_pending);

@@ -15,6 +15,7 @@
  *   genq_gpu_memory_used_bytes / _total_bytes gauge (from /system_stats)
  *   genq_model_swaps_total                   counter (checkpoint differs from the last job's)
  *   genq_consumer_lag{topic,partition}       gauge  log end offset - committed offset
+ *   genq_sched_picks_total{why}              counter jobs given a slot: fifo, aged, affinity, fair
  *   genq_outbox_pending / _parked            gauge  genq.outbox rows to publish / set aside
  *   genq_outbox_oldest_seconds               gauge  age of the oldest row to publish
  *   genq_ready                               gauge 1/0
@@ -42,6 +43,8 @@ void gq_metrics_dead_letter(gq_metrics_t *m, const char *reason);
 void gq_metrics_in_flight(gq_metrics_t *m, int n);
 void gq_metrics_comfy(gq_metrics_t *m, bool up, int64_t vram_used, int64_t vram_total);
 void gq_metrics_model_used(gq_metrics_t *m, const char *model);
+/** The scheduler chose a job (why: gq_sched_why_t: fifo, aged, affinity, fair). */
+void gq_metrics_sched_pick(gq_metrics_t *m, int why);
 /** genq.outbox: rows to publish, rows parked, age of the oldest to publish. */
 void gq_metrics_outbox(gq_metrics_t *m, int64_t pending, int64_t parked, double oldest_s);
 void gq_metrics_lag(gq_metrics_t *m, const char *topic, int32_t partition, int64_t lag);

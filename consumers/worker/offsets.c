@@ -6,24 +6,26 @@
 
 void gq_offsets_init(gq_offsets_t *o) {
     memset(o, 0, sizeof(*o));
-    for (size_t i = 0; i < GQ_OFFSETS_MAX_PARTS; i++)
-        o->parts[i].next_commit = o->parts[i].taken_next = -1;
+    for (size_t l = 0; l < GQ_LANES_MAX; l++)
+        for (size_t i = 0; i < GQ_OFFSETS_MAX_PARTS; i++)
+            o->parts[l][i].next_commit = o->parts[l][i].taken_next = -1;
 }
 
 void gq_offsets_release(gq_offsets_t *o) {
-    for (size_t i = 0; i < GQ_OFFSETS_MAX_PARTS; i++)
-        free(o->parts[i].flight);
+    for (size_t l = 0; l < GQ_LANES_MAX; l++)
+        for (size_t i = 0; i < GQ_OFFSETS_MAX_PARTS; i++)
+            free(o->parts[l][i].flight);
     gq_offsets_init(o);
 }
 
-static gq_offsets_part_t *off_part(const gq_offsets_t *o, int32_t partition) {
-    if (partition < 0 || partition >= GQ_OFFSETS_MAX_PARTS)
+static gq_offsets_part_t *off_part(const gq_offsets_t *o, int lane, int32_t partition) {
+    if (lane < 0 || lane >= GQ_LANES_MAX || partition < 0 || partition >= GQ_OFFSETS_MAX_PARTS)
         return NULL;
-    return (gq_offsets_part_t *)&o->parts[partition];
+    return (gq_offsets_part_t *)&o->parts[lane][partition];
 }
 
-bool gq_offsets_assign(gq_offsets_t *o, int32_t partition, int64_t start) {
-    gq_offsets_part_t *p = off_part(o, partition);
+bool gq_offsets_assign(gq_offsets_t *o, int lane, int32_t partition, int64_t start) {
+    gq_offsets_part_t *p = off_part(o, lane, partition);
     if (!p)
         return false;
     p->assigned = true;
@@ -33,8 +35,8 @@ bool gq_offsets_assign(gq_offsets_t *o, int32_t partition, int64_t start) {
     return true;
 }
 
-void gq_offsets_revoke(gq_offsets_t *o, int32_t partition) {
-    gq_offsets_part_t *p = off_part(o, partition);
+void gq_offsets_revoke(gq_offsets_t *o, int lane, int32_t partition) {
+    gq_offsets_part_t *p = off_part(o, lane, partition);
     if (!p)
         return;
     p->assigned = false;
@@ -42,8 +44,8 @@ void gq_offsets_revoke(gq_offsets_t *o, int32_t partition) {
     p->next_commit = p->taken_next = -1;
 }
 
-bool gq_offsets_assigned(const gq_offsets_t *o, int32_t partition) {
-    const gq_offsets_part_t *p = off_part(o, partition);
+bool gq_offsets_assigned(const gq_offsets_t *o, int lane, int32_t partition) {
+    const gq_offsets_part_t *p = off_part(o, lane, partition);
     return p && p->assigned;
 }
 
@@ -60,8 +62,8 @@ static size_t off_lower(const gq_offsets_part_t *p, int64_t offset) {
     return lo;
 }
 
-gq_status_t gq_offsets_take(gq_offsets_t *o, int32_t partition, int64_t offset) {
-    gq_offsets_part_t *p = off_part(o, partition);
+gq_status_t gq_offsets_take(gq_offsets_t *o, int lane, int32_t partition, int64_t offset) {
+    gq_offsets_part_t *p = off_part(o, lane, partition);
     if (!p || !p->assigned || offset < 0)
         return GQ_ERR_INVALID;
     size_t at = off_lower(p, offset);
@@ -90,8 +92,8 @@ static int64_t off_next(const gq_offsets_part_t *p) {
     return p->flight_cnt ? p->flight[0] : p->taken_next;
 }
 
-int64_t gq_offsets_done(gq_offsets_t *o, int32_t partition, int64_t offset) {
-    gq_offsets_part_t *p = off_part(o, partition);
+int64_t gq_offsets_done(gq_offsets_t *o, int lane, int32_t partition, int64_t offset) {
+    gq_offsets_part_t *p = off_part(o, lane, partition);
     if (!p || !p->assigned)
         return -1;
     size_t at = off_lower(p, offset);
@@ -106,8 +108,8 @@ int64_t gq_offsets_done(gq_offsets_t *o, int32_t partition, int64_t offset) {
     return next;
 }
 
-int64_t gq_offsets_next_if_done(const gq_offsets_t *o, int32_t partition, int64_t offset) {
-    const gq_offsets_part_t *p = off_part(o, partition);
+int64_t gq_offsets_next_if_done(const gq_offsets_t *o, int lane, int32_t partition, int64_t offset) {
+    const gq_offsets_part_t *p = off_part(o, lane, partition);
     if (!p || !p->assigned)
         return -1;
     /* The oldest in flight other than `offset`. */
@@ -122,7 +124,7 @@ int64_t gq_offsets_next_if_done(const gq_offsets_t *o, int32_t partition, int64_
     return next > 0 ? next : 0;
 }
 
-size_t gq_offsets_in_flight(const gq_offsets_t *o, int32_t partition) {
-    const gq_offsets_part_t *p = off_part(o, partition);
+size_t gq_offsets_in_flight(const gq_offsets_t *o, int lane, int32_t partition) {
+    const gq_offsets_part_t *p = off_part(o, lane, partition);
     return p ? p->flight_cnt : 0;
 }

@@ -1,6 +1,6 @@
 /**
  * @file offsets.h
- * @brief Which offsets of each assigned partition are still in flight, and so where the
+ * @brief Which offsets of each assigned partition (of each lane's topic) are still in flight, and so where the
  * committed offset may move: to the oldest offset still in flight, or past the last
  * message taken when none is. A pure data structure: no Kafka, no database.
  *
@@ -12,6 +12,7 @@
 #define GQ_OFFSETS_H
 
 #include "gq.h"
+#include "lanes.h"
 
 #include <stdbool.h>
 
@@ -26,33 +27,33 @@ typedef struct gq_offsets_part {
 } gq_offsets_part_t;
 
 typedef struct gq_offsets {
-    gq_offsets_part_t parts[GQ_OFFSETS_MAX_PARTS];
+    gq_offsets_part_t parts[GQ_LANES_MAX][GQ_OFFSETS_MAX_PARTS];
 } gq_offsets_t;
 
 void gq_offsets_init(gq_offsets_t *o);
 void gq_offsets_release(gq_offsets_t *o);
 
 /** A partition is ours from `start` (its stored offset; -1 when unknown). False: out of range. */
-bool gq_offsets_assign(gq_offsets_t *o, int32_t partition, int64_t start);
+bool gq_offsets_assign(gq_offsets_t *o, int lane, int32_t partition, int64_t start);
 /** It is not ours any more: everything in flight there is forgotten. */
-void gq_offsets_revoke(gq_offsets_t *o, int32_t partition);
-bool gq_offsets_assigned(const gq_offsets_t *o, int32_t partition);
+void gq_offsets_revoke(gq_offsets_t *o, int lane, int32_t partition);
+bool gq_offsets_assigned(const gq_offsets_t *o, int lane, int32_t partition);
 
 /** A message entered the worker. GQ_ERR_NOMEM, or GQ_ERR_INVALID for a partition not ours. */
-gq_status_t gq_offsets_take(gq_offsets_t *o, int32_t partition, int64_t offset);
+gq_status_t gq_offsets_take(gq_offsets_t *o, int lane, int32_t partition, int64_t offset);
 
 /**
  * A message is over. Returns the new offset to commit when it moved forward, else -1.
  */
-int64_t gq_offsets_done(gq_offsets_t *o, int32_t partition, int64_t offset);
+int64_t gq_offsets_done(gq_offsets_t *o, int lane, int32_t partition, int64_t offset);
 
 /**
  * The offset to commit if `offset` were done now (the others still in flight), for the
  * record written with it: > 0, or 0 meaning offset + 1; -1 when the partition is not ours.
  */
-int64_t gq_offsets_next_if_done(const gq_offsets_t *o, int32_t partition, int64_t offset);
+int64_t gq_offsets_next_if_done(const gq_offsets_t *o, int lane, int32_t partition, int64_t offset);
 
 /** Messages in flight in a partition. */
-size_t gq_offsets_in_flight(const gq_offsets_t *o, int32_t partition);
+size_t gq_offsets_in_flight(const gq_offsets_t *o, int lane, int32_t partition);
 
 #endif

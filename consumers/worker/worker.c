@@ -21,6 +21,7 @@
 #include "offsets.h"
 #include "record.h"
 #include "recorder.h"
+#include "scheduler.h"
 #include "store.h"
 #include "util.h"
 #include "warmup.h"
@@ -66,6 +67,8 @@ struct gq_worker {
     gq_intake_t *intake;
     gq_record_t *record;
     gq_offsets_t offsets;
+    gq_sched_t sched;
+    size_t lookahead;
 
     job_t *jobs, *jobs_tail; /* in arrival order (offset order per partition) */
     size_t jobs_cnt;
@@ -111,6 +114,11 @@ static void worker_do(gq_worker_t *w, job_t *j, const job_acts_t *acts);
 static void worker_step(gq_worker_t *w, job_t *j, const job_ev_t *ev) {
     job_acts_t acts = {.n = 0};
     job_step(j, ev, &w->env, &acts);
+    if (j->sched_counted && !job_in_comfy(j)) {
+        /* Out of ComfyUI: its tenant may take another slot. */
+        gq_sched_finished(&w->sched, j->req.source);
+        j->sched_counted = false;
+    }
     worker_do(w, j, &acts);
 }
 
@@ -137,11 +145,11 @@ static void worker_fail_later(gq_worker_t *w, job_t *j, job_ev_type_t type, gq_s
 }
 
 static gq_msg_ref_t worker_ref(gq_worker_t *w, const job_t *j) {
-    gq_msg_ref_t ref = {gq_intake_group(w->intake), gq_intake_topic(w->intake), j->partition,
-                        j->offset, -1};
+    gq_msg_ref_t ref = {gq_intake_group(w->intake), gq_intake_lanes(w->intake)->topic[j->lane],
+                        j->partition, j->offset, -1};
     /* Not ours any more: the new owner moves the offset. */
-    if (!j->revoked && gq_offsets_assigned(&w->offsets, j->partition))
-        ref.next_offset = gq_offsets_next_if_done(&w->offsets, j->partition, j->offset);
+    if (!j->revoked && gq_offsets_assigned(&w->offsets, j->lane, j->partition))
+        ref.next_offset = gq_offsets_next_if_done(&w->offsets, j->lane, j->partition, j->offset);
     return ref;
 }
 
@@ -410,22 +418,22 @@ static bool worker_dup(gq_worker_t *w, const job_t *j) {
     return false;
 }
 
-static void worker_message(gq_worker_t *w, rd_kafka_message_t *m) {
-    if (!gq_offsets_assigned(&w->offsets, m->partition)) {
+static void worker_message(gq_worker_t *w, int lane, rd_kafka_message_t *m) {
+    if (!gq_offsets_assigned(&w->offsets, lane, m->partition)) {
         gq_warn("message from unassigned partition %d ignored", (int)m->partition);
         return;
     }
     if (w->stopping)
         return; /* not taken: it stays uncommitted and is redelivered to the next owner */
-    job_t *j = job_new(++w->serial, m->partition, m->offset, m->payload, m->len, m->key,
+    job_t *j = job_new(++w->serial, lane, m->partition, m->offset, m->payload, m->len, m->key,
                        m->key_len, gq_now_ms());
     /* Not taken, not tracked: without the offset in flight a commit could pass it, so a job
      * that cannot be made stops the intake until memory is back (it will be redelivered). */
-    if (!j || gq_offsets_take(&w->offsets, m->partition, m->offset) != GQ_OK) {
+    if (!j || gq_offsets_take(&w->offsets, lane, m->partition, m->offset) != GQ_OK) {
         gq_err("out of memory taking message [%d] @%lld; pausing", (int)m->partition,
                (long long)m->offset);
         job_free(j);
-        gq_intake_pause(w->intake, true);
+        gq_intake_pause(w->intake, -1, true);
         return;
     }
     if (w->jobs_tail)
@@ -439,14 +447,14 @@ static void worker_message(gq_worker_t *w, rd_kafka_message_t *m) {
 
 static void worker_partition(gq_worker_t *w, const gq_intake_item_t *it) {
     if (it->kind == GQ_INTAKE_ASSIGN) {
-        if (!gq_offsets_assign(&w->offsets, it->partition, it->start))
+        if (!gq_offsets_assign(&w->offsets, it->lane, it->partition, it->start))
             gq_err("partition %d is beyond what this worker tracks", (int)it->partition);
         return;
     }
     for (job_t *j = w->jobs; j; j = j->next)
-        if (j->partition == it->partition)
+        if (j->lane == it->lane && j->partition == it->partition)
             worker_event(w, j, JEV_REVOKE);
-    gq_offsets_revoke(&w->offsets, it->partition);
+    gq_offsets_revoke(&w->offsets, it->lane, it->partition);
 }
 
 static void worker_intake(gq_worker_t *w) {
@@ -456,7 +464,7 @@ static void worker_intake(gq_worker_t *w) {
         if (it.kind == GQ_INTAKE_NONE)
             break;
         if (it.kind == GQ_INTAKE_MESSAGE) {
-            worker_message(w, it.msg);
+            worker_message(w, it.lane, it.msg);
             rd_kafka_message_destroy(it.msg);
         } else {
             worker_partition(w, &it);
@@ -466,41 +474,45 @@ static void worker_intake(gq_worker_t *w) {
         w->fatal = true;
 }
 
-/* The backlog (messages not looked at yet) is bounded: the intake pauses when it is full and
- * resumes at half, so librdkafka's prefetch is not thrown away for every job. */
+/* The backlog (messages not looked at yet) is bounded per lane: a lane's intake pauses when
+ * its backlog is full and resumes at half, so librdkafka's prefetch is not thrown away for
+ * every job, and a full low lane never keeps a high lane's messages out. */
 static void worker_flow(gq_worker_t *w) {
-    size_t backlog = 0;
+    size_t backlog[GQ_LANES_MAX] = {0};
     for (const job_t *j = w->jobs; j; j = j->next)
-        if (j->state == JOB_NEW)
-            backlog++;
-    bool paused = gq_intake_paused(w->intake);
-    if (w->stopping || backlog >= w->backlog_max)
-        gq_intake_pause(w->intake, true);
-    else if (paused && backlog <= w->backlog_max / 2)
-        gq_intake_pause(w->intake, false);
+        if (j->state == JOB_NEW && j->lane >= 0 && j->lane < GQ_LANES_MAX)
+            backlog[j->lane]++;
+    for (int l = 0; l < gq_intake_lanes(w->intake)->n; l++) {
+        if (w->stopping || backlog[l] >= w->backlog_max)
+            gq_intake_pause(w->intake, l, true);
+        else if (gq_intake_paused(w->intake, l) && backlog[l] <= w->backlog_max / 2)
+            gq_intake_pause(w->intake, l, false);
+    }
 }
 
 /* ---- scheduling ---- */
 
-/* Admits messages ahead of need: enough READY jobs to fill every slot as it frees. */
+/* Admits messages ahead of need: `lookahead` ready jobs for the scheduler to choose among,
+ * taken lane by lane (a high lane's messages are decoded first). */
 static void worker_admit(gq_worker_t *w) {
     if (w->stopping)
         return;
-    size_t ready = 0, want = (size_t)(w->queue_depth + 2);
+    size_t ready = 0;
     for (const job_t *j = w->jobs; j; j = j->next)
         if (j->state == JOB_READY || j->state == JOB_BACKOFF)
             ready++;
-    for (job_t *j = w->jobs; j && ready < want; j = j->next) {
-        if (j->state != JOB_NEW)
-            continue;
-        job_ev_t ev = {.type = JEV_ADMIT, .dup = worker_dup(w, j)};
-        worker_step(w, j, &ev);
-        if (j->state == JOB_READY)
-            ready++;
-    }
+    for (int lane = 0; lane < gq_intake_lanes(w->intake)->n && ready < w->lookahead; lane++)
+        for (job_t *j = w->jobs; j && ready < w->lookahead; j = j->next) {
+            if (j->state != JOB_NEW || j->lane != lane)
+                continue;
+            job_ev_t ev = {.type = JEV_ADMIT, .dup = worker_dup(w, j)};
+            worker_step(w, j, &ev);
+            if (j->state == JOB_READY)
+                ready++;
+        }
 }
 
-/* Gives free ComfyUI slots to ready jobs: highest priority first, then oldest. */
+/* Gives free ComfyUI slots to ready jobs, in the order the scheduler (scheduler.c) says. */
 static void worker_slots(gq_worker_t *w) {
     if (w->stopping)
         return;
@@ -508,15 +520,32 @@ static void worker_slots(gq_worker_t *w) {
     for (const job_t *j = w->jobs; j; j = j->next)
         if (job_in_comfy(j))
             in_comfy++;
+    enum { MAXC = 512 };
+    gq_sched_cand_t cand[MAXC];
+    job_t *cj[MAXC];
     while (in_comfy < (size_t)(1 + w->queue_depth)) {
-        job_t *best = NULL;
-        for (job_t *j = w->jobs; j; j = j->next)
-            if (j->state == JOB_READY && w->env.now_mono >= j->not_before &&
-                (!best || j->req.priority > best->req.priority))
-                best = j;
-        if (!best)
+        size_t n = 0;
+        for (job_t *j = w->jobs; j && n < MAXC; j = j->next) {
+            if (j->state != JOB_READY || w->env.now_mono < j->not_before)
+                continue;
+            cand[n] = (gq_sched_cand_t){j->lane, j->req.source ? j->req.source : "", j->model,
+                                        j->serial, j->ready_mono, j->passes};
+            cj[n++] = j;
+        }
+        if (n == 0)
             return;
-        worker_event(w, best, JEV_SLOT);
+        gq_sched_why_t why;
+        int i = gq_sched_pick(&w->sched, cand, n, w->env.now_mono, &why);
+        if (i < 0)
+            return; /* every tenant with work is at its quota */
+        for (size_t k = 0; k < n; k++)
+            if (gq_sched_passed(&cand[i], &cand[k]))
+                cj[k]->passes++;
+        gq_metrics_sched_pick(w->metrics, (int)why);
+        job_t *j = cj[i];
+        gq_sched_submitted(&w->sched, j->req.source, j->model);
+        j->sched_counted = true;
+        worker_event(w, j, JEV_SLOT);
         in_comfy++;
     }
 }
@@ -563,10 +592,12 @@ static void worker_reap(gq_worker_t *w) {
         if (w->jobs_tail == j)
             w->jobs_tail = prev;
         w->jobs_cnt--;
+        if (j->sched_counted)
+            gq_sched_finished(&w->sched, j->req.source);
         if (j->end == JOB_END_FINISHED && !j->revoked) {
-            int64_t next = gq_offsets_done(&w->offsets, j->partition, j->offset);
+            int64_t next = gq_offsets_done(&w->offsets, j->lane, j->partition, j->offset);
             if (next >= 0)
-                gq_intake_commit(w->intake, j->partition, next);
+                gq_intake_commit(w->intake, j->lane, j->partition, next);
         } else if (j->end == JOB_END_REDELIVER) {
             w->n_redelivered++;
         }
@@ -602,13 +633,17 @@ static void worker_health(gq_worker_t *w) {
         w->health_asking = true;
     gq_metrics_in_flight(w->metrics, (int)w->jobs_cnt);
     gq_metrics_lag_clear(w->metrics);
-    for (int32_t p = 0; p < GQ_OFFSETS_MAX_PARTS; p++) {
-        int64_t lo, hi;
-        if (!gq_offsets_assigned(&w->offsets, p) || !gq_intake_watermarks(w->intake, p, &lo, &hi))
-            continue;
-        int64_t at = w->offsets.parts[p].next_commit >= 0 ? w->offsets.parts[p].next_commit : lo;
-        gq_metrics_lag(w->metrics, gq_intake_topic(w->intake), p, hi > at ? hi - at : 0);
-    }
+    const gq_lanes_t *lanes = gq_intake_lanes(w->intake);
+    for (int l = 0; l < lanes->n; l++)
+        for (int32_t p = 0; p < GQ_OFFSETS_MAX_PARTS; p++) {
+            int64_t lo, hi;
+            if (!gq_offsets_assigned(&w->offsets, l, p) ||
+                !gq_intake_watermarks(w->intake, l, p, &lo, &hi))
+                continue;
+            const gq_offsets_part_t *op = &w->offsets.parts[l][p];
+            int64_t at = op->next_commit >= 0 ? op->next_commit : lo;
+            gq_metrics_lag(w->metrics, lanes->topic[l], p, hi > at ? hi - at : 0);
+        }
 }
 
 /* ---- the loop ---- */
@@ -642,7 +677,7 @@ static void worker_begin_stop(gq_worker_t *w) {
     w->stopping = true;
     w->stop_deadline = gq_mono_ms() + gq_cfg_int(w->cfg, "grace_period") * 1000;
     worker_env(w);
-    gq_intake_pause(w->intake, true);
+    gq_intake_pause(w->intake, -1, true);
     for (job_t *j = w->jobs; j; j = j->next)
         worker_event(w, j, JEV_STOP);
 }
@@ -695,8 +730,9 @@ static void worker_turn(gq_worker_t *w) {
 
 gq_worker_end_t gq_worker_run(gq_worker_t *w, volatile sig_atomic_t *stop) {
     bool interrupted = false;
-    gq_info("worker %s: group %s, topic %s, ComfyUI %s, %d prompt(s) queued ahead", w->worker_id,
-            gq_intake_group(w->intake), gq_intake_topic(w->intake),
+    gq_info("worker %s: group %s, topic %s%s, ComfyUI %s, %d prompt(s) queued ahead",
+            w->worker_id, gq_intake_group(w->intake), gq_intake_lanes(w->intake)->topic[0],
+            gq_intake_lanes(w->intake)->n > 1 ? " and lower lanes" : "",
             gq_cfg_str(w->cfg, "comfyui_url"), w->queue_depth);
     /* Join the group only when able to take work: a warming member would hold partitions it
      * cannot serve, and could outlast max.poll.interval.ms without polling. */
@@ -798,6 +834,40 @@ static void worker_client_id(gq_worker_t *w) {
              hex + 12, hex + 15, hex + 18);
 }
 
+/* The scheduler's settings, from the configuration. */
+static gq_status_t worker_sched_init(gq_worker_t *w, char *errstr, size_t errstr_size) {
+    const gq_cfg_t *cfg = w->cfg;
+    const char *mode = gq_cfg_str(cfg, "schedule");
+    if (strcmp(mode, "fair") != 0 && strcmp(mode, "fifo") != 0) {
+        gq_errf(errstr, errstr_size, "schedule \"%s\": fair or fifo", mode);
+        return GQ_ERR_INVALID;
+    }
+    gq_sched_cfg_t sc = {
+        .fifo = strcmp(mode, "fifo") == 0,
+        .max_passes = (int)gq_cfg_int(cfg, "max_passes"),
+        .max_wait_ms = gq_cfg_int(cfg, "max_sched_wait") * 1000,
+        .quantum = (int)gq_cfg_int(cfg, "fair_quantum"),
+        .tenant_max_in_flight = (int)gq_cfg_int(cfg, "tenant_max_in_flight"),
+        .weights = gq_cfg_str(cfg, "tenant_weights"),
+    };
+    const char *lw = gq_cfg_str(cfg, "lane_weights");
+    for (const char *p = lw; p && *p && sc.lanes < GQ_SCHED_MAX_LANES;) {
+        char num[16];
+        size_t n = strcspn(p, ",");
+        int64_t v;
+        snprintf(num, sizeof(num), "%.*s", (int)(n < 15 ? n : 15), p);
+        if (gq_parse_i64(num, 1, 1000, &v) != GQ_OK) {
+            gq_errf(errstr, errstr_size, "lane_weights \"%s\": positive integers, e.g. 8,2,1", lw);
+            return GQ_ERR_INVALID;
+        }
+        sc.lane_weight[sc.lanes++] = (int)v;
+        p += n + (p[n] == ',');
+    }
+    sc.lanes_weighted = sc.lanes > 0;
+    gq_sched_init(&w->sched, &sc);
+    return GQ_OK;
+}
+
 gq_worker_t *gq_worker_new(const gq_cfg_t *cfg, volatile sig_atomic_t *stop, gq_status_t *st,
                            char *errstr, size_t errstr_size) {
     gq_worker_t *w = calloc(1, sizeof(*w));
@@ -824,6 +894,9 @@ gq_worker_t *gq_worker_new(const gq_cfg_t *cfg, volatile sig_atomic_t *stop, gq_
     worker_client_id(w);
     w->queue_depth = (int)gq_cfg_int(cfg, "queue_depth");
     w->backlog_max = (size_t)gq_cfg_int(cfg, "backlog");
+    w->lookahead = (size_t)gq_cfg_int(cfg, "lookahead");
+    if (w->lookahead < (size_t)w->queue_depth + 2)
+        w->lookahead = (size_t)w->queue_depth + 2;
     w->admit = (gq_admit_cfg_t){gq_cfg_str(cfg, "workflows_dir"), (int)gq_cfg_int(cfg, "job_timeout"),
                                 (int32_t)gq_cfg_int(cfg, "max_attempts"),
                                 (size_t)gq_cfg_int(cfg, "max_message_bytes"), &w->templates};
@@ -834,6 +907,9 @@ gq_worker_t *gq_worker_new(const gq_cfg_t *cfg, volatile sig_atomic_t *stop, gq_
                          .check_ms = WORKER_CHECK_MS,
                          .max_output_bytes = gq_cfg_int(cfg, "max_output_bytes")};
     w->ws_backoff_ms = 500;
+    *st = worker_sched_init(w, errstr, errstr_size);
+    if (*st != GQ_OK)
+        goto fail;
 
     *st = gq_schema_init(errstr, errstr_size);
     if (*st != GQ_OK)

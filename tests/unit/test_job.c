@@ -47,7 +47,8 @@ static job_t *job_make(void) {
     CHECK(gq_request_encode(&req, &b, err, sizeof(err)) == GQ_OK);
     static uint64_t serial;
     serial++;
-    job_t *j = job_new(serial, 0, 100 + (int64_t)serial, b.data, b.len, req.job_id, 36, now_wall);
+    job_t *j =
+        job_new(serial, 0, 0, 100 + (int64_t)serial, b.data, b.len, req.job_id, 36, now_wall);
     gq_buf_release(&b);
     gq_request_release(&req);
     return j;
@@ -541,13 +542,13 @@ static void test_exhausted(void) {
 
 /* Bad input: FAILED records and rejections, never a render. */
 static void test_bad_input(void) {
-    job_t *j = job_new(999, 0, 1, "garbage", 7, NULL, 0, now_wall);
+    job_t *j = job_new(999, 0, 0, 1, "garbage", 7, NULL, 0, now_wall);
     job_acts_t a = ev0(j, JEV_ADMIT);
     CHECK(j->state == JOB_RECORD && j->reject && j->dead_letter && has_act(&a, JACT_RECORD));
     job_free(j);
     char id[37];
     gq_uuid_v4(id);
-    j = job_new(1000, 0, 2, "garbage", 7, id, 36, now_wall);
+    j = job_new(1000, 0, 0, 2, "garbage", 7, id, 36, now_wall);
     a = ev0(j, JEV_ADMIT);
     CHECK(j->state == JOB_RECORD && !j->reject && j->dead_letter);
     CHECK_STR(j->job_id, id);

@@ -1,0 +1,191 @@
+/* Which ready job goes next (see scheduler.h). */
+#include "scheduler.h"
+#include "util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int sched_weight_of(const char *weights, const char *tenant) {
+    /* "a=3,b=2": a plain scan; the list is short and read once per new tenant. */
+    size_t tl = strlen(tenant);
+    for (const char *p = weights; p && *p;) {
+        const char *eq = strchr(p, '='), *end = strchr(p, ',');
+        if (!end)
+            end = p + strlen(p);
+        if (eq && eq < end && (size_t)(eq - p) == tl && memcmp(p, tenant, tl) == 0) {
+            char num[16];
+            size_t nl = (size_t)(end - eq - 1) < sizeof(num) - 1 ? (size_t)(end - eq - 1)
+                                                                  : sizeof(num) - 1;
+            memcpy(num, eq + 1, nl);
+            num[nl] = '\0';
+            int64_t w;
+            if (gq_parse_i64(num, 1, 1000, &w) == GQ_OK)
+                return (int)w;
+        }
+        p = *end ? end + 1 : end;
+    }
+    return 1;
+}
+
+void gq_sched_init(gq_sched_t *s, const gq_sched_cfg_t *cfg) {
+    memset(s, 0, sizeof(*s));
+    s->cfg = *cfg;
+    if (s->cfg.quantum < 1)
+        s->cfg.quantum = 1;
+    if (s->cfg.lanes < 1)
+        s->cfg.lanes = 1;
+    for (int i = 0; i < GQ_SCHED_MAX_LANES; i++)
+        if (s->cfg.lane_weight[i] < 1)
+            s->cfg.lane_weight[i] = 1;
+}
+
+/* The tenant's slot (made when new); the last slot takes whoever finds the table full. */
+static size_t sched_tenant(gq_sched_t *s, const char *name) {
+    size_t free_slot = GQ_SCHED_MAX_TENANTS;
+    for (size_t i = 0; i < GQ_SCHED_MAX_TENANTS; i++) {
+        if (s->tenants[i].used && strcmp(s->tenants[i].name, name) == 0)
+            return i;
+        if (free_slot == GQ_SCHED_MAX_TENANTS &&
+            (!s->tenants[i].used ||
+             (s->tenants[i].in_flight == 0 && s->tenants[i].deficit == 0 && i != s->turn)))
+            free_slot = i;
+    }
+    size_t i = free_slot < GQ_SCHED_MAX_TENANTS - 1 ? free_slot : GQ_SCHED_MAX_TENANTS - 1;
+    if (!s->tenants[i].used || strcmp(s->tenants[i].name, name) != 0) {
+        bool shared = i == GQ_SCHED_MAX_TENANTS - 1 && s->tenants[i].used;
+        if (!shared) {
+            memset(&s->tenants[i], 0, sizeof(s->tenants[i]));
+            snprintf(s->tenants[i].name, sizeof(s->tenants[i].name), "%s", name);
+            s->tenants[i].weight = sched_weight_of(s->cfg.weights, name);
+            s->tenants[i].used = true;
+        }
+    }
+    return i;
+}
+
+static bool sched_older(const gq_sched_cand_t *a, const gq_sched_cand_t *b) {
+    return a->order < b->order;
+}
+
+static bool sched_same_model(const char *a, const char *b) {
+    return a && b && strcmp(a, b) == 0;
+}
+
+/* The lane to serve: the first with a candidate (strict), or smooth weighted round robin. */
+static int sched_lane(gq_sched_t *s, const bool *has) {
+    if (!s->cfg.lanes_weighted) {
+        for (int l = 0; l < GQ_SCHED_MAX_LANES; l++)
+            if (has[l])
+                return l;
+        return -1;
+    }
+    int best = -1, total = 0;
+    for (int l = 0; l < GQ_SCHED_MAX_LANES; l++) {
+        if (!has[l])
+            continue;
+        s->lane_credit[l] += s->cfg.lane_weight[l];
+        total += s->cfg.lane_weight[l];
+        if (best < 0 || s->lane_credit[l] > s->lane_credit[best])
+            best = l;
+    }
+    if (best >= 0)
+        s->lane_credit[best] -= total;
+    return best;
+}
+
+int gq_sched_pick(gq_sched_t *s, const gq_sched_cand_t *cand, size_t n, int64_t now_mono,
+                  gq_sched_why_t *why) {
+    /* Candidates whose tenant may take one more slot, and the lanes they are in. */
+    bool has_lane[GQ_SCHED_MAX_LANES] = {false};
+    size_t eligible = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t t = sched_tenant(s, cand[i].tenant ? cand[i].tenant : "");
+        bool quota = s->cfg.tenant_max_in_flight > 0 &&
+                     s->tenants[t].in_flight >= s->cfg.tenant_max_in_flight;
+        int lane = cand[i].lane >= 0 && cand[i].lane < GQ_SCHED_MAX_LANES ? cand[i].lane : 0;
+        if (!quota) {
+            has_lane[lane] = true;
+            eligible++;
+        }
+    }
+    if (eligible == 0)
+        return -1;
+    int lane = sched_lane(s, has_lane);
+#define SCHED_OK(i)                                                                                \
+    ((cand[i].lane >= 0 && cand[i].lane < GQ_SCHED_MAX_LANES ? cand[i].lane : 0) == lane &&       \
+     !(s->cfg.tenant_max_in_flight > 0 &&                                                          \
+       s->tenants[sched_tenant(s, cand[i].tenant ? cand[i].tenant : "")].in_flight >=              \
+           s->cfg.tenant_max_in_flight))
+    /* The oldest in the lane, and the oldest overdue one. */
+    int oldest = -1, aged = -1;
+    for (size_t i = 0; i < n; i++) {
+        if (!SCHED_OK(i))
+            continue;
+        if (oldest < 0 || sched_older(&cand[i], &cand[oldest]))
+            oldest = (int)i;
+        bool overdue = (s->cfg.max_passes > 0 && cand[i].passes >= s->cfg.max_passes) ||
+                       (s->cfg.max_wait_ms > 0 && now_mono - cand[i].ready_mono >= s->cfg.max_wait_ms);
+        if (overdue && (aged < 0 || sched_older(&cand[i], &cand[aged])))
+            aged = (int)i;
+    }
+    int pick = -1;
+    if (s->cfg.fifo) {
+        pick = oldest;
+    } else if (aged >= 0) {
+        pick = aged;
+    } else {
+        /* Deficit round robin: the tenant whose turn it is serves while it has credit. */
+        for (size_t round = 0; round <= 2 * GQ_SCHED_MAX_TENANTS && pick < 0; round++) {
+            size_t t = s->turn % GQ_SCHED_MAX_TENANTS;
+            int best = -1, best_model = -1;
+            for (size_t i = 0; s->tenants[t].used && i < n; i++) {
+                if (!SCHED_OK(i) ||
+                    sched_tenant(s, cand[i].tenant ? cand[i].tenant : "") != t)
+                    continue;
+                if (best < 0 || sched_older(&cand[i], &cand[best]))
+                    best = (int)i;
+                if (sched_same_model(cand[i].model, s->loaded) &&
+                    (best_model < 0 || sched_older(&cand[i], &cand[best_model])))
+                    best_model = (int)i;
+            }
+            if (best < 0) {
+                s->tenants[t].deficit = 0; /* nothing waiting: no credit saved up */
+                s->turn = (t + 1) % GQ_SCHED_MAX_TENANTS;
+                continue;
+            }
+            if (s->tenants[t].deficit < 1) /* its turn begins */
+                s->tenants[t].deficit += (int64_t)s->cfg.quantum * s->tenants[t].weight;
+            pick = best_model >= 0 ? best_model : best;
+            if (--s->tenants[t].deficit < 1)
+                s->turn = (t + 1) % GQ_SCHED_MAX_TENANTS;
+        }
+        if (pick < 0)
+            pick = oldest;
+    }
+#undef SCHED_OK
+    if (why) {
+        const char *ta = cand[pick].tenant ? cand[pick].tenant : "";
+        const char *tb = cand[oldest].tenant ? cand[oldest].tenant : "";
+        *why = pick == oldest      ? GQ_SCHED_FIFO
+               : pick == aged      ? GQ_SCHED_AGED
+               : strcmp(ta, tb)    ? GQ_SCHED_FAIR
+                                   : GQ_SCHED_AFFINITY;
+    }
+    return pick;
+}
+
+bool gq_sched_passed(const gq_sched_cand_t *chosen, const gq_sched_cand_t *cand) {
+    return cand != chosen && cand->lane == chosen->lane && sched_older(cand, chosen);
+}
+
+void gq_sched_submitted(gq_sched_t *s, const char *tenant, const char *model) {
+    s->tenants[sched_tenant(s, tenant ? tenant : "")].in_flight++;
+    snprintf(s->loaded, sizeof(s->loaded), "%s", model ? model : "");
+}
+
+void gq_sched_finished(gq_sched_t *s, const char *tenant) {
+    size_t t = sched_tenant(s, tenant ? tenant : "");
+    if (s->tenants[t].in_flight > 0)
+        s->tenants[t].in_flight--;
+}
