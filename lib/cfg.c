@@ -172,6 +172,7 @@ int gq_cfg_parse_args(gq_cfg_t *cfg, int argc, char **argv, int *optind_out, cha
     size_t n;
     const gq_cfg_key_t *t = gq_cfg_table(&n);
     int i = 1;
+    bool dump = false;
     for (; i < argc; i++) {
         const char *a = argv[i];
         int k = -1;
@@ -184,8 +185,10 @@ int gq_cfg_parse_args(gq_cfg_t *cfg, int argc, char **argv, int *optind_out, cha
             break;
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0)
             return GQ_CFG_HELP;
-        if (strcmp(a, "--dump-config") == 0)
-            return GQ_CFG_DUMP;
+        if (strcmp(a, "--dump-config") == 0) {
+            dump = true; /* after the other flags, so that it shows what they set */
+            continue;
+        }
         if (strcmp(a, "-v") == 0) {
             cfg->verbosity++;
             continue;
@@ -237,7 +240,7 @@ int gq_cfg_parse_args(gq_cfg_t *cfg, int argc, char **argv, int *optind_out, cha
             return GQ_ERR_INVALID;
     }
     *optind_out = i;
-    return GQ_OK;
+    return dump ? GQ_CFG_DUMP : GQ_OK;
 }
 
 static const char *cfg_get(const gq_cfg_t *cfg, const char *name) {
@@ -312,8 +315,13 @@ void gq_cfg_usage(const gq_cfg_t *cfg, FILE *out) {
 void gq_cfg_redact_url(const char *url, char *out, size_t out_size) {
     /* scheme://user:password@host -> scheme://user:***@host; key=value strings: password=*** */
     const char *scheme = strstr(url, "://");
-    const char *at = scheme ? strchr(scheme + 3, '@') : NULL;
-    const char *colon = at ? memchr(scheme + 3, ':', (size_t)(at - scheme - 3)) : NULL;
+    const char *auth = scheme ? scheme + 3 : NULL, *at = NULL, *colon = NULL;
+    /* The user info ends at the authority's last '@' (an '@' in the path is not one). */
+    for (size_t i = 0; auth && auth[i] && !strchr("/?#", auth[i]); i++)
+        if (auth[i] == '@')
+            at = auth + i;
+    if (at)
+        colon = memchr(auth, ':', (size_t)(at - auth));
     if (colon) {
         snprintf(out, out_size, "%.*s:***%s", (int)(colon - url), url, at);
         return;

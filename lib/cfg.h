@@ -71,8 +71,9 @@ gq_status_t gq_cfg_init(gq_cfg_t *cfg, unsigned cmd, const char *cmd_name, char 
 void gq_cfg_release(gq_cfg_t *cfg);
 
 /**
- * Applies flags. Returns GQ_OK, GQ_CFG_HELP, GQ_CFG_DUMP, or GQ_ERR_INVALID (errstr says
- * why). *optind_out gets the index of the first positional argument.
+ * Applies flags. Returns GQ_OK, GQ_CFG_HELP (at once), GQ_CFG_DUMP (once every flag, before
+ * or after --dump-config, is applied), or GQ_ERR_INVALID (errstr says why). *optind_out
+ * gets the index of the first positional argument.
  */
 int gq_cfg_parse_args(gq_cfg_t *cfg, int argc, char **argv, int *optind_out, char *errstr,
                       size_t errstr_size);

@@ -16,8 +16,8 @@ static const gq_cfg_key_t cfg_keys[] = {
      "Kafka bootstrap servers, host:port[,host:port]"},
     {"database_url", 'd', "GENQ_DATABASE_URL", GQ_CFG_STR, "postgresql:///genq", 0, 0, W | M | R,
      true, "PostgreSQL connection URI or key=value string"},
-    {"comfyui_url", 'c', "GENQ_COMFYUI_URL", GQ_CFG_STR, "http://127.0.0.1:8188", 0, 0, W, false,
-     "base URL of this worker's ComfyUI"},
+    {"comfyui_url", 'c', "GENQ_COMFYUI_URL", GQ_CFG_STR, "http://127.0.0.1:8188", 0, 0, W, true,
+     "base URL of this worker's ComfyUI (a password in it is never printed)"},
     /* Topics and group */
     {"requests_topic", 't', "GENQ_REQUESTS_TOPIC", GQ_CFG_STR, "genq.requests", 0, 0, W | P | R | L,
      false, "topic of GenerationRequest messages"},
