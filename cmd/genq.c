@@ -5,6 +5,7 @@
 #include "log.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <avro.h>
@@ -44,8 +45,11 @@ static void version(void) {
 }
 
 int main(int argc, char **argv) {
+    /* Until a command reads its configuration, errors follow GENQ_LOG_FORMAT. */
+    const char *format = getenv("GENQ_LOG_FORMAT");
+    gq_log_set_json(format && strcmp(format, "json") == 0);
     if (argc < 2) {
-        usage(stderr);
+        gq_err("no command given; try genq --help");
         return GQ_EXIT_USAGE;
     }
     const char *name = argv[1];
@@ -63,6 +67,6 @@ int main(int argc, char **argv) {
             return commands[i].fn(argc - 1, argv + 1);
         }
     }
-    fprintf(stderr, "genq: unknown command \"%s\"; try genq --help\n", name);
+    gq_err("unknown command \"%s\"; try genq --help", name);
     return GQ_EXIT_USAGE;
 }

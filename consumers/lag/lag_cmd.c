@@ -24,7 +24,7 @@ int gq_cmd_lag(int argc, char **argv) {
     const char *topic = gq_cfg_str(&cfg, "requests_topic"), *group = gq_cfg_str(&cfg, "group");
     const char *policy = gq_cfg_str(&cfg, "offset_reset_policy");
     if (strcmp(policy, "earliest") != 0 && strcmp(policy, "latest") != 0) {
-        fprintf(stderr, "genq lag: --offset-reset-policy: earliest or latest\n");
+        gq_err("--offset-reset-policy: earliest or latest");
         gq_cfg_release(&cfg);
         return GQ_EXIT_USAGE;
     }
