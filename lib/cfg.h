@@ -94,6 +94,11 @@ bool gq_cfg_kafka_key_is_secret(const char *key, size_t len);
 
 /** Prints the options of cfg->cmd, for --help. */
 void gq_cfg_usage(const gq_cfg_t *cfg, FILE *out);
+/**
+ * Prints the whole table as Markdown: docs/configuration.md is this output (`genq help
+ * config`; `make docs` writes it, and a test fails when the file is out of date).
+ */
+void gq_cfg_markdown(FILE *out);
 /** Prints the effective configuration (secrets redacted) with where each value came from. */
 void gq_cfg_dump(const gq_cfg_t *cfg, FILE *out);
 /** Copies a URL with its password replaced by "***", for logs. */

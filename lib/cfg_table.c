@@ -17,7 +17,7 @@ static const gq_cfg_key_t cfg_keys[] = {
     {"database_url", 'd', "GENQ_DATABASE_URL", GQ_CFG_STR, "postgresql:///genq", 0, 0, W | M | R,
      true, "PostgreSQL connection URI or key=value string"},
     {"comfyui_url", 'c', "GENQ_COMFYUI_URL", GQ_CFG_STR, "http://127.0.0.1:8188", 0, 0, W, true,
-     "base URL of this worker's ComfyUI (a password in it is never printed)"},
+     "base URL of this worker's ComfyUI"},
     /* Topics and group */
     {"requests_topic", 't', "GENQ_REQUESTS_TOPIC", GQ_CFG_STR, "genq.requests", 0, 0, W | P | R | L,
      false, "topic of GenerationRequest messages"},
@@ -84,7 +84,9 @@ static const gq_cfg_key_t cfg_keys[] = {
     {"sampler", 0, NULL, GQ_CFG_STR, "euler", 0, 0, P, false, "sampler name"},
     {"scheduler", 0, NULL, GQ_CFG_STR, "normal", 0, 0, P, false, "scheduler"},
     {"batch_size", 0, NULL, GQ_CFG_INT, "1", 1, 64, P, false, "images per request"},
-    {"priority", 0, NULL, GQ_CFG_INT, "0", -1000, 1000, P, false, "priority (higher first)"},
+    {"priority", 0, NULL, GQ_CFG_INT, "0", -1000, 1000, P, false,
+     "a hint, not a queue order: a worker submits the higher of the few jobs it holds "
+     "(queue_depth + 3) first; others wait behind older messages of their partition"},
     {"source", 0, "GENQ_SOURCE", GQ_CFG_STR, "genq-cli", 0, 0, P, false,
      "source/tenant recorded with the job"},
     {"timeout", 0, NULL, GQ_CFG_INT, NULL, 1, 86400, P, false, "render deadline in seconds"},
