@@ -415,7 +415,7 @@ bool gq_cfg_kafka_key_is_secret(const char *key, size_t len) {
 }
 
 void gq_cfg_dump(const gq_cfg_t *cfg, FILE *out) {
-    static const char *const src_names[] = {"unset", "default", "env", "flag"};
+    static const char *const src_names[] = {"unset", "default", "env", "file", "flag"};
     size_t n;
     const gq_cfg_key_t *t = gq_cfg_table(&n);
     for (size_t i = 0; i < n; i++) {

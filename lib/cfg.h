@@ -1,7 +1,8 @@
 /**
  * @file cfg.h
  * @brief The one configuration table: every key with its type, default, bounds,
- * environment variable and flag. Precedence: defaults < environment < flags.
+ * environment variable and flag. Precedence: defaults < environment < (a settings file
+ * that a command reads, genq lag -f) < flags.
  * `-X key=value` goes straight to librdkafka (kept in order, not validated here); so does
  * each GENQ_KAFKA_<PROPERTY> variable (sasl.password from GENQ_KAFKA_SASL_PASSWORD),
  * added before the -X flags so that a flag wins.
@@ -42,10 +43,13 @@ typedef struct gq_cfg_key {
 #define GQ_CFG_MAX_KEYS 96
 #define GQ_CFG_MAX_KAFKA 64
 
+/** Where a value came from, in rising precedence. GQ_SRC_FILE: a file a command reads
+ * (genq lag -f), between the environment and the flags. */
 typedef enum gq_cfg_source {
     GQ_SRC_UNSET,
     GQ_SRC_DEFAULT,
     GQ_SRC_ENV,
+    GQ_SRC_FILE,
     GQ_SRC_FLAG
 } gq_cfg_source_t;
 

@@ -100,14 +100,34 @@ static const gq_cfg_key_t cfg_keys[] = {
     {"limit", 0, NULL, GQ_CFG_INT, "0", 0, I64MAX, E | R, false,
      "stop after this many (0: no limit)"},
     {"job", 0, NULL, GQ_CFG_STR, NULL, 0, 0, E, false, "only events of this job id"},
-    /* lag */
+    /* lag: KEDA's kafka trigger (a ScaledObject file sets them all; a flag still wins) */
+    {"scaled_object", 'f', NULL, GQ_CFG_STR, NULL, 0, 0, L, false,
+     "a KEDA ScaledObject (YAML): compute with its kafka trigger's settings and replica "
+     "bounds"},
+    {"all_topics", 0, NULL, GQ_CFG_BOOL, "false", 0, 0, L, false,
+     "every topic the group has committed offsets for (a trigger without topic)"},
     {"lag_threshold", 0, NULL, GQ_CFG_INT, "10", 1, I64MAX, L, false, "KEDA lagThreshold"},
     {"activation_lag_threshold", 0, NULL, GQ_CFG_INT, "0", 0, I64MAX, L, false,
      "KEDA activationLagThreshold"},
     {"offset_reset_policy", 0, NULL, GQ_CFG_STR, "earliest", 0, 0, L, false,
-     "KEDA offsetResetPolicy (genq's consumers use earliest)"},
+     "KEDA offsetResetPolicy (genq's consumers use earliest; KEDA's default is latest)"},
     {"scale_to_zero_on_invalid_offset", 0, NULL, GQ_CFG_BOOL, "false", 0, 0, L, false,
      "KEDA scaleToZeroOnInvalidOffset"},
+    {"partition_limitation", 0, NULL, GQ_CFG_STR, NULL, 0, 0, L, false,
+     "KEDA partitionLimitation: only these partitions, e.g. 1,2,10-20 (ignored with "
+     "all_topics)"},
+    {"allow_idle_consumers", 0, NULL, GQ_CFG_BOOL, "false", 0, 0, L, false,
+     "KEDA allowIdleConsumers: no cap at the partition count"},
+    {"limit_to_partitions_with_lag", 0, NULL, GQ_CFG_BOOL, "false", 0, 0, L, false,
+     "KEDA limitToPartitionsWithLag: cap at the partitions that have lag"},
+    {"ensure_even_distribution_of_partitions", 0, NULL, GQ_CFG_BOOL, "false", 0, 0, L, false,
+     "KEDA ensureEvenDistributionOfPartitions: a replica count that divides the partitions"},
+    {"exclude_persistent_lag", 0, NULL, GQ_CFG_BOOL, "false", 0, 0, L, false,
+     "KEDA excludePersistentLag: a commit that did not move since the previous run (see "
+     "lag_state) counts 0"},
+    {"lag_state", 0, NULL, GQ_CFG_STR, NULL, 0, 0, L, false,
+     "file keeping the committed offsets between runs, as KEDA keeps them between polls "
+     "(for exclude_persistent_lag)"},
     {"min_replicas", 0, NULL, GQ_CFG_INT, "0", 0, 10000, L, false, "minReplicaCount"},
     {"max_replicas", 0, NULL, GQ_CFG_INT, "100", 1, 10000, L, false, "maxReplicaCount"},
     {"format", 0, NULL, GQ_CFG_STR, "text", 0, 0, L, false, "text or json"},

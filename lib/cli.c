@@ -13,6 +13,11 @@ static void cli_log_format(const gq_cfg_t *cfg) {
 
 int gq_cli_setup(gq_cfg_t *cfg, unsigned cmd, const char *name, const char *synopsis, int argc,
                  char **argv, int *argi) {
+    return gq_cli_setup_load(cfg, cmd, name, synopsis, NULL, argc, argv, argi);
+}
+
+int gq_cli_setup_load(gq_cfg_t *cfg, unsigned cmd, const char *name, const char *synopsis,
+                      gq_cli_load_fn load, int argc, char **argv, int *argi) {
     char err[1024];
     if (gq_cfg_init(cfg, cmd, name, err, sizeof(err)) != GQ_OK) {
         cli_log_format(NULL);
@@ -27,6 +32,11 @@ int gq_cli_setup(gq_cfg_t *cfg, unsigned cmd, const char *name, const char *syno
         gq_cfg_usage(cfg, stdout);
         gq_cfg_release(cfg);
         return GQ_EXIT_OK;
+    }
+    if ((rc == GQ_OK || rc == GQ_CFG_DUMP) && load && load(cfg, err, sizeof(err)) != GQ_OK) {
+        gq_err("%s", err);
+        gq_cfg_release(cfg);
+        return GQ_EXIT_CONFIG;
     }
     if (rc == GQ_CFG_DUMP) {
         gq_cfg_dump(cfg, stdout);

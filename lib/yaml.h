@@ -5,14 +5,15 @@
  *
  * Read: documents (`---`), block mappings and block sequences (including `- key: value`
  * items and a sequence at its parent key's indentation), plain, 'single' and "double"
- * quoted scalars on one line, block scalars (`|`, `>`: the lines are joined, blank lines
- * dropped), `#` comments, and flow collections on one line (`["ALL"]`, `{a: 1}`). Every scalar
+ * quoted scalars, flow collections on one line (`["ALL"]`, `{a: 1}`), block scalars
+ * (`|`, `>`: the lines are joined, blank lines dropped) and `#` comments. Every scalar
  * becomes a JSON string (the caller decides what "5" or "true" means), except `~`,
  * `null` and a missing value, which become JSON null.
  *
  * Refused with "line N: why" rather than misread: tabs in indentation, anchors, aliases,
- * tags, scalars or flow collections over several lines, duplicate keys, bad indentation. libyaml would read all of YAML, but it would be one more library in
- * the image for one diagnostic command, and manifests do not need the rest.
+ * tags, scalars or flow collections over several lines, duplicate keys, bad indentation.
+ * libyaml would read all of YAML, but it would be one more library in the image for one
+ * diagnostic command, and manifests do not need the rest.
  */
 #ifndef GQ_YAML_H
 #define GQ_YAML_H
