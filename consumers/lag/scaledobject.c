@@ -207,17 +207,19 @@ gq_status_t gq_lag_apply_scaledobject(gq_cfg_t *cfg, const json_t *docs, const c
         gq_errf(err, sizeof(err), "spec.minReplicaCount and maxReplicaCount must be numbers");
         goto bad;
     }
-    if (so_set(cfg, "brokers", brokers, "metadata.bootstrapServers", err, sizeof(err)) ||
-        so_set(cfg, "group", group, "metadata.consumerGroup", err, sizeof(err)) ||
-        so_set(cfg, "all_topics", topic && *topic ? "false" : "true", "metadata.topic", err,
-               sizeof(err)) ||
-        (topic && *topic &&
-         so_set(cfg, "requests_topic", topic, "metadata.topic", err, sizeof(err))) ||
-        so_set(cfg, "min_replicas", mn ? json_string_value(mn) : "0", "spec.minReplicaCount", err,
-               sizeof(err)) ||
-        so_set(cfg, "max_replicas", mx ? json_string_value(mx) : "100", "spec.maxReplicaCount", err,
-               sizeof(err)))
-        goto bad;
+    bool all = !topic || !*topic;
+    const char *const direct[][3] = {
+        {"brokers", brokers, "metadata.bootstrapServers"},
+        {"group", group, "metadata.consumerGroup"},
+        {"all_topics", all ? "true" : "false", "metadata.topic"},
+        {"requests_topic", topic, "metadata.topic"},
+        {"min_replicas", mn ? json_string_value(mn) : "0", "spec.minReplicaCount"},
+        {"max_replicas", mx ? json_string_value(mx) : "100", "spec.maxReplicaCount"},
+    };
+    for (size_t i = 0; i < GQ_ARRAY_LEN(direct); i++)
+        if (direct[i][1] && *direct[i][1] &&
+            so_set(cfg, direct[i][0], direct[i][1], direct[i][2], err, sizeof(err)) != GQ_OK)
+            goto bad;
     for (size_t i = 0; i < GQ_ARRAY_LEN(plain); i++) {
         char from[64];
         snprintf(from, sizeof(from), "metadata.%s", plain[i][0]);
@@ -227,7 +229,7 @@ gq_status_t gq_lag_apply_scaledobject(gq_cfg_t *cfg, const json_t *docs, const c
     }
     for (size_t i = 0; i < GQ_ARRAY_LEN(bools); i++)
         if (so_bool(md, bools[i][0], &v, err, sizeof(err)) != GQ_OK ||
-            so_set(cfg, bools[i][1], v, bools[i][0], err, sizeof(err)) != GQ_OK)
+            so_set(cfg, bools[i][1], v, "metadata", err, sizeof(err)) != GQ_OK)
             goto bad;
     if (so_kafka(cfg, md, err, sizeof(err)) != GQ_OK)
         goto bad;
