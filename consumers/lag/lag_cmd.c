@@ -45,8 +45,8 @@ static gq_status_t lag_load(gq_cfg_t *cfg, char *errstr, size_t errstr_size) {
 /* KEDA's own checks of the trigger (kafkaMetadata.Validate). */
 static gq_status_t lag_validate(const gq_cfg_t *cfg, char *errstr, size_t errstr_size) {
     const char *policy = gq_cfg_str(cfg, "offset_reset_policy");
-    bool all = gq_cfg_bool(cfg, "all_topics"),
-         limit = gq_cfg_bool(cfg, "limit_to_partitions_with_lag");
+    bool all = gq_cfg_bool(cfg, "all_topics");
+    bool limit = gq_cfg_bool(cfg, "limit_to_partitions_with_lag");
     bool even = gq_cfg_bool(cfg, "ensure_even_distribution_of_partitions");
     const char *why = NULL;
     if (strcmp(policy, "earliest") != 0 && strcmp(policy, "latest") != 0)
@@ -331,8 +331,10 @@ int gq_cmd_lag(int argc, char **argv) {
     if (rc >= 0)
         return rc;
     lag_run_t r = {.cfg = &cfg};
+    if (argi != argc)
+        gq_errf(r.err, sizeof(r.err), "unexpected argument \"%s\"", argv[argi]);
     if (argi != argc || lag_validate(&cfg, r.err, sizeof(r.err)) != GQ_OK) {
-        gq_err("%s; try genq lag --help", argi != argc ? "unexpected argument" : r.err);
+        gq_err("%s; try genq lag --help", r.err);
         gq_cfg_release(&cfg);
         return GQ_EXIT_USAGE;
     }
