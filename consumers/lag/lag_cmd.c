@@ -335,8 +335,10 @@ int gq_cmd_lag(int argc, char **argv) {
         gq_errf(r.err, sizeof(r.err), "unexpected argument \"%s\"", argv[argi]);
     if (argi != argc || lag_validate(&cfg, r.err, sizeof(r.err)) != GQ_OK) {
         gq_err("%s; try genq lag --help", r.err);
+        /* settings KEDA would refuse are the file's fault when there is one */
+        rc = argi == argc && gq_cfg_isset(&cfg, "scaled_object") ? GQ_EXIT_CONFIG : GQ_EXIT_USAGE;
         gq_cfg_release(&cfg);
-        return GQ_EXIT_USAGE;
+        return rc;
     }
     rd_kafka_conf_t *conf = gq_kafka_conf_new(&cfg, "genq-lag", r.err, sizeof(r.err));
     if (!conf || lag_conf(&cfg, conf, r.err, sizeof(r.err)) != GQ_OK) {
