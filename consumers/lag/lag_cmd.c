@@ -115,6 +115,23 @@ static gq_status_t lag_group_topics(lag_run_t *r) {
     if (ev)
         rd_kafka_event_destroy(ev);
     rd_kafka_queue_destroy(q);
+    if (st != GQ_OK || r->topics_cnt > 0)
+        return st;
+    /* A group that committed nothing: KEDA then describes an empty list of topics, which
+     * Kafka answers with every topic of the cluster, internal ones included, and counts
+     * them all. Shown here as KEDA sees it. */
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t e = rd_kafka_metadata(r->rk, 1, NULL, &md, LAG_TIMEOUT_MS);
+    if (e) {
+        gq_errf(r->err, sizeof(r->err), "metadata: %s", rd_kafka_err2str(e));
+        return GQ_ERR_TRANSIENT;
+    }
+    gq_warn("group %s has committed no offsets: without a topic, KEDA counts every topic of "
+            "the cluster",
+            group);
+    for (int i = 0; st == GQ_OK && i < md->topic_cnt; i++)
+        st = lag_add_topic(r, md->topics[i].topic);
+    rd_kafka_metadata_destroy(md);
     return st;
 }
 
