@@ -3,7 +3,9 @@
 # GENQ_LOG_FORMAT=json: every line any command writes on stderr is a JSON object with ts,
 # level, component and msg (usage errors, configuration errors, librdkafka's own lines,
 # database errors), and a line about one job carries it as "job_id" (gq_log_job), here a
-# delivery that times out. The worker's own diagnostics are not covered (being rewritten).
+# delivery that times out. A password in GENQ_COMFYUI_URL never shows, neither in the
+# worker's log (today it refuses such a URL, naming it) nor in --dump-config, which also
+# shows flags given after it.
 source "$(dirname "$0")/lib.sh"
 t_fresh_db
 t_fresh_names
@@ -28,6 +30,13 @@ run lag
 run worker --bogus
 GENQ_QUEUE_DEPTH=many run worker
 GENQ_LOG_FORMAT=text run produce --log-format json --bogus
+GENQ_COMFYUI_URL=http://ops:s3cret@127.0.0.1:9 timeout -s TERM 8 "$GENQ" worker \
+    >/dev/null 2>>"$T_TMP/stderr.log" || true
+grep -q '"component":"worker".*http://ops:\*\*\*@127.0.0.1:9' "$T_TMP/stderr.log" ||
+    fail "no worker line with the masked ComfyUI URL"
+dump=$("$GENQ" worker --dump-config -c http://ops:s3cret@gpu7:8188) || fail "--dump-config"
+grep -qx 'comfyui_url=http://ops:\*\*\*@gpu7:8188.# flag' <<<"$dump" ||
+    fail "--dump-config -c: $(grep comfyui_url <<<"$dump")"
 /usr/bin/python3 - "$T_TMP/stderr.log" <<'PY' || fail "non-JSON lines on stderr: $(cat "$T_TMP/stderr.log")"
 import json, sys
 lines = [l for l in open(sys.argv[1]) if l.strip()]
