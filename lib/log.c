@@ -66,6 +66,8 @@ static void log_redact(const char *s, char *out, size_t out_size) {
     snprintf(out + o, out_size - o, "%s", s);
 }
 
+static void log_emit(gq_log_level_t level, const char *job_id, const char *fmt, va_list ap)
+    GQ_PRINTF(3, 0);
 static void log_emit(gq_log_level_t level, const char *job_id, const char *fmt, va_list ap) {
     char raw[2048], msg[2048];
     vsnprintf(raw, sizeof(raw), fmt, ap);
