@@ -220,19 +220,22 @@ static json_t *yaml_flow(yaml_t *y, const yaml_line_t *l, const char **s, int de
         json_t *k = NULL, *v = yaml_flow(y, l, &p, depth + 1);
         if (v && close == '}') {
             k = v;
+            v = NULL;
             p += strspn(p, " ");
             if (*p == ':' && json_is_string(k)) {
                 p++;
                 v = yaml_flow(y, l, &p, depth + 1);
             } else {
-                v = yaml_fail(y, l->lineno, "expected key: value in a flow mapping");
+                yaml_fail(y, l->lineno, "expected key: value in a flow mapping");
             }
         }
+        /* on failure p may be NULL (an unterminated quote): leave it alone */
         int bad = !v || (k ? json_object_set_new(c, json_string_value(k), v)
                            : json_array_append_new(c, v));
         json_decref(k);
-        p += p ? strspn(p, " ") : 0;
-        if (bad || !p || (*p != ',' && *p != close)) {
+        if (!bad)
+            p += strspn(p, " ");
+        if (bad || (*p != ',' && *p != close)) {
             json_decref(c);
             return yaml_fail(y, l->lineno, "bad flow collection");
         }
@@ -357,6 +360,10 @@ static gq_status_t yaml_lines(yaml_t *y, char *buf, char *text, size_t len) {
     if (!(y->lines = calloc(cap, sizeof(*y->lines))))
         return GQ_ERR_NOMEM;
     for (size_t start = 0, i = 0; i <= len; i++) {
+        if (i < len && buf[i] == '\0') {
+            yaml_fail(y, (int)y->cnt + 1, "a NUL byte");
+            return GQ_ERR_INVALID;
+        }
         if (i < len && buf[i] != '\n')
             continue;
         buf[i] = text[i] = '\0';

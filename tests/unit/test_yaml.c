@@ -54,6 +54,11 @@ static void test_subset(void) {
     check_yaml("a: [1, 2\n", NULL, "line 1: bad flow collection");
     check_yaml("a: [1] x\n", NULL, "line 1: unexpected text after [1]: x");
     check_yaml("a: {b}\n", NULL, "line 1: expected key: value in a flow mapping");
+    check_yaml("a: [x, {b: \"c\n", NULL, "line 1: a quoted scalar must end on its line");
+    static const char nul[] = "a: b\nc: \"d\0e\"\n";
+    char e[128];
+    CHECK(gq_yaml_parse(nul, sizeof(nul) - 1, e, sizeof(e)) == NULL);
+    CHECK_STR(e, "line 2: a NUL byte");
     check_yaml("a: &x 1\nb: *x\n", NULL, "line 1: anchors, aliases and tags");
     check_yaml("a: !!str 1\n", NULL, "tags");
     check_yaml("a: b\n  c\n", NULL, "line 2: bad indentation");
