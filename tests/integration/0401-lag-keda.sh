@@ -4,13 +4,13 @@
 # module proxy by tests/keda/tools; the first build takes up to half an hour on two busy
 # cores, later runs reuse it from ~/.cache/genq and take about 20 s): the same broker,
 # groups and trigger settings, 40+ cases, and the metric and activity must agree in every
-# one. The cases cover no commit under both
-# offsetResetPolicy values, a log start above 0 (deleted records), a commit past the end,
-# a committed -2, partitionLimitation, allowIdleConsumers, limitToPartitionsWithLag,
-# ensureEvenDistributionOfPartitions, scaleToZeroOnInvalidOffset, activation, no topic
-# (all the group's topics; every topic of the cluster for a group that never committed),
-# settings KEDA refuses, excludePersistentLag over two polls, and the shipped
-# k8s/base/keda-scaledobject.yaml over SASL_SSL.
+# one. The cases cover no commit under both offsetResetPolicy values, a log start above 0
+# (deleted records), a commit past the end, a committed -2, partitionLimitation,
+# allowIdleConsumers, limitToPartitionsWithLag, ensureEvenDistributionOfPartitions,
+# scaleToZeroOnInvalidOffset, activation, no topic (all the group's topics; every topic of
+# the cluster for a group that never committed), settings KEDA refuses,
+# excludePersistentLag over two polls, and the shipped k8s/base/keda-scaledobject.yaml
+# over SASL_SSL.
 source "$(dirname "$0")/lib.sh"
 command -v go >/dev/null || fail "needs Go (KEDA's scaler is built from the Go module proxy)"
 eval "$(tests/keda/tools)" || fail "tests/keda/tools"
