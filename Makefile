@@ -59,7 +59,7 @@ TEST_SRC := $(sort $(wildcard tests/unit/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BINDIR)/tests/%)
 GENQ     := $(BINDIR)/genq
 
-.PHONY: all deps test unit asan valgrind demo bench fuzz fuzz-long style style-check lint k8s-check image-check clean help soak comfyui-real comfyui-facts
+.PHONY: all deps test unit asan valgrind demo bench fuzz fuzz-long style style-check lint docs k8s-check image-check clean help soak comfyui-real comfyui-facts
 all: $(GENQ) $(TEST_BIN) $(BINDIR)/libgenq-producer.a
 
 help:
@@ -72,6 +72,7 @@ help:
 	@echo "make bench      benchmarks, results under bench/results/"
 	@echo "make fuzz-long  a long fuzzing campaign"
 	@echo "make style-check  clang-format check"
+	@echo "make docs       regenerate docs/configuration.md from the configuration table"
 	@echo "make k8s-check  check k8s/ and the Dockerfile offline (also part of make test)"
 	@echo "make image-check  build the Dockerfile in chroots and run genq in it (root)"
 	@echo "make comfyui-real   install the real ComfyUI 0.3.64 test peer into ~/.cache/genq (make test does it too)"
@@ -173,6 +174,10 @@ image-check:
 
 lint:
 	@scripts/lint
+
+# docs/configuration.md is generated from lib/cfg_table.c; tests/docs-check fails when stale.
+docs: $(GENQ)
+	$(GENQ) help config > docs/configuration.md
 
 style-check:
 	@scripts/deps dev

@@ -1,10 +1,12 @@
 /* genq: the command dispatcher. Each subcommand lives beside the code it drives
  * (producers/, consumers/, migrations/); this file only picks one. */
+#include "cfg.h"
 #include "commands.h"
 #include "gq.h"
 #include "log.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <avro.h>
@@ -32,7 +34,8 @@ static void usage(FILE *out) {
     fprintf(out, "usage: genq <command> [options]\n\ncommands:\n");
     for (size_t i = 0; i < GQ_ARRAY_LEN(commands); i++)
         fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
-    fprintf(out, "\n`genq <command> --help` shows a command's options.\n"
+    fprintf(out, "\n`genq <command> --help` shows a command's options; `genq help config` every\n"
+                 "configuration key, in Markdown (docs/configuration.md).\n"
                  "Exit codes: 0 ok, 1 failure, 64 usage, 65 bad data, 69 service unavailable,\n"
                  "70 internal error, 78 configuration (see docs/exit-codes.md).\n");
 }
@@ -44,11 +47,18 @@ static void version(void) {
 }
 
 int main(int argc, char **argv) {
+    /* Until a command reads its configuration, errors follow GENQ_LOG_FORMAT. */
+    const char *format = getenv("GENQ_LOG_FORMAT");
+    gq_log_set_json(format && strcmp(format, "json") == 0);
     if (argc < 2) {
-        usage(stderr);
+        gq_err("no command given; try genq --help");
         return GQ_EXIT_USAGE;
     }
     const char *name = argv[1];
+    if (strcmp(name, "help") == 0 && argc == 3 && strcmp(argv[2], "config") == 0) {
+        gq_cfg_markdown(stdout);
+        return GQ_EXIT_OK;
+    }
     if (strcmp(name, "-h") == 0 || strcmp(name, "--help") == 0 || strcmp(name, "help") == 0) {
         usage(stdout);
         return GQ_EXIT_OK;
@@ -63,6 +73,6 @@ int main(int argc, char **argv) {
             return commands[i].fn(argc - 1, argv + 1);
         }
     }
-    fprintf(stderr, "genq: unknown command \"%s\"; try genq --help\n", name);
+    gq_err("unknown command \"%s\"; try genq --help", name);
     return GQ_EXIT_USAGE;
 }

@@ -1,7 +1,8 @@
 /**
  * @file cfg.h
  * @brief The one configuration table: every key with its type, default, bounds,
- * environment variable and flag. Precedence: defaults < environment < flags.
+ * environment variable and flag. Precedence: defaults < environment < (a settings file
+ * that a command reads, genq lag -f) < flags.
  * `-X key=value` goes straight to librdkafka (kept in order, not validated here); so does
  * each GENQ_KAFKA_<PROPERTY> variable (sasl.password from GENQ_KAFKA_SASL_PASSWORD),
  * added before the -X flags so that a flag wins.
@@ -42,10 +43,13 @@ typedef struct gq_cfg_key {
 #define GQ_CFG_MAX_KEYS 96
 #define GQ_CFG_MAX_KAFKA 64
 
+/** Where a value came from, in rising precedence. GQ_SRC_FILE: a file a command reads
+ * (genq lag -f), between the environment and the flags. */
 typedef enum gq_cfg_source {
     GQ_SRC_UNSET,
     GQ_SRC_DEFAULT,
     GQ_SRC_ENV,
+    GQ_SRC_FILE,
     GQ_SRC_FLAG
 } gq_cfg_source_t;
 
@@ -71,8 +75,9 @@ gq_status_t gq_cfg_init(gq_cfg_t *cfg, unsigned cmd, const char *cmd_name, char 
 void gq_cfg_release(gq_cfg_t *cfg);
 
 /**
- * Applies flags. Returns GQ_OK, GQ_CFG_HELP, GQ_CFG_DUMP, or GQ_ERR_INVALID (errstr says
- * why). *optind_out gets the index of the first positional argument.
+ * Applies flags. Returns GQ_OK, GQ_CFG_HELP (at once), GQ_CFG_DUMP (once every flag, before
+ * or after --dump-config, is applied), or GQ_ERR_INVALID (errstr says why). *optind_out
+ * gets the index of the first positional argument.
  */
 int gq_cfg_parse_args(gq_cfg_t *cfg, int argc, char **argv, int *optind_out, char *errstr,
                       size_t errstr_size);
@@ -93,6 +98,11 @@ bool gq_cfg_kafka_key_is_secret(const char *key, size_t len);
 
 /** Prints the options of cfg->cmd, for --help. */
 void gq_cfg_usage(const gq_cfg_t *cfg, FILE *out);
+/**
+ * Prints the whole table as Markdown: docs/configuration.md is this output (`genq help
+ * config`; `make docs` writes it, and a test fails when the file is out of date).
+ */
+void gq_cfg_markdown(FILE *out);
 /** Prints the effective configuration (secrets redacted) with where each value came from. */
 void gq_cfg_dump(const gq_cfg_t *cfg, FILE *out);
 /** Copies a URL with its password replaced by "***", for logs. */

@@ -16,7 +16,7 @@ static const gq_cfg_key_t cfg_keys[] = {
      "Kafka bootstrap servers, host:port[,host:port]"},
     {"database_url", 'd', "GENQ_DATABASE_URL", GQ_CFG_STR, "postgresql:///genq", 0, 0, W | M | R,
      true, "PostgreSQL connection URI or key=value string"},
-    {"comfyui_url", 'c', "GENQ_COMFYUI_URL", GQ_CFG_STR, "http://127.0.0.1:8188", 0, 0, W, false,
+    {"comfyui_url", 'c', "GENQ_COMFYUI_URL", GQ_CFG_STR, "http://127.0.0.1:8188", 0, 0, W, true,
      "base URL of this worker's ComfyUI"},
     /* Topics and group */
     {"requests_topic", 't', "GENQ_REQUESTS_TOPIC", GQ_CFG_STR, "genq.requests", 0, 0, W | P | R | L,
@@ -112,7 +112,9 @@ static const gq_cfg_key_t cfg_keys[] = {
     {"sampler", 0, NULL, GQ_CFG_STR, "euler", 0, 0, P, false, "sampler name"},
     {"scheduler", 0, NULL, GQ_CFG_STR, "normal", 0, 0, P, false, "scheduler"},
     {"batch_size", 0, NULL, GQ_CFG_INT, "1", 1, 64, P, false, "images per request"},
-    {"priority", 0, NULL, GQ_CFG_INT, "0", -1000, 1000, P, false, "priority (higher first)"},
+    {"priority", 0, NULL, GQ_CFG_INT, "0", -1000, 1000, P, false,
+     "a hint, not a queue order: a worker submits the higher of the few jobs it holds "
+     "(queue_depth + 3) first; others wait behind older messages of their partition"},
     {"source", 0, "GENQ_SOURCE", GQ_CFG_STR, "genq-cli", 0, 0, P, false,
      "source/tenant recorded with the job"},
     {"timeout", 0, NULL, GQ_CFG_INT, NULL, 1, 86400, P, false, "render deadline in seconds"},
@@ -129,14 +131,34 @@ static const gq_cfg_key_t cfg_keys[] = {
     {"limit", 0, NULL, GQ_CFG_INT, "0", 0, I64MAX, E | R, false,
      "stop after this many (0: no limit)"},
     {"job", 0, NULL, GQ_CFG_STR, NULL, 0, 0, E, false, "only events of this job id"},
-    /* lag */
+    /* lag: KEDA's kafka trigger (a ScaledObject file sets them all; a flag still wins) */
+    {"scaled_object", 'f', NULL, GQ_CFG_STR, NULL, 0, 0, L, false,
+     "a KEDA ScaledObject (YAML): compute with its kafka trigger's settings and replica "
+     "bounds"},
+    {"all_topics", 0, NULL, GQ_CFG_BOOL, "false", 0, 0, L, false,
+     "every topic the group has committed offsets for (a trigger without topic)"},
     {"lag_threshold", 0, NULL, GQ_CFG_INT, "10", 1, I64MAX, L, false, "KEDA lagThreshold"},
     {"activation_lag_threshold", 0, NULL, GQ_CFG_INT, "0", 0, I64MAX, L, false,
      "KEDA activationLagThreshold"},
     {"offset_reset_policy", 0, NULL, GQ_CFG_STR, "earliest", 0, 0, L, false,
-     "KEDA offsetResetPolicy (genq's consumers use earliest)"},
+     "KEDA offsetResetPolicy (genq's consumers use earliest; KEDA's default is latest)"},
     {"scale_to_zero_on_invalid_offset", 0, NULL, GQ_CFG_BOOL, "false", 0, 0, L, false,
      "KEDA scaleToZeroOnInvalidOffset"},
+    {"partition_limitation", 0, NULL, GQ_CFG_STR, NULL, 0, 0, L, false,
+     "KEDA partitionLimitation: only these partitions, e.g. 1,2,10-20 (ignored with "
+     "all_topics)"},
+    {"allow_idle_consumers", 0, NULL, GQ_CFG_BOOL, "false", 0, 0, L, false,
+     "KEDA allowIdleConsumers: no cap at the partition count"},
+    {"limit_to_partitions_with_lag", 0, NULL, GQ_CFG_BOOL, "false", 0, 0, L, false,
+     "KEDA limitToPartitionsWithLag: cap at the partitions that have lag"},
+    {"ensure_even_distribution_of_partitions", 0, NULL, GQ_CFG_BOOL, "false", 0, 0, L, false,
+     "KEDA ensureEvenDistributionOfPartitions: a replica count that divides the partitions"},
+    {"exclude_persistent_lag", 0, NULL, GQ_CFG_BOOL, "false", 0, 0, L, false,
+     "KEDA excludePersistentLag: a commit that did not move since the previous run (see "
+     "lag_state) counts 0"},
+    {"lag_state", 0, NULL, GQ_CFG_STR, NULL, 0, 0, L, false,
+     "file keeping the committed offsets between runs, as KEDA keeps them between polls "
+     "(for exclude_persistent_lag)"},
     {"min_replicas", 0, NULL, GQ_CFG_INT, "0", 0, 10000, L, false, "minReplicaCount"},
     {"max_replicas", 0, NULL, GQ_CFG_INT, "100", 1, 10000, L, false, "maxReplicaCount"},
     {"format", 0, NULL, GQ_CFG_STR, "text", 0, 0, L, false, "text or json"},

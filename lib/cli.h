@@ -17,4 +17,14 @@
 int gq_cli_setup(gq_cfg_t *cfg, unsigned cmd, const char *name, const char *synopsis, int argc,
                  char **argv, int *argi);
 
+/**
+ * A command's settings file: called once the flags are parsed (and before --dump-config),
+ * it sets keys with GQ_SRC_FILE where no flag set them. A failure is reported and exits 78.
+ */
+typedef gq_status_t (*gq_cli_load_fn)(gq_cfg_t *cfg, char *errstr, size_t errstr_size);
+
+/** gq_cli_setup with a settings file read by load (NULL: none). */
+int gq_cli_setup_load(gq_cfg_t *cfg, unsigned cmd, const char *name, const char *synopsis,
+                      gq_cli_load_fn load, int argc, char **argv, int *argi);
+
 #endif

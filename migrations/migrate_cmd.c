@@ -35,13 +35,13 @@ static int migrate_status(gq_pg_t *pg, const gq_migration_set_t *set) {
     char err[1024];
     gq_migration_status_t *status = calloc(set->cnt ? set->cnt : 1, sizeof(*status));
     if (!status) {
-        fprintf(stderr, "genq migrate: out of memory\n");
+        gq_err("out of memory");
         return GQ_EXIT_SOFTWARE;
     }
     size_t unknown = 0;
     gq_status_t st = gq_migrate_inspect(pg, set, status, &unknown, err, sizeof(err));
     if (st != GQ_OK) {
-        fprintf(stderr, "genq migrate: %s\n", err);
+        gq_err("%s", err);
         free(status);
         return migrate_exit(st);
     }
@@ -75,7 +75,7 @@ int gq_cmd_migrate(int argc, char **argv) {
     const char *dir = NULL;
     char **args = calloc((size_t)argc + 1, sizeof(*args));
     if (!args) {
-        fprintf(stderr, "genq migrate: out of memory\n");
+        gq_err("out of memory");
         return GQ_EXIT_SOFTWARE;
     }
     int nargs = 0;
@@ -91,7 +91,7 @@ int gq_cmd_migrate(int argc, char **argv) {
             want_status = true;
         } else if (strcmp(a, "--dir") == 0) {
             if (i + 1 >= argc) {
-                fprintf(stderr, "genq migrate: --dir needs a directory; try genq migrate --help\n");
+                gq_err("--dir needs a directory; try genq migrate --help");
                 free(args);
                 return GQ_EXIT_USAGE;
             }
@@ -111,8 +111,7 @@ int gq_cmd_migrate(int argc, char **argv) {
         return rc;
     }
     if (argi != nargs) {
-        fprintf(stderr, "genq migrate: unexpected argument \"%s\"; try genq migrate --help\n",
-                args[argi]);
+        gq_err("unexpected argument \"%s\"; try genq migrate --help", args[argi]);
         gq_cfg_release(&cfg);
         free(args);
         return GQ_EXIT_USAGE;
@@ -124,7 +123,7 @@ int gq_cmd_migrate(int argc, char **argv) {
     gq_status_t st = dir ? gq_migrate_set_dir(&set, dir, err, sizeof(err))
                          : gq_migrate_set_embedded(&set, err, sizeof(err));
     if (st != GQ_OK) {
-        fprintf(stderr, "genq migrate: %s\n", err);
+        gq_err("%s", err);
         gq_cfg_release(&cfg);
         return dir ? GQ_EXIT_USAGE : GQ_EXIT_SOFTWARE;
     }
@@ -133,7 +132,7 @@ int gq_cmd_migrate(int argc, char **argv) {
                                 sizeof(err));
     gq_cfg_release(&cfg);
     if (!pg) {
-        fprintf(stderr, "genq migrate: %s\n", err);
+        gq_err("%s", err);
         gq_migrate_set_release(&set);
         return st == GQ_ERR_INVALID ? GQ_EXIT_CONFIG : GQ_EXIT_UNAVAILABLE;
     }

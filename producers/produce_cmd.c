@@ -282,11 +282,15 @@ static int produce_to_file(produce_state_t *ps, gq_request_prep_t *prep, const g
     return exit_code == GQ_EXIT_OK && *bad ? GQ_EXIT_DATAERR : exit_code;
 }
 
+/* A progress bar for a person at a terminal; never in JSON mode, where stderr is for a
+ * log shipper. */
+static bool produce_progress_on(void) { return isatty(STDERR_FILENO) && !gq_log_get_json(); }
+
 static void produce_progress(size_t done, size_t ok, size_t failed, size_t total, int64_t t0) {
-    if (!isatty(STDERR_FILENO))
+    if (!produce_progress_on())
         return;
     int width = 30, filled = total ? (int)(done * (size_t)width / total) : width;
-    fprintf(stderr, "\r[%.*s%*s] %zu/%zu  ok %zu  failed %zu  %llds ", filled,
+    fprintf(stderr, /* lint: terminal */ "\r[%.*s%*s] %zu/%zu  ok %zu  failed %zu  %llds ", filled,
             "==============================", width - filled, "", done, total, ok, failed,
             (long long)((gq_mono_ms() - t0) / 1000));
     fflush(stderr);
@@ -309,8 +313,9 @@ static int produce_wait(gq_reader_t *r, produce_state_t *ps, int64_t timeout_s) 
                     ok++;
                 } else {
                     failed++;
-                    gq_warn("job %s failed: %s: %s", ev.job_id, ev.error_code ? ev.error_code : "?",
-                            ev.error_message ? ev.error_message : "");
+                    gq_log_job(GQ_LOG_WARN, ev.job_id, "failed: %s: %s",
+                               ev.error_code ? ev.error_code : "?",
+                               ev.error_message ? ev.error_message : "");
                 }
             }
             gq_completed_release(&ev);
@@ -321,8 +326,8 @@ static int produce_wait(gq_reader_t *r, produce_state_t *ps, int64_t timeout_s) 
         }
     }
     produce_progress(ok + failed, ok, failed, total, t0);
-    if (isatty(STDERR_FILENO))
-        fputc('\n', stderr);
+    if (produce_progress_on())
+        fputc('\n', stderr); /* lint: terminal */
     gq_info("%zu of %zu jobs finished: %zu succeeded, %zu failed", ok + failed, total, ok, failed);
     if (ok + failed < total) {
         gq_err("stopped waiting with %zu job(s) unfinished", total - ok - failed);
@@ -345,15 +350,14 @@ int gq_cmd_produce(int argc, char **argv) {
     if (rc >= 0)
         return rc;
     if (argi != argc) {
-        fprintf(stderr, "genq produce: unexpected argument \"%s\"; try --help\n", argv[argi]);
+        gq_err("unexpected argument \"%s\"; try genq produce --help", argv[argi]);
         gq_cfg_release(&cfg);
         return GQ_EXIT_USAGE;
     }
     bool from_file = gq_cfg_isset(&cfg, "file"), wait = gq_cfg_bool(&cfg, "wait");
     const char *messages_path = gq_cfg_str(&cfg, "write_messages");
     if (messages_path && wait) {
-        fprintf(stderr, "genq produce: --write-messages publishes nothing to --wait for; try "
-                        "--help\n");
+        gq_err("--write-messages publishes nothing to --wait for; try genq produce --help");
         gq_cfg_release(&cfg);
         return GQ_EXIT_USAGE;
     }

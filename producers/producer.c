@@ -27,7 +27,7 @@ static void producer_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *op
     }
     if (m->err) {
         p->failed++;
-        gq_err("delivery of job %s failed: %s", job_id, rd_kafka_err2str(m->err));
+        gq_log_job(GQ_LOG_ERROR, job_id, "delivery failed: %s", rd_kafka_err2str(m->err));
     }
     if (p->on_delivery)
         p->on_delivery(job_id, m->err ? GQ_ERR : GQ_OK, m->err ? rd_kafka_err2str(m->err) : NULL,

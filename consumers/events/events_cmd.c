@@ -25,7 +25,7 @@ int gq_cmd_events(int argc, char **argv) {
     if (rc >= 0)
         return rc;
     if (argi != argc) {
-        fprintf(stderr, "genq events: unexpected argument \"%s\"; try --help\n", argv[argi]);
+        gq_err("unexpected argument \"%s\"; try genq events --help", argv[argi]);
         gq_cfg_release(&cfg);
         return GQ_EXIT_USAGE;
     }
@@ -35,7 +35,7 @@ int gq_cmd_events(int argc, char **argv) {
     gq_reader_t *r = gq_reader_new(&cfg, gq_cfg_str(&cfg, "completed_topic"),
                                    gq_cfg_str(&cfg, "from"), 0, follow, err, sizeof(err));
     if (!r) {
-        fprintf(stderr, "genq events: %s\n", err);
+        gq_err("%s", err);
         gq_cfg_release(&cfg);
         return GQ_EXIT_UNAVAILABLE;
     }

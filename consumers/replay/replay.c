@@ -158,7 +158,7 @@ int gq_replay_dlq(const gq_cfg_t *cfg, gq_pg_t *pg) {
             int32_t attempts = 0;
             if (gq_replay_reset_job(pg, key, force, dry, &reset, &attempts, err, sizeof(err)) !=
                 GQ_OK) {
-                gq_err("job %s: %s", key, err);
+                gq_log_job(GQ_LOG_ERROR, key, "%s", err);
                 skip = "database error";
                 failed++;
             } else if (!reset) {

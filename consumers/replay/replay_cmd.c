@@ -73,13 +73,12 @@ int gq_cmd_replay(int argc, char **argv) {
     if (rc >= 0)
         return rc;
     if (!mode || argi != argc) {
-        fprintf(stderr, "genq replay: expected one of dlq, jobs, offsets, then options; "
-                        "try --help\n");
+        gq_err("expected one of dlq, jobs, offsets, then options; try genq replay --help");
         gq_cfg_release(&cfg);
         return GQ_EXIT_USAGE;
     }
     if (strcmp(mode, "dlq") != 0 && strcmp(mode, "jobs") != 0 && strcmp(mode, "offsets") != 0) {
-        fprintf(stderr, "genq replay: unknown mode \"%s\"; try --help\n", mode);
+        gq_err("unknown mode \"%s\"; try genq replay --help", mode);
         gq_cfg_release(&cfg);
         return GQ_EXIT_USAGE;
     }

@@ -129,7 +129,7 @@ int gq_replay_jobs(const gq_cfg_t *cfg, gq_pg_t *pg) {
         int32_t attempts = 0;
         if (gq_replay_reset_job(pg, req.job_id, force, dry, &reset, &attempts, err, sizeof(err)) !=
             GQ_OK) {
-            gq_err("job %s: %s", req.job_id, err);
+            gq_log_job(GQ_LOG_ERROR, req.job_id, "%s", err);
             failed++;
         } else if (reset) {
             int32_t allowance = (int32_t)gq_pg_get_i64(res, i, 18, gq_cfg_int(cfg, "max_attempts"));
@@ -137,7 +137,8 @@ int gq_replay_jobs(const gq_cfg_t *cfg, gq_pg_t *pg) {
             printf("%s job %s (%s, %s)\n", dry ? "would replay" : "replay", req.job_id,
                    req.model ? req.model : "-", req.workflow);
             if (!dry && gq_producer_send(prod, &req, err, sizeof(err)) != GQ_OK) {
-                gq_err("job %s: %s (its row is queued: replay it again)", req.job_id, err);
+                gq_log_job(GQ_LOG_ERROR, req.job_id, "%s (its row is queued: replay it again)",
+                           err);
                 failed++;
             } else {
                 sent++;

@@ -50,13 +50,24 @@ def pod_env(container, objs):
     return env, problems
 
 
+def log_message(line):
+    """A genq log line, JSON (GENQ_LOG_FORMAT=json) or text, as "genq <component>: <msg>"."""
+    try:
+        d = json.loads(line)
+        return f"genq {d['component']}: {d['msg']}"
+    except (ValueError, KeyError, TypeError):
+        m = re.match(r"\S+ genq\[(\w+)\] \w+: (.*)", line)
+        return f"genq {m[1]}: {m[2]}" if m else line
+
+
 def genq_config(genq, env):
     """genq's effective worker configuration for `env`: ({key: value}, {kafka prop: value})."""
     clean = {k: v for k, v in env.items() if k.startswith("GENQ_")}
     clean["PATH"] = os.environ.get("PATH", "/usr/bin:/bin")
     r = subprocess.run([genq, "worker", "--dump-config"], env=clean, capture_output=True, text=True)
     if r.returncode != 0:
-        raise ValueError(r.stderr.strip() or f"genq worker --dump-config exited {r.returncode}")
+        raise ValueError("; ".join(log_message(l) for l in r.stderr.strip().splitlines())
+                         or f"genq worker --dump-config exited {r.returncode}")
     cfg, props = {}, {}
     for line in r.stdout.splitlines():
         if line.startswith("X "):

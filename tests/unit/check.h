@@ -79,6 +79,13 @@ static inline int check_find_src(const char *rel, char *out, size_t out_size) {
     return 0;
 }
 
+/** The exit status of a test that could not run here (automake's convention): tests/run
+ * counts it as skipped, neither passed nor failed. */
+#define CHECK_SKIP 77
+
+/** Returns from main() when a test cannot run here: prints "name: skipped: why". */
+#define CHECK_SKIPPED(name, why) (printf("%s: skipped: %s\n", name, why), CHECK_SKIP)
+
 /** Ends main(): prints "name: N checks passed, N failed" and returns the exit status. */
 #define CHECK_DONE(name)                                                                           \
     (fprintf(stderr, "%s: %d checks passed, %d failed\n", name, check_passed, check_failed),       \

@@ -448,10 +448,8 @@ static void test_faults_and_unknown(gq_comfy_t *c) {
 
 int main(void) {
     base_url = getenv("GENQ_COMFYUI_URL");
-    if (!base_url || !*base_url) {
-        printf("skipped: GENQ_COMFYUI_URL not set\n");
-        return 0;
-    }
+    if (!base_url || !*base_url)
+        return CHECK_SKIPPED("test_comfy_live", "GENQ_COMFYUI_URL not set");
     gq_log_init("test_comfy_live");
     char err[1024];
     /* GENQ_COMFYUI_CA_FILE: for an https URL with a private CA (a TLS proxy in front). */

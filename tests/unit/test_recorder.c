@@ -1006,10 +1006,8 @@ static void bench(gq_recorder_t *r) {
 
 int main(void) {
     const char *base = getenv("GENQ_DATABASE_URL");
-    if (!base || !*base) {
-        printf("test_recorder: skipped (GENQ_DATABASE_URL not set)\n");
-        return 0;
-    }
+    if (!base || !*base)
+        return CHECK_SKIPPED("test_recorder", "GENQ_DATABASE_URL not set");
     admin = connect_or_die(base);
     if (!admin)
         return 1;

@@ -181,7 +181,7 @@ int main(void) {
                 "test_schema_interop: SKIPPED: %s has no avro module (apt-get install "
                 "python3-avro)\n",
                 PYTHON);
-        return required ? 1 : 0;
+        return required ? 1 : CHECK_SKIP;
     }
     if (!check_find_src("tests/schemas/check_python_interop.py", script, sizeof(script)) ||
         !mkdtemp(dir)) {

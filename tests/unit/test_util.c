@@ -168,6 +168,18 @@ static void test_cfg(void) {
     CHECK(gq_cfg_parse_args(&cfg, 3, unknown, &argi, err, sizeof(err)) == GQ_ERR_INVALID);
     char *help[] = {"worker", "--help", NULL};
     CHECK(gq_cfg_parse_args(&cfg, 2, help, &argi, err, sizeof(err)) == GQ_CFG_HELP);
+    /* --dump-config shows the flags after it too, and never a password in comfyui_url */
+    char *dumpargs[] = {"worker", "--dump-config", "-c", "http://ops:hunter2@gpu1:8188/x@y", NULL};
+    CHECK(gq_cfg_parse_args(&cfg, 4, dumpargs, &argi, err, sizeof(err)) == GQ_CFG_DUMP);
+    char text[8192] = "";
+    FILE *tf = fmemopen(text, sizeof(text) - 1, "w");
+    CHECK(tf != NULL);
+    gq_cfg_dump(&cfg, tf);
+    fclose(tf);
+    CHECK(strstr(text, "comfyui_url=http://ops:***@gpu1:8188/x@y\t# flag") != NULL);
+    CHECK(strstr(text, "hunter2") == NULL);
+    char *dumpbad[] = {"worker", "--dump-config", "--queue-depth", "99", NULL};
+    CHECK(gq_cfg_parse_args(&cfg, 4, dumpbad, &argi, err, sizeof(err)) == GQ_ERR_INVALID);
     gq_cfg_release(&cfg);
     /* GENQ_KAFKA_* become librdkafka properties, before -X so that the flag wins. */
     setenv("GENQ_KAFKA_SASL_PASSWORD", "s3cret", 1);
@@ -206,6 +218,9 @@ static void test_cfg(void) {
     CHECK_STR(red, "postgresql://genq:***@db:5432/genq");
     gq_cfg_redact_url("host=db password=s3cret dbname=genq", red, sizeof(red));
     CHECK_STR(red, "host=db password=*** dbname=genq");
+    /* an '@' in the path is not user info */
+    gq_cfg_redact_url("http://gpu1:8188/view?f=a@b", red, sizeof(red));
+    CHECK_STR(red, "http://gpu1:8188/view?f=a@b");
 }
 
 int main(void) {
