@@ -25,6 +25,9 @@ struct gq_intake {
     /* Partition changes seen by the rebalance callback, handed out before later messages. */
     gq_intake_item_t changes[INTAKE_MAX_CHANGES];
     size_t changes_head, changes_cnt;
+    /* A message that one poll returned after serving a rebalance: it waits for the changes
+     * queued before it (its partition's assignment among them). */
+    rd_kafka_message_t *stash;
 };
 
 static void intake_change(gq_intake_t *in, gq_intake_kind_t kind, int lane, int32_t partition,
@@ -256,7 +259,18 @@ void gq_intake_next(gq_intake_t *in, gq_intake_item_t *out) {
             in->changes_cnt--;
             return;
         }
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(in->rk, 0);
+        rd_kafka_message_t *m = in->stash;
+        in->stash = NULL;
+        if (!m) {
+            m = rd_kafka_consumer_poll(in->rk, 0);
+            /* One poll can serve a rebalance and then return a message: the assignment it
+             * made must be handed out first, or the message would seem to come from a
+             * partition not ours (and be dropped, and its offset passed over). */
+            if (m && in->changes_cnt) {
+                in->stash = m;
+                continue;
+            }
+        }
         if (!m) {
             if (in->changes_cnt)
                 continue; /* the poll served a rebalance */
@@ -353,6 +367,8 @@ void gq_intake_close(gq_intake_t *in) {
 void gq_intake_destroy(gq_intake_t *in) {
     if (!in)
         return;
+    if (in->stash)
+        rd_kafka_message_destroy(in->stash);
     if (in->queue)
         rd_kafka_queue_destroy(in->queue);
     if (in->rk)

@@ -411,9 +411,11 @@ static void worker_ws(gq_worker_t *w) {
 static bool worker_dup(gq_worker_t *w, const job_t *j) {
     if (!j->key_id[0])
         return false;
+    /* A job leaving (its partition revoked, perhaps to come straight back here) decides
+     * nothing: the message read again must not be skipped on its account. */
     for (const job_t *o = w->jobs; o; o = o->next)
-        if (o != j && o->state != JOB_NEW && o->state != JOB_DONE &&
-            strcmp(o->job_id, j->key_id) == 0)
+        if (o != j && o->state != JOB_NEW && o->state != JOB_DONE && !o->revoked &&
+            !o->leaving && strcmp(o->job_id, j->key_id) == 0)
             return true;
     return false;
 }
