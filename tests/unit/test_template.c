@@ -460,23 +460,28 @@ static void test_graph_errors(void) {
     json_t *t, *wf = NULL;
     char err[512] = "";
 
-    /* No sampler at all. */
+    /* No sampler at all: the prompt has nowhere to go. */
     t = parse("{\"1\": {\"class_type\": \"LoadImage\", \"inputs\": {\"image\": \"a.png\"}},"
               " \"2\": {\"class_type\": \"SaveImage\", \"inputs\": {\"images\": [\"1\", 0]}}}");
-    CHECK(bind_fails(t, &req, "template has no KSampler"));
+    CHECK(bind_fails(t, &req,
+                     "the request sets a prompt but template \"txt2img\" has no sampler, so no "
+                     "text encoder, to take it"));
     json_decref(t);
 
     /* No SaveImage: nothing would be collected. */
     t = json_deep_copy(tmpl);
     json_object_set_new(json_object_get(t, "9"), "class_type", json_string("PreviewImage"));
-    CHECK(bind_fails(t, &req, "template has no SaveImage node"));
+    CHECK(
+        bind_fails(t, &req, "template \"txt2img\" saves no file: genq keeps the files of saving"));
     json_decref(t);
 
     /* A sampler whose result nobody saves. */
     t = json_deep_copy(tmpl);
     json_object_set_new(json_object_get(json_object_get(t, "8"), "inputs"), "samples",
                         json_pack("[s,i]", "5", 0));
-    CHECK(bind_fails(t, &req, "no KSampler in the template leads to an output node"));
+    CHECK(bind_fails(t, &req,
+                     "has no sampler, so no text encoder, to take it (sampler \"3\" "
+                     "feeds no saving node)"));
     json_decref(t);
 
     /* Two independent samplers feeding two SaveImages. */
@@ -488,11 +493,11 @@ static void test_graph_errors(void) {
     json_object_set_new(t, "19",
                         json_pack("{s:s, s:{s:s, s:[s,i]}}", "class_type", "SaveImage", "inputs",
                                   "filename_prefix", "b", "images", "18", 0));
-    CHECK(bind_fails(t, &req, "template is ambiguous: samplers \"3\", \"13\""));
+    CHECK(bind_fails(t, &req, "samplers \"3\", \"13\" each feed a saving node, and genq binds"));
     json_decref(t);
 
-    /* A second pass (hires fix) is preferred over the first: the final one is bound, and its
-     * latent comes from an upscale, which genq refuses rather than size the wrong node. */
+    /* A second pass (hires fix) is preferred over the first: the final one is bound. The
+     * output's size is the upscale's; the batch is the first latent's. */
     t = json_deep_copy(tmpl);
     json_object_set_new(t, "20",
                         json_pack("{s:s, s:{s:s, s:i, s:i, s:s, s:[s,i]}}", "class_type",
@@ -505,9 +510,14 @@ static void test_graph_errors(void) {
     json_object_set_new(t, "21", second);
     json_object_set_new(json_object_get(json_object_get(t, "8"), "inputs"), "samples",
                         json_pack("[s,i]", "21", 0));
-    CHECK(bind_fails(t, &req,
-                     "latent_image input of sampler \"21\" comes from node \"20\" "
-                     "(LatentUpscale), not from an EmptyLatentImage"));
+    CHECK(gq_template_bind(t, &req, "p", &wf, NULL, err, sizeof(err)) == GQ_OK);
+    CHECK_INT(input_int(wf, "20", "width"), 768);
+    CHECK_INT(input_int(wf, "20", "height"), 640);
+    CHECK_INT(input_int(wf, "5", "width"), 512);
+    CHECK_INT(input_int(wf, "5", "batch_size"), 2);
+    CHECK_INT(input_int(wf, "21", "steps"), 31);
+    CHECK_INT(input_int(wf, "3", "steps"), 20);
+    json_decref(wf);
     json_decref(t);
 
     /* Conditioning through a simple pass-through node is followed... */
@@ -539,10 +549,17 @@ static void test_graph_errors(void) {
                                   "inputs", "conditioning", "6", 0));
     json_object_set_new(json_object_get(json_object_get(t, "3"), "inputs"), "negative",
                         json_pack("[s,i]", "40", 0));
+    CHECK(bind_fails(t, &req,
+                     "the request sets a negative_prompt but template \"txt2img\" cannot take "
+                     "it: the \"negative\" input of sampler \"3\" is zeroed out by node \"40\""));
+    free(req.negative_prompt);
+    req.negative_prompt = strdup("");
     CHECK(gq_template_bind(t, &req, "p", &wf, NULL, err, sizeof(err)) == GQ_OK);
     CHECK_STR(input_str(wf, "6", "text"), "a red fox in the snow");
     CHECK_STR(input_str(wf, "7", "text"), "n");
     json_decref(wf);
+    free(req.negative_prompt);
+    req.negative_prompt = strdup("blurry");
     /* Positive and negative on the same encoder would overwrite each other. */
     json_object_set_new(json_object_get(json_object_get(t, "3"), "inputs"), "negative",
                         json_pack("[s,i]", "6", 0));
