@@ -107,11 +107,14 @@ typedef enum gq_comfy_state {
     GQ_COMFY_FINISHED,    /**< history entry exists (see the result for success/error) */
 } gq_comfy_state_t;
 
+/** One file a node left in /history: an image, an animation, a video, a sound... */
 typedef struct gq_comfy_image {
     char filename[256];
     char subfolder[256];
-    char type[16]; /**< output, temp, input */
+    char type[16]; /**< output, temp (previews: not results), input */
     char node[64];
+    char kind[16]; /**< the ui key it was listed under: images, audio, video, gifs... */
+    bool animated; /**< the node said "animated": one file of many frames */
 } gq_comfy_image_t;
 
 typedef struct gq_comfy_result {
@@ -122,7 +125,8 @@ typedef struct gq_comfy_result {
     char error_node[64];      /**< node id of execution_error / execution_interrupted */
     char error_node_type[64]; /**< its class_type */
     int64_t start_ms, end_ms; /**< timestamps of execution_start and the last message */
-    gq_comfy_image_t *images; /**< owned; all images of all output nodes, node order */
+    gq_comfy_image_t *images; /**< owned; every file of every output node (all ui keys whose
+                                   entries are {filename, subfolder, type}), node order */
     size_t images_cnt;
 } gq_comfy_result_t;
 
