@@ -816,6 +816,9 @@ void job_step(job_t *j, const job_ev_t *ev, const job_env_t *env, job_acts_t *ac
     case JOB_RECORD:
         if (ev->type == JEV_RECORDED) {
             if (ev->status == GQ_OK) {
+                /* The record holds genq's own copies now: ComfyUI's (and its previews) go. */
+                if (j->result.images_cnt > 0)
+                    act(acts, JACT_SWEEP);
                 job_finish(j, JOB_END_FINISHED);
             } else if (ev->status == GQ_ERR_INVALID && !j->reject && !j->record_fallback) {
                 /* The record or its event cannot be written as it is (an event that does not

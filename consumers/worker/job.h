@@ -15,7 +15,8 @@
  *    │               │               └── gone: BEGIN again (a new attempt)          ▼
  *    └───────────────┴──────────────────────────────────────────────────► RECORD ◄─ COLLECT
  *                                                                           │
- *   retryable failure ──► BACKOFF ──time──► READY                        DONE (reaped)
+ *   retryable failure ──► BACKOFF ──time──► READY                        DONE (reaped; sweep
+ *                                                                              ComfyUI's copies)
  *   deadline, stall, revoke, stop ──► CANCEL ── ComfyUI confirms ──► BACKOFF / RECORD / DONE
  *
  * The job is freed only by the loop's reaper, at the end of a turn, when it is DONE and no
@@ -159,6 +160,7 @@ typedef enum job_act {
     JACT_FREE,         /**< POST /free (unload models, free memory) */
     JACT_FAIL_ATTEMPT, /**< record the failed attempt (no answer needed) */
     JACT_RECORD,       /**< write the terminal record with `done` (or the rejection) */
+    JACT_SWEEP,        /**< the record is committed: delete ComfyUI's copies of result's files */
     JACT_RETRY_LATER,  /**< nothing to do now: the job's wake time says when */
 } job_act_t;
 

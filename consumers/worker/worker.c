@@ -22,6 +22,7 @@
 #include "record.h"
 #include "recorder.h"
 #include "store.h"
+#include "sweep.h"
 #include "util.h"
 #include "warmup.h"
 
@@ -61,6 +62,7 @@ struct gq_worker {
     gq_endpoint_t *endpoint;
     gq_recorder_t *rec;
     gq_store_t store;
+    gq_sweep_t sweep;
     gq_comfy_t *comfy;
     gq_intake_t *intake;
     gq_record_t *record;
@@ -249,6 +251,7 @@ static void worker_do(gq_worker_t *w, job_t *j, const job_acts_t *acts) {
             break;
         }
         case JACT_RECORD: worker_record(w, j); break;
+        case JACT_SWEEP: gq_sweep_result(&w->sweep, j->job_id, &j->result); break;
         case JACT_RETRY_LATER: break;
         }
     }
@@ -845,6 +848,10 @@ gq_worker_t *gq_worker_new(const gq_cfg_t *cfg, volatile sig_atomic_t *stop, gq_
         goto fail;
     *st = gq_store_init(&w->store, gq_cfg_str(cfg, "output_dir"),
                         gq_cfg_str(cfg, "output_url_prefix"), errstr, errstr_size);
+    if (*st != GQ_OK)
+        goto fail;
+    *st = gq_sweep_init(&w->sweep, gq_cfg_str(cfg, "comfyui_output_dir"),
+                        gq_cfg_str(cfg, "comfyui_temp_dir"), errstr, errstr_size);
     if (*st != GQ_OK)
         goto fail;
     gq_comfy_opts_t co = {.base_url = gq_cfg_str(cfg, "comfyui_url"), .client_id = w->client_id};
