@@ -201,7 +201,8 @@ static void job_after_failure(job_t *j, const job_env_t *env, job_acts_t *acts) 
         j->wake_mono = j->not_before;
         j->prompt_id[0] = '\0';
         j->adopted = false;
-        j->started_at = j->rendered_at = 0;
+        /* started_at and rendered_at stay until the next attempt begins: the failed
+         * attempt's record (JACT_FAIL_ATTEMPT, carried out after this step) reads them. */
         gq_comfy_result_release(&j->result);
         return;
     }
@@ -344,6 +345,12 @@ static void job_rendered(job_t *j, const job_env_t *env, job_acts_t *acts, gq_co
     act(acts, JACT_FETCH);
 }
 
+/* A render that ended in an error or an interrupt took time too: its attempt's durations. */
+static void job_render_ended(job_t *j, const job_env_t *env) {
+    if (j->started_at && !j->rendered_at)
+        j->rendered_at = env->now_wall > j->started_at ? env->now_wall : j->started_at;
+}
+
 /* A WebSocket event for the prompt, in QUEUED or RUNNING. */
 static void job_comfy_event(job_t *j, const job_ev_t *ev, const job_env_t *env, job_acts_t *acts) {
     const gq_comfy_event_t *ce = ev->comfy;
@@ -357,8 +364,12 @@ static void job_comfy_event(job_t *j, const job_ev_t *ev, const job_env_t *env, 
         if (ce->max > 0)
             j->progress = ce->value / ce->max;
         break;
-    case GQ_COMFY_EV_ERROR: job_fail_exec(j, env, acts, ce->exception_type, ce->exception_message); return;
+    case GQ_COMFY_EV_ERROR:
+        job_render_ended(j, env);
+        job_fail_exec(j, env, acts, ce->exception_type, ce->exception_message);
+        return;
     case GQ_COMFY_EV_INTERRUPTED:
+        job_render_ended(j, env);
         job_fail(j, env, acts, "interrupted", true, "interrupted in ComfyUI at node %s (%s)", ce->node,
                  ce->node_type);
         return;
@@ -749,6 +760,7 @@ void job_step(job_t *j, const job_ev_t *ev, const job_env_t *env, job_acts_t *ac
         break;
     case JOB_READY:
         if (ev->type == JEV_SLOT) {
+            j->started_at = j->rendered_at = 0; /* a new attempt */
             gq_uuid_v4(j->prompt_id);
             j->state = JOB_BEGIN;
             j->wake_mono = INT64_MAX;

@@ -501,14 +501,18 @@ static void test_errors(void) {
     gq_strlcpy(ce.exception_type, "RuntimeError", sizeof(ce.exception_type));
     gq_strlcpy(ce.exception_message, "CUDA error: an illegal memory access",
                sizeof(ce.exception_message));
+    advance(700);
     a = step(j, (job_ev_t){.type = JEV_COMFY, .comfy = &ce});
     CHECK(j->state == JOB_BACKOFF && has_act(&a, JACT_FAIL_ATTEMPT));
+    /* The failed attempt's record (carried out after the step) has its durations. */
+    CHECK(j->started_at > 0 && j->rendered_at >= j->started_at + 700);
     /* The next attempt fails the same way: now it is deterministic. */
     advance(5000);
     j->wake_mono = INT64_MAX;
     ev0(j, JEV_TICK);
     CHECK(j->state == JOB_READY);
     ev0(j, JEV_SLOT);
+    CHECK(j->started_at == 0 && j->rendered_at == 0);
     begun(j, GQ_REC_BEGUN, 2, NULL);
     step(j, (job_ev_t){.type = JEV_SUBMITTED, .status = GQ_OK});
     gq_strlcpy(ce.prompt_id, j->prompt_id, sizeof(ce.prompt_id));
