@@ -393,11 +393,14 @@ static void worker_ws(gq_worker_t *w) {
 
 /* ---- Kafka ---- */
 
+/* The same job in flight here, to finish it: a revoked one (its partition was taken away,
+ * perhaps given back at once) leaves the job to whoever now reads the message, this worker
+ * included, so it is no duplicate. */
 static bool worker_dup(gq_worker_t *w, const job_t *j) {
     if (!j->key_id[0])
         return false;
     for (const job_t *o = w->jobs; o; o = o->next)
-        if (o != j && o->state != JOB_NEW && o->state != JOB_DONE &&
+        if (o != j && o->state != JOB_NEW && o->state != JOB_DONE && !o->revoked &&
             strcmp(o->job_id, j->key_id) == 0)
             return true;
     return false;

@@ -12,7 +12,9 @@ EXPECT.json maps job ids to what is expected of them:
                   "error_code": "node_error",      # optional; "error": substring, optional
                   "rendered": true,                # render_ms > 0 (default: succeeded)
                   "outputs": [{"mime": "image/png", "width": 64, "height": 64}, ...],
-                  "same_as": "<job_id>"}}          # optional: the same sha256s as that job
+                  "same_pixels_as": "<job_id>"}}   # optional: PNGs with the same pixel data
+                                                   # (IDAT) as that job's (their text chunks
+                                                   # hold each job's own prompt)
 The database is $GENQ_DATABASE_URL (psql). With $GENQ_COMFYUI_REAL_DIR set, ComfyUI's output and
 temp directories must hold no file of a recorded job (genq deletes them: GENQ_COMFYUI_OUTPUT_DIR).
 Prints one line per job; exits 1 on the first problem list.
@@ -49,6 +51,8 @@ def media(data):
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         kind = data[12:16]
         if kind == b"VP8X":
+            if not data[20] & 0x02:
+                raise ValueError("a VP8X WebP without the animation flag")
             return "image/webp", 1 + int.from_bytes(data[24:27], "little"), 1 + int.from_bytes(data[27:30], "little")
         if kind == b"VP8L":
             b = int.from_bytes(data[21:25], "little")
@@ -68,6 +72,17 @@ def media(data):
     return "application/octet-stream", None, None
 
 
+def idat(data):
+    """A PNG's image data (its IDAT chunks): what stays the same when only text chunks differ."""
+    out, at = b"", 8
+    while data[:8] == b"\x89PNG\r\n\x1a\n" and at + 8 <= len(data):
+        n, kind = struct.unpack(">I4s", data[at:at + 8])
+        if kind == b"IDAT":
+            out += data[at + 8:at + 8 + n]
+        at += 12 + n
+    return out
+
+
 def main():
     expect = json.load(open(sys.argv[1]))
     events = {}
@@ -82,7 +97,7 @@ def main():
             for d, _, files in os.walk(os.path.join(comfy_dir, sub)):
                 leftovers += [os.path.join(d, f) for f in files]
     problems = []
-    shas = {}
+    shas, pixels = {}, {}
     for job, want in expect.items():
         name = want.get("name", job)
         bad = []
@@ -114,12 +129,14 @@ def main():
         if len(outs) != len(want_outs):
             bad.append(f"{len(outs)} outputs, expected {len(want_outs)}: {[o[6] for o in outs]}")
         shas[job] = [o[2] for o in outs]
+        pixels[job] = []
         for o, w in zip(outs, want_outs):
             idx, uri, sha, nbytes, width, height, mime = o
             if not uri.startswith("file://"):
                 bad.append(f"output {idx}: uri {uri}")
                 continue
             data = open(uri[len("file://"):], "rb").read()
+            pixels[job].append(idat(data))
             if hashlib.sha256(data).hexdigest() != sha or len(data) != int(nbytes):
                 bad.append(f"output {idx}: sha256 or size does not match the file {uri}")
             real_mime, rw, rh = media(data)
@@ -154,9 +171,9 @@ def main():
                   + (f" [{code}]" if code else "") + (f", {kinds}" if kinds else "")
                   + f", queue {queue_ms} render {render_ms} total {total_ms} ms")
     for job, want in expect.items():
-        other = want.get("same_as")
-        if other and shas.get(job) != shas.get(other):
-            problems.append(f"{want.get('name', job)}: outputs differ from {expect[other].get('name', other)}'s")
+        other = want.get("same_pixels_as")
+        if other and (pixels.get(job) != pixels.get(other) or not pixels.get(job)):
+            problems.append(f"{want.get('name', job)}: pixels differ from {expect[other].get('name', other)}'s")
     if problems:
         print("\n".join("FAIL " + p for p in problems), file=sys.stderr)
         return 1
