@@ -22,9 +22,7 @@ static const char *const job_state_names[JOB_STATES] = {
     "RUNNING", "COLLECT", "BACKOFF", "CANCEL", "RECORD", "DONE",
 };
 
-const char *job_state_name(job_state_t s) {
-    return s < JOB_STATES ? job_state_names[s] : "?";
-}
+const char *job_state_name(job_state_t s) { return s < JOB_STATES ? job_state_names[s] : "?"; }
 
 job_t *job_new(uint64_t serial, int32_t partition, int64_t offset, const void *payload, size_t len,
                const void *key, size_t key_len, int64_t now_wall) {
@@ -133,7 +131,8 @@ static void job_done_build(job_t *j, const job_env_t *env, gq_job_status_t statu
     ev->status = status;
     ev->worker_id = strdup(env->worker_id ? env->worker_id : "");
     ev->finished_at = env->now_wall;
-    int64_t submitted = j->decoded && j->req.submitted_at > 0 ? j->req.submitted_at : j->received_at;
+    int64_t submitted =
+        j->decoded && j->req.submitted_at > 0 ? j->req.submitted_at : j->received_at;
     int64_t start = j->started_at ? j->started_at : ev->finished_at;
     ev->queue_ms = max0(start - submitted);
     ev->render_ms = j->started_at && j->rendered_at ? max0(j->rendered_at - j->started_at) : 0;
@@ -356,8 +355,9 @@ static void job_comfy_event(job_t *j, const job_ev_t *ev, const job_env_t *env, 
     const gq_comfy_event_t *ce = ev->comfy;
     j->alive_mono = env->now_mono;
     j->quiet_check_mono = env->now_mono + env->quiet_ms;
-    if (j->state == JOB_QUEUED && (ce->type == GQ_COMFY_EV_START || ce->type == GQ_COMFY_EV_EXECUTING ||
-                                   ce->type == GQ_COMFY_EV_PROGRESS || ce->type == GQ_COMFY_EV_CACHED))
+    if (j->state == JOB_QUEUED &&
+        (ce->type == GQ_COMFY_EV_START || ce->type == GQ_COMFY_EV_EXECUTING ||
+         ce->type == GQ_COMFY_EV_PROGRESS || ce->type == GQ_COMFY_EV_CACHED))
         job_started(j, env, ce->type == GQ_COMFY_EV_START ? ce->timestamp : 0);
     switch (ce->type) {
     case GQ_COMFY_EV_PROGRESS:
@@ -370,8 +370,8 @@ static void job_comfy_event(job_t *j, const job_ev_t *ev, const job_env_t *env, 
         return;
     case GQ_COMFY_EV_INTERRUPTED:
         job_render_ended(j, env);
-        job_fail(j, env, acts, "interrupted", true, "interrupted in ComfyUI at node %s (%s)", ce->node,
-                 ce->node_type);
+        job_fail(j, env, acts, "interrupted", true, "interrupted in ComfyUI at node %s (%s)",
+                 ce->node, ce->node_type);
         return;
     case GQ_COMFY_EV_DONE:
         /* Finished: its history entry is written now. */
@@ -398,8 +398,8 @@ static void job_cross_check(job_t *j, const job_ev_t *ev, const job_env_t *env, 
         job_rendered(j, env, acts, ev->result);
         return;
     } else if (ev->state == GQ_COMFY_UNKNOWN) {
-        job_fail(j, env, acts, "prompt_lost", true, "ComfyUI no longer knows prompt %s (restarted?)",
-                 j->prompt_id);
+        job_fail(j, env, acts, "prompt_lost", true,
+                 "ComfyUI no longer knows prompt %s (restarted?)", j->prompt_id);
         return;
     } else {
         /* Still there. "Running" is progress: a long node can be silent for minutes. */
@@ -650,7 +650,8 @@ static void job_output(job_t *j, const job_ev_t *ev, const job_env_t *env, job_a
     if (j->fetching == 0)
         return;
     j->fetching--;
-    if (ev->status == GQ_OK && ev->stored && ev->idx >= 0 && (size_t)ev->idx < j->done.outputs_cnt) {
+    if (ev->status == GQ_OK && ev->stored && ev->idx >= 0 &&
+        (size_t)ev->idx < j->done.outputs_cnt) {
         gq_output_t *o = &j->done.outputs[ev->idx];
         const gq_stored_t *s = ev->stored;
         o->uri = strdup(s->uri);
@@ -852,7 +853,8 @@ void job_step(job_t *j, const job_ev_t *ev, const job_env_t *env, job_acts_t *ac
             } else {
                 gq_warn("job %s: writing the terminal record: %s (will retry)",
                         j->job_id[0] ? j->job_id : "?", ev->errstr ? ev->errstr : "");
-                j->wake_mono = env->now_mono + (j->record_fallback ? JOB_RETRY_MS * 10 : JOB_RETRY_MS);
+                j->wake_mono =
+                    env->now_mono + (j->record_fallback ? JOB_RETRY_MS * 10 : JOB_RETRY_MS);
             }
         } else if (ev->type == JEV_TICK) {
             j->wake_mono = INT64_MAX;

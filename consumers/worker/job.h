@@ -93,19 +93,19 @@ typedef struct job {
     int submit_tries;
     double progress;
     int cancel_tries;
-    job_then_t then;       /**< CANCEL: where to go once confirmed */
-    bool revoked;          /**< its partition was taken away: no offset moves with it */
-    bool leaving;          /**< revoked or stopping: leave once the operation in flight returns */
-    bool free_first;       /**< POST /free before the next attempt (out of memory) */
-    int64_t not_before;    /**< READY/BEGIN/RECORD: not before this (a database retry) */
+    job_then_t then;    /**< CANCEL: where to go once confirmed */
+    bool revoked;       /**< its partition was taken away: no offset moves with it */
+    bool leaving;       /**< revoked or stopping: leave once the operation in flight returns */
+    bool free_first;    /**< POST /free before the next attempt (out of memory) */
+    int64_t not_before; /**< READY/BEGIN/RECORD: not before this (a database retry) */
 
     /* the end */
     gq_comfy_result_t result; /**< COLLECT: what ComfyUI produced */
     size_t fetching;          /**< COLLECT: outputs still being fetched */
     gq_completed_t done;      /**< the completion event being recorded */
     bool has_done;
-    bool reject;              /**< no job id: kept as a rejected message */
-    bool record_fallback;     /**< its record could not be written: now a bare FAILED one */
+    bool reject;          /**< no job id: kept as a rejected message */
+    bool record_fallback; /**< its record could not be written: now a bare FAILED one */
     char error_code[32];
     char error_message[512];
     bool error_retryable;
@@ -137,19 +137,19 @@ typedef struct job_ev {
     job_ev_type_t type;
     gq_status_t status;
     const char *errstr;
-    int ask;                          /**< STATE, HISTORY: the question answered */
-    bool dup;                         /**< ADMIT */
-    const gq_rec_begun_t *begun;      /**< BEGUN */
-    gq_comfy_state_t state;           /**< STATE */
-    gq_comfy_result_t *result;        /**< STATE (FINISHED), HISTORY: may be taken (moved) */
-    const gq_comfy_event_t *comfy;    /**< COMFY */
-    int idx;                          /**< OUTPUT */
-    const gq_stored_t *stored;        /**< OUTPUT */
+    int ask;                       /**< STATE, HISTORY: the question answered */
+    bool dup;                      /**< ADMIT */
+    const gq_rec_begun_t *begun;   /**< BEGUN */
+    gq_comfy_state_t state;        /**< STATE */
+    gq_comfy_result_t *result;     /**< STATE (FINISHED), HISTORY: may be taken (moved) */
+    const gq_comfy_event_t *comfy; /**< COMFY */
+    int idx;                       /**< OUTPUT */
+    const gq_stored_t *stored;     /**< OUTPUT */
 } job_ev_t;
 
 /** What the loop is to do for a job (arguments are read from the job). */
 typedef enum job_act {
-    JACT_BEGIN,        /**< record the attempt's start (force: BEGIN again after a probe) */
+    JACT_BEGIN, /**< record the attempt's start (force: BEGIN again after a probe) */
     JACT_BEGIN_FORCE,
     JACT_ADOPT,        /**< record that this worker took the attempt over */
     JACT_SUBMIT,       /**< POST /prompt (prompt_id, workflow) */
@@ -176,9 +176,9 @@ typedef struct job_env {
     const gq_admit_cfg_t *admit;
     const char *worker_id;
     int stall_timeout_ms;
-    int quiet_ms;      /**< no event for this long: cross-check with /history and /queue */
-    int check_ms;      /**< between two cross-checks */
-    bool ws_up;        /**< the WebSocket is connected (silence is then just silence) */
+    int quiet_ms; /**< no event for this long: cross-check with /history and /queue */
+    int check_ms; /**< between two cross-checks */
+    bool ws_up;   /**< the WebSocket is connected (silence is then just silence) */
     bool stopping;
     int64_t max_output_bytes;
 } job_env_t;

@@ -89,8 +89,9 @@ static job_acts_t begun(job_t *j, gq_rec_outcome_t o, int32_t attempt, const cha
 }
 
 static job_acts_t state_is(job_t *j, gq_comfy_state_t st, gq_comfy_result_t *res) {
-    return step(j, (job_ev_t){.type = JEV_STATE, .status = GQ_OK, .ask = j->ask, .state = st,
-                              .result = res});
+    return step(
+        j,
+        (job_ev_t){.type = JEV_STATE, .status = GQ_OK, .ask = j->ask, .state = st, .result = res});
 }
 
 static job_acts_t comfy_ev(job_t *j, gq_comfy_ev_type_t t) {
@@ -188,8 +189,8 @@ static void test_table(void) {
         [JOB_BEGIN] = {S, S, JOB_SUBMIT, S, S, S, S, S, S, S, S, S, S, S},
         [JOB_PROBE] = {S, S, S, S, JOB_RUNNING, S, S, S, S, S, S, S, S, S},
         [JOB_SUBMIT] = {S, S, S, JOB_QUEUED, S, S, S, S, S, S, S, S, S, S},
-        [JOB_QUEUED] = {S,          S, S, S, S, S, JOB_RUNNING, S, S, S,
-                        S,          JOB_CANCEL, JOB_CANCEL, JOB_CANCEL},
+        [JOB_QUEUED] = {S, S, S, S, S, S, JOB_RUNNING, S, S, S, S, JOB_CANCEL, JOB_CANCEL,
+                        JOB_CANCEL},
         [JOB_RUNNING] = {S, S, S, S, S, S, S, S, S, S, S, JOB_CANCEL, S, JOB_CANCEL},
         [JOB_COLLECT] = {S, S, S, S, S, S, S, S, S, S, S, S, S, S},
         [JOB_BACKOFF] = {S, S, S, S, S, S, S, S, S, S, S, JOB_DONE, JOB_DONE, S},
@@ -456,7 +457,9 @@ static void test_comfy_gone(void) {
         j->wake_mono = INT64_MAX;
         job_acts_t a = ev0(j, JEV_TICK);
         if (has_act(&a, JACT_STATE))
-            step(j, (job_ev_t){.type = JEV_STATE, .status = GQ_ERR_TRANSIENT, .ask = j->ask,
+            step(j, (job_ev_t){.type = JEV_STATE,
+                               .status = GQ_ERR_TRANSIENT,
+                               .ask = j->ask,
                                .errstr = "connection refused"});
     }
     CHECK(j->state == JOB_BACKOFF || j->state == JOB_CANCEL);
@@ -580,8 +583,8 @@ static void test_bad_input(void) {
 /* A record that cannot be written as it is becomes a bare FAILED one, once. */
 static void test_record_fallback(void) {
     job_t *j = job_in(JOB_RECORD);
-    job_acts_t a = step(j, (job_ev_t){.type = JEV_RECORDED, .status = GQ_ERR_INVALID,
-                                      .errstr = "cannot encode"});
+    job_acts_t a = step(
+        j, (job_ev_t){.type = JEV_RECORDED, .status = GQ_ERR_INVALID, .errstr = "cannot encode"});
     CHECK(j->state == JOB_RECORD && has_act(&a, JACT_RECORD));
     CHECK(j->done.status == GQ_JOB_FAILED && j->done.outputs_cnt == 0);
     CHECK_STR(j->done.error_code, "record_error");
