@@ -33,7 +33,6 @@ with open(tmp + "/requests.jsonl", "w") as f:
         names[name] = job
 expect[names["crashed"]]["attempts"] = 2
 json.dump(expect, open(tmp + "/expect.json", "w"))
-print(names["crashed"])
 PY
 crashed=$(/usr/bin/python3 -c 'import json,sys; print([k for k, v in json.load(open(sys.argv[1])).items() if v["name"] == "crashed"][0])' "$T_TMP/expect.json")
 t0=$SECONDS
