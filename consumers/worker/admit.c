@@ -69,7 +69,9 @@ void gq_admit_message(const void *payload, size_t len, const char *key_job_id,
         admit_fail(out, "invalid_workflow", err);
         return;
     }
-    const char *m = out->req.model ? out->req.model : gq_admit_model_of(out->workflow);
+    const char *m = out->req.model ? out->req.model
+                    : info.model   ? info.model
+                                   : gq_admit_model_of(out->workflow);
     out->model = m ? strdup(m) : NULL;
     out->timeout_s = out->req.timeout_s > 0 ? out->req.timeout_s
                      : info.timeout_s > 0   ? info.timeout_s

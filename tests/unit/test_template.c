@@ -919,6 +919,12 @@ static void test_flux(void) {
     CHECK_INT(input_int(wf, "30", "width"), 768); /* ModelSamplingFlux follows the size */
     CHECK_INT(input_int(wf, "30", "height"), 640);
     CHECK_STR(input_str(wf, "12", "unet_name"), "flux1-schnell.safetensors");
+    gq_template_info_t info;
+    json_t *again = NULL;
+    gq_bind_opts_t o = {.filename_prefix = "p", .name = "flux"};
+    CHECK(gq_workflow_bind(t, &req, &o, &again, &info, err, sizeof(err)) == GQ_OK);
+    CHECK_STR(info.model, "flux1-schnell.safetensors"); /* the UNet, for records and metrics */
+    json_decref(again);
     CHECK(json_real_value(input(wf, "26", "guidance")) == 3.5);
     CHECK(input(wf, "13", "seed") == NULL && input(wf, "22", "cfg") == NULL);
     json_decref(wf);

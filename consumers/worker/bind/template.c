@@ -677,14 +677,22 @@ gq_status_t gq_workflow_bind(json_t *tmpl, const gq_request_t *req, const gq_bin
     /* Overrides come last so they can correct anything the binding above chose. */
     for (size_t i = 0; st == GQ_OK && i < req->overrides_cnt; i++)
         st = tpl_override(&b, req->overrides[i].key, req->overrides[i].value);
+    const char *model = NULL;
+    if (st == GQ_OK && b.places.n[GQ_FIELD_MODEL] > 0) {
+        const gq_place_t *at = &b.places.at[GQ_FIELD_MODEL][0];
+        model = json_string_value(
+            json_object_get(tpl_node_inputs(json_object_get(wf, at->node)), at->input));
+    }
     gq_places_release(&b.places);
     if (st != GQ_OK) {
         json_decref(wf);
         return st;
     }
     *out = wf;
-    if (info)
+    if (info) {
         info->timeout_s = timeout_s;
+        info->model = model;
+    }
     return GQ_OK;
 }
 

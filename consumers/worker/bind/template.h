@@ -22,7 +22,9 @@
 #include <jansson.h>
 
 typedef struct gq_template_info {
-    int timeout_s; /**< per-template default deadline ("_genq": {"timeout_s": N}), 0 if none */
+    int timeout_s;     /**< per-template default deadline ("_genq": {"timeout_s": N}), 0 if none */
+    const char *model; /**< the checkpoint (or UNet) the bound sampler loads, NULL if none;
+                            borrowed from the bound workflow */
 } gq_template_info_t;
 
 /**
