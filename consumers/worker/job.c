@@ -169,6 +169,9 @@ static void job_record(job_t *j, const job_env_t *env, job_acts_t *acts, gq_job_
 
 /* ---- failures ---- */
 
+static void job_set_error(job_t *j, const char *code, bool retryable, const char *fmt, va_list ap)
+    GQ_PRINTF(4, 0);
+
 static void job_set_error(job_t *j, const char *code, bool retryable, const char *fmt, va_list ap) {
     vsnprintf(j->error_message, sizeof(j->error_message), fmt, ap);
     gq_strlcpy(j->error_code, code, sizeof(j->error_code));
