@@ -39,6 +39,12 @@ static const gq_cfg_key_t cfg_keys[] = {
      "where outputs are stored, content-addressed"},
     {"output_url_prefix", 0, "GENQ_OUTPUT_URL_PREFIX", GQ_CFG_STR, NULL, 0, 0, W, false,
      "prefix of output URIs in records and events (default: file://<output_dir>)"},
+    {"comfyui_output_dir", 0, "GENQ_COMFYUI_OUTPUT_DIR", GQ_CFG_STR, NULL, 0, 0, W, false,
+     "ComfyUI's --output-directory as this worker sees it (a shared volume): its copies of "
+     "the outputs are deleted there once recorded (kept when unset)"},
+    {"comfyui_temp_dir", 0, "GENQ_COMFYUI_TEMP_DIR", GQ_CFG_STR, NULL, 0, 0, W, false,
+     "ComfyUI's temp directory (<--temp-directory>/temp): PreviewImage files of recorded "
+     "jobs are deleted there (kept when unset)"},
     {"workflows_dir", 0, "GENQ_WORKFLOWS_DIR", GQ_CFG_STR, "./workflows", 0, 0, W, false,
      "directory of API-format workflow templates (<name>.json)"},
     {"queue_depth", 0, "GENQ_QUEUE_DEPTH", GQ_CFG_INT, "1", 0, 8, W, false,

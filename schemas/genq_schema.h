@@ -132,6 +132,8 @@ uint64_t gq_schema_completed_fingerprint(void);
 /** Fills defaults for every field (as the .avsc defaults say), a new job_id and
  * submitted_at = now. */
 void gq_request_init(gq_request_t *req);
+/** Every field at its .avsc default, job_id "" and submitted_at 0 (release it too). */
+void gq_request_defaults(gq_request_t *req);
 void gq_request_release(gq_request_t *req);
 /** Checks a request's values (uuid, sizes, steps, names...); errstr says which field. */
 gq_status_t gq_request_validate(const gq_request_t *req, char *errstr, size_t errstr_size);

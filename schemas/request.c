@@ -7,8 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Every field at its .avsc default; job_id empty and submitted_at 0. */
-static void request_defaults(gq_request_t *req) {
+/* Every field at its .avsc default; job_id empty and submitted_at 0 (test_schema checks the
+ * defaults against the schema file). */
+void gq_request_defaults(gq_request_t *req) {
     memset(req, 0, sizeof(*req));
     req->workflow = strdup(GQ_REQ_DEFAULT_WORKFLOW);
     req->prompt = strdup("");
@@ -24,7 +25,7 @@ static void request_defaults(gq_request_t *req) {
 }
 
 void gq_request_init(gq_request_t *req) {
-    request_defaults(req);
+    gq_request_defaults(req);
     if (gq_uuid_v4(req->job_id) != GQ_OK)
         req->job_id[0] = '\0'; /* no entropy: validation reports the empty job_id */
     req->submitted_at = gq_now_ms();

@@ -283,8 +283,8 @@ gq_comfy_op_t *gq_comfy_op_dequeue(gq_comfy_t *c, const char *prompt_id, uint64_
 }
 
 gq_comfy_op_t *gq_comfy_op_cancel(gq_comfy_t *c, const char *prompt_id, uint64_t tag) {
-    gq_comfy_op_t *op = op_post(c, GQ_COMFY_OP_CANCEL, "/queue",
-                                json_pack("{s:[s]}", "delete", prompt_id), tag);
+    gq_comfy_op_t *op =
+        op_post(c, GQ_COMFY_OP_CANCEL, "/queue", json_pack("{s:[s]}", "delete", prompt_id), tag);
     if (op)
         gq_strlcpy(op->priv->prompt_id, prompt_id, sizeof(op->priv->prompt_id));
     return op;
@@ -420,8 +420,8 @@ static bool state_step(gq_comfy_t *c, gq_comfy_op_t *op) {
             return true;
         p->step = 2;
         char path[256];
-        if (id_path("/history", p->prompt_id, path, sizeof(path), op->errstr,
-                    sizeof(op->errstr)) != GQ_OK ||
+        if (id_path("/history", p->prompt_id, path, sizeof(path), op->errstr, sizeof(op->errstr)) !=
+                GQ_OK ||
             gq_comfy_op_request(op, "GET", path, NULL, NULL) != GQ_OK) {
             op->status = GQ_ERR_NOMEM;
             return true;

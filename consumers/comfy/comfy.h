@@ -107,11 +107,14 @@ typedef enum gq_comfy_state {
     GQ_COMFY_FINISHED,    /**< history entry exists (see the result for success/error) */
 } gq_comfy_state_t;
 
+/** One file a node left in /history: an image, an animation, a video, a sound... */
 typedef struct gq_comfy_image {
     char filename[256];
     char subfolder[256];
-    char type[16]; /**< output, temp, input */
+    char type[16]; /**< output, temp (previews: not results), input */
     char node[64];
+    char kind[16]; /**< the ui key it was listed under: images, audio, video, gifs... */
+    bool animated; /**< the node said "animated": one file of many frames */
 } gq_comfy_image_t;
 
 typedef struct gq_comfy_result {
@@ -122,7 +125,8 @@ typedef struct gq_comfy_result {
     char error_node[64];      /**< node id of execution_error / execution_interrupted */
     char error_node_type[64]; /**< its class_type */
     int64_t start_ms, end_ms; /**< timestamps of execution_start and the last message */
-    gq_comfy_image_t *images; /**< owned; all images of all output nodes, node order */
+    gq_comfy_image_t *images; /**< owned; every file of every output node (all ui keys whose
+                                   entries are {filename, subfolder, type}), node order */
     size_t images_cnt;
 } gq_comfy_result_t;
 
@@ -178,10 +182,10 @@ gq_status_t gq_comfy_system_stats(gq_comfy_t *c, gq_comfy_stats_t *st, char *err
  * are those of the blocking calls. */
 
 typedef enum gq_comfy_op_kind {
-    GQ_COMFY_OP_SUBMIT,    /**< POST /prompt (see gq_comfy_submit) */
-    GQ_COMFY_OP_HISTORY,   /**< GET /history/{id} (see gq_comfy_history): result */
-    GQ_COMFY_OP_STATE,     /**< history, queue, history (see gq_comfy_prompt_state): state, result */
-    GQ_COMFY_OP_VIEW,      /**< GET /view of one file: body */
+    GQ_COMFY_OP_SUBMIT,  /**< POST /prompt (see gq_comfy_submit) */
+    GQ_COMFY_OP_HISTORY, /**< GET /history/{id} (see gq_comfy_history): result */
+    GQ_COMFY_OP_STATE,   /**< history, queue, history (see gq_comfy_prompt_state): state, result */
+    GQ_COMFY_OP_VIEW,    /**< GET /view of one file: body */
     GQ_COMFY_OP_INTERRUPT, /**< POST /interrupt {"prompt_id"} */
     GQ_COMFY_OP_DEQUEUE,   /**< POST /queue {"delete": [id]} */
     GQ_COMFY_OP_CANCEL,    /**< DEQUEUE, then INTERRUPT: the prompt, queued or running */
@@ -195,16 +199,16 @@ typedef struct gq_comfy_op gq_comfy_op_t;
 /** An operation. The caller reads the public part once gq_comfy_op_next_done returned it. */
 struct gq_comfy_op {
     gq_comfy_op_kind_t kind;
-    uint64_t tag;  /**< the caller's (e.g. a job's serial), returned unchanged */
-    int idx;       /**< the caller's (e.g. which output file), returned unchanged */
+    uint64_t tag; /**< the caller's (e.g. a job's serial), returned unchanged */
+    int idx;      /**< the caller's (e.g. which output file), returned unchanged */
     gq_status_t status;
     char errstr[768];
-    long http_code;           /**< of the last request made */
-    gq_comfy_state_t state;   /**< STATE */
-    gq_comfy_result_t result; /**< HISTORY, and STATE when FINISHED */
-    gq_buf_t body;            /**< VIEW (the file) and RAW */
-    gq_comfy_stats_t stats;   /**< STATS */
-    int64_t elapsed_ms;       /**< from start to done */
+    long http_code;                /**< of the last request made */
+    gq_comfy_state_t state;        /**< STATE */
+    gq_comfy_result_t result;      /**< HISTORY, and STATE when FINISHED */
+    gq_buf_t body;                 /**< VIEW (the file) and RAW */
+    gq_comfy_stats_t stats;        /**< STATS */
+    int64_t elapsed_ms;            /**< from start to done */
     struct gq_comfy_op_priv *priv; /**< the client's */
 };
 
@@ -230,8 +234,7 @@ gq_comfy_op_t *gq_comfy_op_cancel(gq_comfy_t *c, const char *prompt_id, uint64_t
 gq_comfy_op_t *gq_comfy_op_free(gq_comfy_t *c, bool unload, bool free_memory, uint64_t tag);
 gq_comfy_op_t *gq_comfy_op_stats(gq_comfy_t *c, uint64_t tag);
 gq_comfy_op_t *gq_comfy_op_raw(gq_comfy_t *c, const char *method, const char *path,
-                               const char *query, const char *body, size_t max_bytes,
-                               uint64_t tag);
+                               const char *query, const char *body, size_t max_bytes, uint64_t tag);
 void gq_comfy_op_destroy(gq_comfy_op_t *op);
 
 /** Operations started and not yet handed out by gq_comfy_op_next_done. */

@@ -60,43 +60,77 @@ static bool image_field(char *dst, size_t size, const json_t *v, const char *dfl
     return gq_strlcpy(dst, json_string_value(v), size) == GQ_OK;
 }
 
+/* The ui keys that hold files: images (SaveImage, animations, SaveVideo: "images" +
+ * "animated"), audio (SaveAudio), and gifs/video from common custom nodes. Any other key
+ * whose entries are objects with a filename is read too; there, an entry without one is
+ * skipped instead of refused. */
+static const char *const history_file_keys[] = {"images", "audio", "video", "gifs", NULL};
+
+static bool history_known_key(const char *key) {
+    for (size_t i = 0; history_file_keys[i]; i++)
+        if (strcmp(key, history_file_keys[i]) == 0)
+            return true;
+    return false;
+}
+
+/* Appends one entry {filename, subfolder, type} of ui[key] of node `node`. */
+static gq_status_t history_file(gq_comfy_result_t *r, size_t *cap, const char *node,
+                                const char *key, const json_t *entry, bool animated, char *errstr,
+                                size_t errstr_size) {
+    if (r->images_cnt == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 4;
+        gq_comfy_image_t *p = realloc(r->images, ncap * sizeof(*p));
+        if (!p) {
+            gq_errf(errstr, errstr_size, "out of memory reading history outputs");
+            return GQ_ERR_NOMEM;
+        }
+        r->images = p;
+        *cap = ncap;
+    }
+    gq_comfy_image_t *im = &r->images[r->images_cnt];
+    memset(im, 0, sizeof(*im));
+    if (!image_field(im->filename, sizeof(im->filename), json_object_get(entry, "filename"), "") ||
+        !image_field(im->subfolder, sizeof(im->subfolder), json_object_get(entry, "subfolder"),
+                     "") ||
+        !image_field(im->type, sizeof(im->type), json_object_get(entry, "type"), "output") ||
+        gq_strlcpy(im->node, node, sizeof(im->node)) != GQ_OK || !im->filename[0]) {
+        gq_errf(errstr, errstr_size,
+                "history output of node %.63s: an entry of \"%.15s\" has a missing, non-string "
+                "or overlong filename/subfolder/type",
+                node, key);
+        return GQ_ERR_INVALID;
+    }
+    gq_strlcpy(im->kind, key, sizeof(im->kind));
+    im->animated = animated;
+    r->images_cnt++;
+    return GQ_OK;
+}
+
 static gq_status_t history_images(const json_t *outputs, gq_comfy_result_t *r, char *errstr,
                                   size_t errstr_size) {
     const char *node;
     const json_t *ui;
     size_t cap = 0;
     json_object_foreach((json_t *)outputs, node, ui) {
-        const json_t *images = json_object_get(ui, "images");
-        size_t i;
-        const json_t *img;
-        json_array_foreach(images, i, img) {
-            if (!json_is_object(img))
+        /* "animated": [true] marks the node's files as animations (one file, many frames). */
+        const json_t *anim = json_object_get(ui, "animated");
+        const char *key;
+        const json_t *list;
+        json_object_foreach((json_t *)ui, key, list) {
+            if (!json_is_array(list) || strcmp(key, "animated") == 0)
                 continue;
-            if (r->images_cnt == cap) {
-                size_t ncap = cap ? cap * 2 : 4;
-                gq_comfy_image_t *p = realloc(r->images, ncap * sizeof(*p));
-                if (!p) {
-                    gq_errf(errstr, errstr_size, "out of memory reading history outputs");
-                    return GQ_ERR_NOMEM;
-                }
-                r->images = p;
-                cap = ncap;
+            bool known = history_known_key(key);
+            size_t i;
+            const json_t *entry;
+            json_array_foreach(list, i, entry) {
+                if (!json_is_object(entry) || (!known && !json_object_get(entry, "filename")))
+                    continue;
+                const json_t *a = json_array_get(anim, json_array_size(anim) > i ? i : 0);
+                gq_status_t st =
+                    history_file(r, &cap, node, key, entry, json_is_true(a), errstr, errstr_size);
+                if (st != GQ_OK)
+                    return st;
             }
-            gq_comfy_image_t *im = &r->images[r->images_cnt];
-            memset(im, 0, sizeof(*im));
-            if (!image_field(im->filename, sizeof(im->filename), json_object_get(img, "filename"),
-                             "") ||
-                !image_field(im->subfolder, sizeof(im->subfolder),
-                             json_object_get(img, "subfolder"), "") ||
-                !image_field(im->type, sizeof(im->type), json_object_get(img, "type"), "output") ||
-                gq_strlcpy(im->node, node, sizeof(im->node)) != GQ_OK || !im->filename[0]) {
-                gq_errf(errstr, errstr_size,
-                        "history output of node %.63s: image entry %zu has a missing, "
-                        "non-string or overlong filename/subfolder/type",
-                        node, i);
-                return GQ_ERR_INVALID;
-            }
-            r->images_cnt++;
         }
     }
     return GQ_OK;

@@ -139,13 +139,18 @@ void gq_admit_message(const void *payload, size_t len, const char *key_job_id,
     char prefix[64];
     snprintf(prefix, sizeof(prefix), "genq/%s", out->job_id);
     gq_template_info_t info = {0};
-    st = gq_template_bind(tmpl, &out->req, prefix, &out->workflow, &info, err, sizeof(err));
+    gq_bind_opts_t opts = {.filename_prefix = prefix,
+                           .is_inline = out->req.workflow_json != NULL,
+                           .name = out->req.workflow};
+    st = gq_workflow_bind(tmpl, &out->req, &opts, &out->workflow, &info, err, sizeof(err));
     json_decref(tmpl);
     if (st != GQ_OK) {
         admit_fail(out, "invalid_workflow", err);
         return;
     }
-    const char *m = out->req.model ? out->req.model : gq_admit_model_of(out->workflow);
+    const char *m = out->req.model ? out->req.model
+                    : info.model   ? info.model
+                                   : gq_admit_model_of(out->workflow);
     out->model = m ? strdup(m) : NULL;
     out->timeout_s = out->req.timeout_s > 0 ? out->req.timeout_s
                      : info.timeout_s > 0   ? info.timeout_s

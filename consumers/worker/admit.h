@@ -21,12 +21,12 @@ typedef enum gq_admit_verdict {
 
 typedef struct gq_admit {
     gq_admit_verdict_t verdict;
-    char job_id[37];    /**< from the request, else from a uuid key; "" when neither */
-    bool decoded;       /**< req holds a decoded request (even when it did not validate) */
-    gq_request_t req;   /**< owned; release with gq_admit_release */
-    json_t *workflow;   /**< OK: the bound API workflow (owned) */
-    char *model;        /**< OK: the checkpoint it loads, NULL if none (owned) */
-    int timeout_s;      /**< OK: the request's, else the template's, else the default */
+    char job_id[37];  /**< from the request, else from a uuid key; "" when neither */
+    bool decoded;     /**< req holds a decoded request (even when it did not validate) */
+    gq_request_t req; /**< owned; release with gq_admit_release */
+    json_t *workflow; /**< OK: the bound API workflow (owned) */
+    char *model;      /**< OK: the checkpoint it loads, NULL if none (owned) */
+    int timeout_s;    /**< OK: the request's, else the template's, else the default */
     int32_t max_attempts;
     bool dead_letter;   /**< FAIL/REJECT: the message goes to the dead-letter topic too */
     size_t dead_cut;    /**< the dead letter carries only this many bytes (0: all of it) */

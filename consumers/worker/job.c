@@ -22,9 +22,7 @@ static const char *const job_state_names[JOB_STATES] = {
     "RUNNING", "COLLECT", "BACKOFF", "CANCEL", "RECORD", "DONE",
 };
 
-const char *job_state_name(job_state_t s) {
-    return s < JOB_STATES ? job_state_names[s] : "?";
-}
+const char *job_state_name(job_state_t s) { return s < JOB_STATES ? job_state_names[s] : "?"; }
 
 job_t *job_new(uint64_t serial, int lane, int32_t partition, int64_t offset, const void *payload,
                size_t len, const void *key, size_t key_len, int64_t now_wall) {
@@ -134,7 +132,8 @@ static void job_done_build(job_t *j, const job_env_t *env, gq_job_status_t statu
     ev->status = status;
     ev->worker_id = strdup(env->worker_id ? env->worker_id : "");
     ev->finished_at = env->now_wall;
-    int64_t submitted = j->decoded && j->req.submitted_at > 0 ? j->req.submitted_at : j->received_at;
+    int64_t submitted =
+        j->decoded && j->req.submitted_at > 0 ? j->req.submitted_at : j->received_at;
     int64_t start = j->started_at ? j->started_at : ev->finished_at;
     ev->queue_ms = max0(start - submitted);
     ev->render_ms = j->started_at && j->rendered_at ? max0(j->rendered_at - j->started_at) : 0;
@@ -171,6 +170,9 @@ static void job_record(job_t *j, const job_env_t *env, job_acts_t *acts, gq_job_
 
 /* ---- failures ---- */
 
+static void job_set_error(job_t *j, const char *code, bool retryable, const char *fmt, va_list ap)
+    GQ_PRINTF(4, 0);
+
 static void job_set_error(job_t *j, const char *code, bool retryable, const char *fmt, va_list ap) {
     vsnprintf(j->error_message, sizeof(j->error_message), fmt, ap);
     gq_strlcpy(j->error_code, code, sizeof(j->error_code));
@@ -202,7 +204,8 @@ static void job_after_failure(job_t *j, const job_env_t *env, job_acts_t *acts) 
         j->wake_mono = j->not_before;
         j->prompt_id[0] = '\0';
         j->adopted = false;
-        j->started_at = j->rendered_at = 0;
+        /* started_at and rendered_at stay until the next attempt begins: the failed
+         * attempt's record (JACT_FAIL_ATTEMPT, carried out after this step) reads them. */
         gq_comfy_result_release(&j->result);
         return;
     }
@@ -345,23 +348,34 @@ static void job_rendered(job_t *j, const job_env_t *env, job_acts_t *acts, gq_co
     act(acts, JACT_FETCH);
 }
 
+/* A render that ended in an error or an interrupt took time too: its attempt's durations. */
+static void job_render_ended(job_t *j, const job_env_t *env) {
+    if (j->started_at && !j->rendered_at)
+        j->rendered_at = env->now_wall > j->started_at ? env->now_wall : j->started_at;
+}
+
 /* A WebSocket event for the prompt, in QUEUED or RUNNING. */
 static void job_comfy_event(job_t *j, const job_ev_t *ev, const job_env_t *env, job_acts_t *acts) {
     const gq_comfy_event_t *ce = ev->comfy;
     j->alive_mono = env->now_mono;
     j->quiet_check_mono = env->now_mono + env->quiet_ms;
-    if (j->state == JOB_QUEUED && (ce->type == GQ_COMFY_EV_START || ce->type == GQ_COMFY_EV_EXECUTING ||
-                                   ce->type == GQ_COMFY_EV_PROGRESS || ce->type == GQ_COMFY_EV_CACHED))
+    if (j->state == JOB_QUEUED &&
+        (ce->type == GQ_COMFY_EV_START || ce->type == GQ_COMFY_EV_EXECUTING ||
+         ce->type == GQ_COMFY_EV_PROGRESS || ce->type == GQ_COMFY_EV_CACHED))
         job_started(j, env, ce->type == GQ_COMFY_EV_START ? ce->timestamp : 0);
     switch (ce->type) {
     case GQ_COMFY_EV_PROGRESS:
         if (ce->max > 0)
             j->progress = ce->value / ce->max;
         break;
-    case GQ_COMFY_EV_ERROR: job_fail_exec(j, env, acts, ce->exception_type, ce->exception_message); return;
+    case GQ_COMFY_EV_ERROR:
+        job_render_ended(j, env);
+        job_fail_exec(j, env, acts, ce->exception_type, ce->exception_message);
+        return;
     case GQ_COMFY_EV_INTERRUPTED:
-        job_fail(j, env, acts, "interrupted", true, "interrupted in ComfyUI at node %s (%s)", ce->node,
-                 ce->node_type);
+        job_render_ended(j, env);
+        job_fail(j, env, acts, "interrupted", true, "interrupted in ComfyUI at node %s (%s)",
+                 ce->node, ce->node_type);
         return;
     case GQ_COMFY_EV_DONE:
         /* Finished: its history entry is written now. */
@@ -388,8 +402,8 @@ static void job_cross_check(job_t *j, const job_ev_t *ev, const job_env_t *env, 
         job_rendered(j, env, acts, ev->result);
         return;
     } else if (ev->state == GQ_COMFY_UNKNOWN) {
-        job_fail(j, env, acts, "prompt_lost", true, "ComfyUI no longer knows prompt %s (restarted?)",
-                 j->prompt_id);
+        job_fail(j, env, acts, "prompt_lost", true,
+                 "ComfyUI no longer knows prompt %s (restarted?)", j->prompt_id);
         return;
     } else {
         /* Still there. "Running" is progress: a long node can be silent for minutes. */
@@ -652,7 +666,8 @@ static void job_output(job_t *j, const job_ev_t *ev, const job_env_t *env, job_a
     if (j->fetching == 0)
         return;
     j->fetching--;
-    if (ev->status == GQ_OK && ev->stored && ev->idx >= 0 && (size_t)ev->idx < j->done.outputs_cnt) {
+    if (ev->status == GQ_OK && ev->stored && ev->idx >= 0 &&
+        (size_t)ev->idx < j->done.outputs_cnt) {
         gq_output_t *o = &j->done.outputs[ev->idx];
         const gq_stored_t *s = ev->stored;
         o->uri = strdup(s->uri);
@@ -764,6 +779,7 @@ void job_step(job_t *j, const job_ev_t *ev, const job_env_t *env, job_acts_t *ac
         break;
     case JOB_READY:
         if (ev->type == JEV_SLOT) {
+            j->started_at = j->rendered_at = 0; /* a new attempt */
             gq_uuid_v4(j->prompt_id);
             j->sched_wait_ms += env->now_mono - j->ready_mono;
             j->state = JOB_BEGIN;
@@ -839,6 +855,9 @@ void job_step(job_t *j, const job_ev_t *ev, const job_env_t *env, job_acts_t *ac
     case JOB_RECORD:
         if (ev->type == JEV_RECORDED) {
             if (ev->status == GQ_OK) {
+                /* The record holds genq's own copies now: ComfyUI's (and its previews) go. */
+                if (j->result.images_cnt > 0)
+                    act(acts, JACT_SWEEP);
                 job_finish(j, JOB_END_FINISHED);
             } else if (ev->status == GQ_ERR_INVALID && !j->reject && !j->record_fallback) {
                 /* The record or its event cannot be written as it is (an event that does not
@@ -860,7 +879,8 @@ void job_step(job_t *j, const job_ev_t *ev, const job_env_t *env, job_acts_t *ac
             } else {
                 gq_warn("job %s: writing the terminal record: %s (will retry)",
                         j->job_id[0] ? j->job_id : "?", ev->errstr ? ev->errstr : "");
-                j->wake_mono = env->now_mono + (j->record_fallback ? JOB_RETRY_MS * 10 : JOB_RETRY_MS);
+                j->wake_mono =
+                    env->now_mono + (j->record_fallback ? JOB_RETRY_MS * 10 : JOB_RETRY_MS);
             }
         } else if (ev->type == JEV_TICK) {
             j->wake_mono = INT64_MAX;

@@ -15,7 +15,8 @@
  *    │               │               └── gone: BEGIN again (a new attempt)          ▼
  *    └───────────────┴──────────────────────────────────────────────────► RECORD ◄─ COLLECT
  *                                                                           │
- *   retryable failure ──► BACKOFF ──time──► READY                        DONE (reaped)
+ *   retryable failure ──► BACKOFF ──time──► READY                        DONE (reaped; sweep
+ *                                                                              ComfyUI's copies)
  *   deadline, stall, revoke, stop ──► CANCEL ── ComfyUI confirms ──► BACKOFF / RECORD / DONE
  *
  * The job is freed only by the loop's reaper, at the end of a turn, when it is DONE and no
@@ -109,8 +110,8 @@ typedef struct job {
     size_t fetching;          /**< COLLECT: outputs still being fetched */
     gq_completed_t done;      /**< the completion event being recorded */
     bool has_done;
-    bool reject;              /**< no job id: kept as a rejected message */
-    bool record_fallback;     /**< its record could not be written: now a bare FAILED one */
+    bool reject;          /**< no job id: kept as a rejected message */
+    bool record_fallback; /**< its record could not be written: now a bare FAILED one */
     char error_code[32];
     char error_message[512];
     bool error_retryable;
@@ -143,19 +144,19 @@ typedef struct job_ev {
     job_ev_type_t type;
     gq_status_t status;
     const char *errstr;
-    int ask;                          /**< STATE, HISTORY: the question answered */
-    bool dup;                         /**< ADMIT */
-    const gq_rec_begun_t *begun;      /**< BEGUN */
-    gq_comfy_state_t state;           /**< STATE */
-    gq_comfy_result_t *result;        /**< STATE (FINISHED), HISTORY: may be taken (moved) */
-    const gq_comfy_event_t *comfy;    /**< COMFY */
-    int idx;                          /**< OUTPUT */
-    const gq_stored_t *stored;        /**< OUTPUT */
+    int ask;                       /**< STATE, HISTORY: the question answered */
+    bool dup;                      /**< ADMIT */
+    const gq_rec_begun_t *begun;   /**< BEGUN */
+    gq_comfy_state_t state;        /**< STATE */
+    gq_comfy_result_t *result;     /**< STATE (FINISHED), HISTORY: may be taken (moved) */
+    const gq_comfy_event_t *comfy; /**< COMFY */
+    int idx;                       /**< OUTPUT */
+    const gq_stored_t *stored;     /**< OUTPUT */
 } job_ev_t;
 
 /** What the loop is to do for a job (arguments are read from the job). */
 typedef enum job_act {
-    JACT_BEGIN,        /**< record the attempt's start (force: BEGIN again after a probe) */
+    JACT_BEGIN, /**< record the attempt's start (force: BEGIN again after a probe) */
     JACT_BEGIN_FORCE,
     JACT_ADOPT,        /**< record that this worker took the attempt over */
     JACT_SUBMIT,       /**< POST /prompt (prompt_id, workflow) */
@@ -166,6 +167,7 @@ typedef enum job_act {
     JACT_FREE,         /**< POST /free (unload models, free memory) */
     JACT_FAIL_ATTEMPT, /**< record the failed attempt (no answer needed) */
     JACT_RECORD,       /**< write the terminal record with `done` (or the rejection) */
+    JACT_SWEEP,        /**< the record is committed: delete ComfyUI's copies of result's files */
     JACT_RETRY_LATER,  /**< nothing to do now: the job's wake time says when */
 } job_act_t;
 
@@ -181,9 +183,9 @@ typedef struct job_env {
     const gq_admit_cfg_t *admit;
     const char *worker_id;
     int stall_timeout_ms;
-    int quiet_ms;      /**< no event for this long: cross-check with /history and /queue */
-    int check_ms;      /**< between two cross-checks */
-    bool ws_up;        /**< the WebSocket is connected (silence is then just silence) */
+    int quiet_ms; /**< no event for this long: cross-check with /history and /queue */
+    int check_ms; /**< between two cross-checks */
+    bool ws_up;   /**< the WebSocket is connected (silence is then just silence) */
     bool stopping;
     int64_t max_output_bytes;
 } job_env_t;

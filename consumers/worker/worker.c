@@ -23,6 +23,7 @@
 #include "recorder.h"
 #include "scheduler.h"
 #include "store.h"
+#include "sweep.h"
 #include "util.h"
 #include "warmup.h"
 
@@ -63,6 +64,7 @@ struct gq_worker {
     gq_endpoint_t *endpoint;
     gq_recorder_t *rec;
     gq_store_t store;
+    gq_sweep_t sweep;
     gq_comfy_t *comfy;
     gq_intake_t *intake;
     gq_record_t *record;
@@ -261,6 +263,7 @@ static void worker_do(gq_worker_t *w, job_t *j, const job_acts_t *acts) {
             break;
         }
         case JACT_RECORD: worker_record(w, j); break;
+        case JACT_SWEEP: gq_sweep_result(&w->sweep, j->job_id, &j->result); break;
         case JACT_RETRY_LATER: break;
         }
     }
@@ -408,6 +411,9 @@ static void worker_ws(gq_worker_t *w) {
 
 /* ---- Kafka ---- */
 
+/* The same job in flight here, to finish it: a revoked one (its partition was taken away,
+ * perhaps given back at once) leaves the job to whoever now reads the message, this worker
+ * included, so it is no duplicate. */
 static bool worker_dup(gq_worker_t *w, const job_t *j) {
     if (!j->key_id[0])
         return false;
@@ -937,6 +943,10 @@ gq_worker_t *gq_worker_new(const gq_cfg_t *cfg, volatile sig_atomic_t *stop, gq_
         goto fail;
     *st = gq_store_init(&w->store, gq_cfg_str(cfg, "output_dir"),
                         gq_cfg_str(cfg, "output_url_prefix"), errstr, errstr_size);
+    if (*st != GQ_OK)
+        goto fail;
+    *st = gq_sweep_init(&w->sweep, gq_cfg_str(cfg, "comfyui_output_dir"),
+                        gq_cfg_str(cfg, "comfyui_temp_dir"), errstr, errstr_size);
     if (*st != GQ_OK)
         goto fail;
     gq_comfy_opts_t co = {.base_url = gq_cfg_str(cfg, "comfyui_url"), .client_id = w->client_id};

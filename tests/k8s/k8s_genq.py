@@ -134,6 +134,7 @@ def check_genq(rep, objs, genq, metrics_names):
     check_http(rep, w)
     check_comfyui(rep, w)
     check_volumes(rep, w)
+    check_comfyui_copies(rep, w)
     check_selectors(rep, w)
     for rule_obj in (o for o in objs if o.get("kind") == "PrometheusRule"):
         check_rules(rep, rule_obj, metrics_names)
@@ -292,6 +293,45 @@ def check_volumes(rep, w):
         if claim and not any(o.get("kind") == "PersistentVolumeClaim" and o["metadata"]["name"] == claim
                              for o in objs):
             rep.fail(what, f"volume {v['name']} names PersistentVolumeClaim {claim}, not rendered")
+
+
+def volume_at(container, path):
+    """(volume name, path inside the volume) of the mount that holds path, or None."""
+    best = None
+    for m in container.get("volumeMounts", []):
+        mp = m["mountPath"].rstrip("/")
+        if path == mp or path.startswith(mp + "/"):
+            if best is None or len(mp) > len(best[0]):
+                best = (mp, m)
+    if best is None:
+        return None
+    mp, m = best
+    inner = "/".join(p for p in (m.get("subPath", "").strip("/"), path[len(mp):].strip("/")) if p)
+    return m["name"], inner
+
+
+def check_comfyui_copies(rep, w):
+    """genq deletes ComfyUI's copies of recorded outputs: it must see ComfyUI's own output and
+    temp directories (the same volume and place), writable, or the scratch volume fills up."""
+    genq_c, comfy_c, what, cfg = w.genq_c, w.comfy_c, w.what, w.cfg
+    cargs = comfy_c.get("args", [])
+    for key, flag, suffix in (("comfyui_output_dir", "--output-directory", ""),
+                              ("comfyui_temp_dir", "--temp-directory", "/temp")):
+        env_name = "GENQ_" + key.upper()
+        mine = cfg.get(key, "")
+        if not mine or mine == "(null)":
+            rep.fail(what, f"{env_name} is not set: ComfyUI's copies of the outputs would fill its "
+                           "volume until the pod is evicted")
+            continue
+        if flag not in cargs:
+            rep.fail(what, f"ComfyUI has no {flag}: genq cannot know where its files go")
+            continue
+        theirs = cargs[cargs.index(flag) + 1].rstrip("/") + suffix
+        a, b = volume_at(genq_c, mine), volume_at(comfy_c, theirs)
+        if a is None or b is None or a != b:
+            rep.fail(what, f"{env_name} {mine} (genq: {a}) is not ComfyUI's {theirs} (ComfyUI: {b})")
+        elif not under_mount(genq_c, mine, writable=True):
+            rep.fail(what, f"{env_name} {mine} is mounted read-only in genq: it cannot delete")
 
 
 def check_selectors(rep, w):

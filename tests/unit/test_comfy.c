@@ -414,13 +414,18 @@ static void test_history(void) {
     CHECK(r.success && !r.interrupted);
     CHECK_INT(r.start_ms, 1760241234567LL);
     CHECK_INT(r.end_ms, 1760241239012LL);
-    CHECK_INT(r.images_cnt, 3);
-    if (r.images_cnt == 3) {
+    CHECK_INT(r.images_cnt, 4);
+    if (r.images_cnt == 4) {
         CHECK_STR(r.images[0].filename, "ComfyUI_00001_.png");
         CHECK_STR(r.images[0].node, "9");
+        CHECK_STR(r.images[0].kind, "images");
         CHECK_STR(r.images[1].subfolder, "a/b");
-        CHECK_STR(r.images[2].type, "temp");
-        CHECK_STR(r.images[2].node, "13");
+        CHECK_STR(r.images[2].filename, "x.gif"); /* a custom node's "gifs" */
+        CHECK_STR(r.images[2].kind, "gifs");
+        CHECK_STR(r.images[2].type, "output");
+        CHECK_STR(r.images[3].type, "temp");
+        CHECK_STR(r.images[3].node, "13");
+        CHECK(!r.images[3].animated);
     }
     CHECK_STR(r.error_type, "");
     CHECK(gq_comfy_history_parse(j, "other", &r, err, sizeof(err)) == GQ_ERR_NOTFOUND);
@@ -498,6 +503,34 @@ static void test_history(void) {
     CHECK(gq_comfy_history_parse(j, "p", &r, err, sizeof(err)) == GQ_OK);
     CHECK(r.images_cnt == 1 && strcmp(r.images[0].type, "output") == 0 &&
           r.images[0].subfolder[0] == '\0');
+    json_decref(j);
+    /* Every kind of output the real ComfyUI 0.3.64 lists (tests/comfyreal/FACTS.md (c)):
+     * animations and videos under "images" with "animated", audio under "audio"; an unknown
+     * key counts when its entries name files, and is skipped otherwise. */
+    j = load("{\"p\": {\"outputs\": {"
+             "\"2\": {\"images\": [{\"filename\": \"webp_00001_.webp\", \"subfolder\": \"s\","
+             " \"type\": \"output\"}], \"animated\": [true]},"
+             "\"3\": {\"audio\": [{\"filename\": \"audio_00001_.flac\", \"subfolder\": \"\","
+             " \"type\": \"output\"}]},"
+             "\"4\": {\"3d\": [{\"filename\": \"mesh.glb\", \"type\": \"output\"}],"
+             " \"latents\": [\"not a file\", {\"name\": \"x\"}], \"text\": [\"hi\"]},"
+             "\"5\": {}},"
+             " \"status\": {\"status_str\": \"success\", \"completed\": true, \"messages\": []}}}");
+    CHECK(gq_comfy_history_parse(j, "p", &r, err, sizeof(err)) == GQ_OK);
+    CHECK_INT(r.images_cnt, 3);
+    if (r.images_cnt == 3) {
+        CHECK_STR(r.images[0].filename, "webp_00001_.webp");
+        CHECK(r.images[0].animated);
+        CHECK_STR(r.images[1].kind, "audio");
+        CHECK_STR(r.images[1].filename, "audio_00001_.flac");
+        CHECK(!r.images[1].animated);
+        CHECK_STR(r.images[2].kind, "3d");
+        CHECK_STR(r.images[2].node, "4");
+    }
+    json_decref(j);
+    j = load("{\"p\": {\"outputs\": {\"3\": {\"audio\": [{\"subfolder\": \"\"}]}}}}");
+    CHECK(gq_comfy_history_parse(j, "p", &r, err, sizeof(err)) == GQ_ERR_INVALID);
+    CHECK(strstr(err, "an entry of \"audio\"") != NULL);
     json_decref(j);
     j = load("{\"p\": [1, 2]}");
     CHECK(gq_comfy_history_parse(j, "p", &r, err, sizeof(err)) == GQ_ERR_INVALID);

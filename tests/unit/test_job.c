@@ -90,8 +90,9 @@ static job_acts_t begun(job_t *j, gq_rec_outcome_t o, int32_t attempt, const cha
 }
 
 static job_acts_t state_is(job_t *j, gq_comfy_state_t st, gq_comfy_result_t *res) {
-    return step(j, (job_ev_t){.type = JEV_STATE, .status = GQ_OK, .ask = j->ask, .state = st,
-                              .result = res});
+    return step(
+        j,
+        (job_ev_t){.type = JEV_STATE, .status = GQ_OK, .ask = j->ask, .state = st, .result = res});
 }
 
 static job_acts_t comfy_ev(job_t *j, gq_comfy_ev_type_t t) {
@@ -216,10 +217,12 @@ static void test_table(void) {
                         job_state_name((job_state_t)s), e, job_state_name(j->state),
                         job_state_name(expect));
             CHECK(j->state == expect);
-            /* A job that is over asks for nothing more but the record of a failed attempt. */
+            /* A job that is over asks for nothing more but the record of a failed attempt,
+             * or (recorded) the sweep of ComfyUI's copies, which needs no answer. */
             if (j->state == JOB_DONE && s != JOB_DONE)
                 for (int i = 0; i < a.n; i++)
-                    CHECK(a.a[i] == JACT_FAIL_ATTEMPT);
+                    CHECK(a.a[i] == JACT_FAIL_ATTEMPT ||
+                          (a.a[i] == JACT_SWEEP && s == JOB_RECORD && e == JEV_RECORDED));
             if (s == JOB_DONE)
                 CHECK_INT(a.n, 0);
             /* Entering CANCEL always sends the cancel. */
@@ -272,8 +275,13 @@ static void test_happy_path(void) {
     CHECK(j->state == JOB_RECORD && has_act(&a, JACT_RECORD));
     CHECK(j->done.status == GQ_JOB_SUCCEEDED && j->done.render_ms == 100);
     CHECK(j->done.queue_ms + j->done.render_ms <= j->done.total_ms);
+    /* Only once the record is committed: ComfyUI's copies (output and preview) go. */
+    CHECK(!has_act(&a, JACT_SWEEP));
+    a = step(j, (job_ev_t){.type = JEV_RECORDED, .status = GQ_ERR_TRANSIENT, .errstr = "down"});
+    CHECK(j->state == JOB_RECORD && !has_act(&a, JACT_SWEEP));
     a = step(j, (job_ev_t){.type = JEV_RECORDED, .status = GQ_OK});
     CHECK(j->state == JOB_DONE && j->end == JOB_END_FINISHED);
+    CHECK(has_act(&a, JACT_SWEEP) && j->result.images_cnt == 2);
     job_free(j);
 }
 
@@ -450,7 +458,9 @@ static void test_comfy_gone(void) {
         j->wake_mono = INT64_MAX;
         job_acts_t a = ev0(j, JEV_TICK);
         if (has_act(&a, JACT_STATE))
-            step(j, (job_ev_t){.type = JEV_STATE, .status = GQ_ERR_TRANSIENT, .ask = j->ask,
+            step(j, (job_ev_t){.type = JEV_STATE,
+                               .status = GQ_ERR_TRANSIENT,
+                               .ask = j->ask,
                                .errstr = "connection refused"});
     }
     CHECK(j->state == JOB_BACKOFF || j->state == JOB_CANCEL);
@@ -507,19 +517,40 @@ static void test_errors(void) {
     gq_strlcpy(ce.exception_type, "RuntimeError", sizeof(ce.exception_type));
     gq_strlcpy(ce.exception_message, "CUDA error: an illegal memory access",
                sizeof(ce.exception_message));
+    advance(700);
     a = step(j, (job_ev_t){.type = JEV_COMFY, .comfy = &ce});
     CHECK(j->state == JOB_BACKOFF && has_act(&a, JACT_FAIL_ATTEMPT));
+    /* The failed attempt's record (carried out after the step) has its durations. */
+    CHECK(j->started_at > 0 && j->rendered_at >= j->started_at + 700);
     /* The next attempt fails the same way: now it is deterministic. */
     advance(5000);
     j->wake_mono = INT64_MAX;
     ev0(j, JEV_TICK);
     CHECK(j->state == JOB_READY);
     ev0(j, JEV_SLOT);
+    CHECK(j->started_at == 0 && j->rendered_at == 0);
     begun(j, GQ_REC_BEGUN, 2, NULL);
     step(j, (job_ev_t){.type = JEV_SUBMITTED, .status = GQ_OK});
     gq_strlcpy(ce.prompt_id, j->prompt_id, sizeof(ce.prompt_id));
     a = step(j, (job_ev_t){.type = JEV_COMFY, .comfy = &ce});
     CHECK(j->state == JOB_RECORD && !j->error_retryable);
+    job_free(j);
+
+    /* A node that raises on its inputs the way torch does (FACTS.md (a): ImageBlur on too
+     * small an image) fails for good at once; nothing is swept, since nothing was listed. */
+    j = job_in(JOB_RUNNING);
+    gq_strlcpy(ce.prompt_id, j->prompt_id, sizeof(ce.prompt_id));
+    gq_strlcpy(ce.exception_type, "RuntimeError", sizeof(ce.exception_type));
+    gq_strlcpy(ce.exception_message,
+               "Argument #4: Padding size should be less than the corresponding input "
+               "dimension, but got: padding (8, 8) at dimension 3 of input [1, 3, 4, 4]\n",
+               sizeof(ce.exception_message));
+    a = step(j, (job_ev_t){.type = JEV_COMFY, .comfy = &ce});
+    CHECK(j->state == JOB_RECORD && !j->error_retryable && !has_act(&a, JACT_FAIL_ATTEMPT));
+    CHECK_STR(j->error_code, "node_error");
+    CHECK(strstr(j->error_message, "RuntimeError: Argument #4: Padding size") != NULL);
+    a = step(j, (job_ev_t){.type = JEV_RECORDED, .status = GQ_OK});
+    CHECK(j->state == JOB_DONE && !has_act(&a, JACT_SWEEP));
     job_free(j);
 
     /* Out of memory: retried after freeing the GPU. */
@@ -565,8 +596,8 @@ static void test_bad_input(void) {
 /* A record that cannot be written as it is becomes a bare FAILED one, once. */
 static void test_record_fallback(void) {
     job_t *j = job_in(JOB_RECORD);
-    job_acts_t a = step(j, (job_ev_t){.type = JEV_RECORDED, .status = GQ_ERR_INVALID,
-                                      .errstr = "cannot encode"});
+    job_acts_t a = step(
+        j, (job_ev_t){.type = JEV_RECORDED, .status = GQ_ERR_INVALID, .errstr = "cannot encode"});
     CHECK(j->state == JOB_RECORD && has_act(&a, JACT_RECORD));
     CHECK(j->done.status == GQ_JOB_FAILED && j->done.outputs_cnt == 0);
     CHECK_STR(j->done.error_code, "record_error");

@@ -272,6 +272,68 @@ static void test_init_errors(void) {
     CHECK(gq_store_init(&s, path, url, err, sizeof(err)) == GQ_ERR_INVALID);
 }
 
+/* Files written by the libraries ComfyUI's saving nodes use (PIL, PyAV), made by
+ * tests/unit/data/media/make_media.py: each is recognised by its bytes, with its size. */
+static void test_media(void) {
+    static const struct {
+        const char *file, *ext, *mime;
+        int32_t w, h;
+        bool animated;
+    } cases[] = {
+        {"still.png", "png", "image/png", 24, 16, false},
+        {"anim.png", "png", "image/apng", 24, 16, true},
+        {"lossy.webp", "webp", "image/webp", 30, 20, false},
+        {"lossless.webp", "webp", "image/webp", 31, 21, false},
+        {"anim.webp", "webp", "image/webp", 32, 22, true},
+        {"still.jpg", "jpg", "image/jpeg", 33, 23, false},
+        {"anim.gif", "gif", "image/gif", 34, 24, true},
+        {"clip.webm", "webm", "video/webm", 32, 16, false},
+        {"clip.mp4", "mp4", "video/mp4", 48, 32, false},
+        {"tone.flac", "flac", "audio/flac", 0, 0, false},
+        {"tone.wav", "wav", "audio/wav", 0, 0, false},
+        {"tone.mp3", "mp3", "audio/mpeg", 0, 0, false},
+        {"tone.opus", "opus", "audio/ogg", 0, 0, false},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char rel[128], path[PATH_MAX];
+        snprintf(rel, sizeof(rel), "tests/unit/data/media/%s", cases[i].file);
+        if (!check_find_src(rel, path, sizeof(path))) {
+            fprintf(stderr, "FAIL: fixture %s not found\n", rel);
+            CHECK(0);
+            continue;
+        }
+        size_t len = 0;
+        unsigned char *data = read_all(path, &len);
+        CHECK(data != NULL && len > 0);
+        gq_media_t m;
+        gq_media_detect(data, len, &m);
+        if (strcmp(m.mime, cases[i].mime) != 0 || m.width != cases[i].w || m.height != cases[i].h ||
+            m.animated != cases[i].animated)
+            fprintf(stderr, "%s: %s %s %dx%d animated %d\n", cases[i].file, m.ext, m.mime,
+                    (int)m.width, (int)m.height, (int)m.animated);
+        CHECK_STR(m.ext, cases[i].ext);
+        CHECK_STR(m.mime, cases[i].mime);
+        CHECK_INT(m.width, cases[i].w);
+        CHECK_INT(m.height, cases[i].h);
+        CHECK(m.animated == cases[i].animated);
+        /* Every cut of the file is read safely (the sanitizer build checks the bounds). */
+        for (size_t cut = 0; data && cut < len; cut++) {
+            unsigned char *part = malloc(cut ? cut : 1);
+            memcpy(part, data, cut);
+            gq_media_detect(part, cut, &m);
+            CHECK(m.ext && m.mime && m.width >= 0 && m.height >= 0);
+            free(part);
+        }
+        free(data);
+    }
+    gq_media_t m;
+    gq_media_detect("hello", 5, &m);
+    CHECK_STR(m.ext, "bin");
+    CHECK_STR(m.mime, "application/octet-stream");
+    gq_media_detect(NULL, 0, &m);
+    CHECK_STR(m.ext, "bin");
+}
+
 int main(void) {
     umask(022);
     snprintf(tmp_root, sizeof(tmp_root), "/tmp/genq-test-store-XXXXXX");
@@ -285,5 +347,6 @@ int main(void) {
     rm_rf(tmp_root);
     struct stat sb;
     CHECK(stat(tmp_root, &sb) != 0);
+    test_media();
     return CHECK_DONE("test_store");
 }

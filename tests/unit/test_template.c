@@ -460,23 +460,28 @@ static void test_graph_errors(void) {
     json_t *t, *wf = NULL;
     char err[512] = "";
 
-    /* No sampler at all. */
+    /* No sampler at all: the prompt has nowhere to go. */
     t = parse("{\"1\": {\"class_type\": \"LoadImage\", \"inputs\": {\"image\": \"a.png\"}},"
               " \"2\": {\"class_type\": \"SaveImage\", \"inputs\": {\"images\": [\"1\", 0]}}}");
-    CHECK(bind_fails(t, &req, "template has no KSampler"));
+    CHECK(bind_fails(t, &req,
+                     "the request sets a prompt but template \"txt2img\" has no sampler, so no "
+                     "text encoder, to take it"));
     json_decref(t);
 
     /* No SaveImage: nothing would be collected. */
     t = json_deep_copy(tmpl);
     json_object_set_new(json_object_get(t, "9"), "class_type", json_string("PreviewImage"));
-    CHECK(bind_fails(t, &req, "template has no SaveImage node"));
+    CHECK(
+        bind_fails(t, &req, "template \"txt2img\" saves no file: genq keeps the files of saving"));
     json_decref(t);
 
     /* A sampler whose result nobody saves. */
     t = json_deep_copy(tmpl);
     json_object_set_new(json_object_get(json_object_get(t, "8"), "inputs"), "samples",
                         json_pack("[s,i]", "5", 0));
-    CHECK(bind_fails(t, &req, "no KSampler in the template leads to an output node"));
+    CHECK(bind_fails(t, &req,
+                     "has no sampler, so no text encoder, to take it (sampler \"3\" "
+                     "feeds no saving node)"));
     json_decref(t);
 
     /* Two independent samplers feeding two SaveImages. */
@@ -488,11 +493,11 @@ static void test_graph_errors(void) {
     json_object_set_new(t, "19",
                         json_pack("{s:s, s:{s:s, s:[s,i]}}", "class_type", "SaveImage", "inputs",
                                   "filename_prefix", "b", "images", "18", 0));
-    CHECK(bind_fails(t, &req, "template is ambiguous: samplers \"3\", \"13\""));
+    CHECK(bind_fails(t, &req, "samplers \"3\", \"13\" each feed a saving node, and genq binds"));
     json_decref(t);
 
-    /* A second pass (hires fix) is preferred over the first: the final one is bound, and its
-     * latent comes from an upscale, which genq refuses rather than size the wrong node. */
+    /* A second pass (hires fix) is preferred over the first: the final one is bound. The
+     * output's size is the upscale's; the batch is the first latent's. */
     t = json_deep_copy(tmpl);
     json_object_set_new(t, "20",
                         json_pack("{s:s, s:{s:s, s:i, s:i, s:s, s:[s,i]}}", "class_type",
@@ -505,9 +510,14 @@ static void test_graph_errors(void) {
     json_object_set_new(t, "21", second);
     json_object_set_new(json_object_get(json_object_get(t, "8"), "inputs"), "samples",
                         json_pack("[s,i]", "21", 0));
-    CHECK(bind_fails(t, &req,
-                     "latent_image input of sampler \"21\" comes from node \"20\" "
-                     "(LatentUpscale), not from an EmptyLatentImage"));
+    CHECK(gq_template_bind(t, &req, "p", &wf, NULL, err, sizeof(err)) == GQ_OK);
+    CHECK_INT(input_int(wf, "20", "width"), 768);
+    CHECK_INT(input_int(wf, "20", "height"), 640);
+    CHECK_INT(input_int(wf, "5", "width"), 512);
+    CHECK_INT(input_int(wf, "5", "batch_size"), 2);
+    CHECK_INT(input_int(wf, "21", "steps"), 31);
+    CHECK_INT(input_int(wf, "3", "steps"), 20);
+    json_decref(wf);
     json_decref(t);
 
     /* Conditioning through a simple pass-through node is followed... */
@@ -539,10 +549,17 @@ static void test_graph_errors(void) {
                                   "inputs", "conditioning", "6", 0));
     json_object_set_new(json_object_get(json_object_get(t, "3"), "inputs"), "negative",
                         json_pack("[s,i]", "40", 0));
+    CHECK(bind_fails(t, &req,
+                     "the request sets a negative_prompt but template \"txt2img\" cannot take "
+                     "it: the \"negative\" input of sampler \"3\" is zeroed out by node \"40\""));
+    free(req.negative_prompt);
+    req.negative_prompt = strdup("");
     CHECK(gq_template_bind(t, &req, "p", &wf, NULL, err, sizeof(err)) == GQ_OK);
     CHECK_STR(input_str(wf, "6", "text"), "a red fox in the snow");
     CHECK_STR(input_str(wf, "7", "text"), "n");
     json_decref(wf);
+    free(req.negative_prompt);
+    req.negative_prompt = strdup("blurry");
     /* Positive and negative on the same encoder would overwrite each other. */
     json_object_set_new(json_object_get(json_object_get(t, "3"), "inputs"), "negative",
                         json_pack("[s,i]", "6", 0));
@@ -665,6 +682,385 @@ static void test_load(void) {
     CHECK(rmdir(dir) == 0);
 }
 
+/* Binds as the request's own workflow_json would be (or as a template); NULL on failure,
+ * with the message in err. */
+static json_t *bind_as(json_t *wf, const gq_request_t *req, bool is_inline, char *err,
+                       size_t err_size) {
+    json_t *out = NULL;
+    gq_bind_opts_t opts = {.filename_prefix = "genq/j", .is_inline = is_inline, .name = "t"};
+    err[0] = '\0';
+    if (gq_workflow_bind(wf, req, &opts, &out, NULL, err, err_size) != GQ_OK)
+        return NULL;
+    return out;
+}
+
+static bool bind_as_fails(json_t *wf, const gq_request_t *req, bool is_inline, const char *needle) {
+    char err[512];
+    json_t *out = bind_as(wf, req, is_inline, err, sizeof(err));
+    bool ok = out == NULL && strstr(err, needle) != NULL;
+    if (!ok)
+        fprintf(stderr, "bind: expected an error with \"%s\", got \"%s\"\n", needle, err);
+    json_decref(out);
+    return ok;
+}
+
+/* A request as a producer sends it when it sets nothing but the prompt. */
+static void req_defaults(gq_request_t *r, const char *prompt) {
+    gq_request_defaults(r);
+    free(r->prompt);
+    r->prompt = strdup(prompt);
+}
+
+static double input_real(json_t *wf, const char *id, const char *name) {
+    return json_number_value(input(wf, id, name));
+}
+
+static void test_inline_keeps_own_values(void) {
+    gq_request_t req;
+    req_defaults(&req, "a fox");
+    json_t *t = parse(stock), *wf;
+    char err[512];
+    /* Nothing but the prompt set: everything else stays as the workflow has it. */
+    CHECK((wf = bind_as(t, &req, true, err, sizeof(err))) != NULL);
+    CHECK_STR(input_str(wf, "6", "text"), "a fox");
+    CHECK_STR(input_str(wf, "7", "text"), "n");
+    CHECK_INT(input_int(wf, "3", "seed"), 5);
+    CHECK_INT(input_int(wf, "3", "steps"), 20);
+    CHECK_INT(input_int(wf, "3", "cfg"), 8);
+    CHECK_STR(input_str(wf, "3", "sampler_name"), "euler");
+    CHECK_STR(input_str(wf, "4", "ckpt_name"), "a");
+    CHECK_STR(input_str(wf, "9", "filename_prefix"), "genq/j");
+    json_decref(wf);
+    /* The same request against a template: the template takes the request's defaults. */
+    CHECK((wf = bind_as(t, &req, false, err, sizeof(err))) != NULL);
+    CHECK_INT(input_int(wf, "3", "seed"), 0);
+    CHECK(input_real(wf, "3", "cfg") == 7.0);
+    CHECK_STR(input_str(wf, "7", "text"), "");
+    json_decref(wf);
+    /* What the request sets goes in; the size is one field (width 768 means 768x512). */
+    req.width = 768;
+    req.steps = 30;
+    req.seed = 77;
+    free(req.scheduler);
+    req.scheduler = strdup("karras");
+    CHECK((wf = bind_as(t, &req, true, err, sizeof(err))) != NULL);
+    CHECK_INT(input_int(wf, "5", "width"), 768);
+    CHECK_INT(input_int(wf, "5", "height"), 512);
+    CHECK_INT(input_int(wf, "5", "batch_size"), 1);
+    CHECK_INT(input_int(wf, "3", "steps"), 30);
+    CHECK_INT(input_int(wf, "3", "seed"), 77);
+    CHECK_STR(input_str(wf, "3", "scheduler"), "karras");
+    CHECK_INT(input_int(wf, "3", "cfg"), 8);
+    json_decref(wf);
+    /* An empty prompt leaves the workflow's text. */
+    free(req.prompt);
+    req.prompt = strdup("");
+    CHECK((wf = bind_as(t, &req, true, err, sizeof(err))) != NULL);
+    CHECK_STR(input_str(wf, "6", "text"), "p");
+    json_decref(wf);
+    json_decref(t);
+    gq_request_release(&req);
+}
+
+static const char empty_save[] =
+    "{\"1\": {\"class_type\": \"EmptyImage\", \"inputs\": {\"width\": 64, \"height\": 48,"
+    " \"batch_size\": 1, \"color\": 0}},"
+    " \"2\": {\"class_type\": \"SaveImage\", \"inputs\": {\"images\": [\"1\", 0],"
+    " \"filename_prefix\": \"mine\"}}}";
+
+static const char post_chain[] =
+    "{\"1\": {\"class_type\": \"EmptyImage\", \"inputs\": {\"width\": 64, \"height\": 64,"
+    " \"batch_size\": 1, \"color\": 0}},"
+    " \"2\": {\"class_type\": \"ImageScale\", \"inputs\": {\"image\": [\"1\", 0],"
+    " \"upscale_method\": \"bilinear\", \"width\": 96, \"height\": 80, \"crop\": \"disabled\"}},"
+    " \"3\": {\"class_type\": \"ImageBlur\", \"inputs\": {\"image\": [\"2\", 0],"
+    " \"blur_radius\": 3, \"sigma\": 1.0}},"
+    " \"4\": {\"class_type\": \"ImageInvert\", \"inputs\": {\"image\": [\"3\", 0]}},"
+    " \"5\": {\"class_type\": \"SaveImage\", \"inputs\": {\"images\": [\"4\", 0],"
+    " \"filename_prefix\": \"x\"}}}";
+
+static void test_weight_free(void) {
+    gq_request_t req;
+    req_defaults(&req, "");
+    json_t *t = parse(empty_save), *wf;
+    char err[512];
+    CHECK((wf = bind_as(t, &req, true, err, sizeof(err))) != NULL);
+    CHECK_INT(input_int(wf, "1", "width"), 64);
+    CHECK_INT(input_int(wf, "1", "height"), 48);
+    CHECK_STR(input_str(wf, "2", "filename_prefix"), "genq/j");
+    json_decref(wf);
+    /* A seed has nothing to seed in a graph without noise: same result for any seed. */
+    req.seed = 1234;
+    req.width = 128;
+    req.height = 96;
+    req.batch_size = 3;
+    CHECK((wf = bind_as(t, &req, true, err, sizeof(err))) != NULL);
+    CHECK_INT(input_int(wf, "1", "width"), 128);
+    CHECK_INT(input_int(wf, "1", "height"), 96);
+    CHECK_INT(input_int(wf, "1", "batch_size"), 3);
+    CHECK(input(wf, "1", "seed") == NULL);
+    json_decref(wf);
+    /* A template without a sampler takes the request's size (its defaults too). */
+    req.width = req.height = 512;
+    CHECK((wf = bind_as(t, &req, false, err, sizeof(err))) != NULL);
+    CHECK_INT(input_int(wf, "1", "width"), 512);
+    json_decref(wf);
+    /* What cannot be bound is refused, in the request's terms. */
+    req.steps = 30;
+    CHECK(bind_as_fails(t, &req, true,
+                        "the request sets steps=30 (not the default 20) but the inline workflow "
+                        "has no sampler to take it"));
+    req.steps = 20;
+    req.cfg = 4.5;
+    CHECK(bind_as_fails(t, &req, false,
+                        "the request sets cfg=4.5 (not the default 7) but "
+                        "template \"t\" has no sampler to take it"));
+    req.cfg = 7.0;
+    free(req.prompt);
+    req.prompt = strdup("a fox");
+    CHECK(bind_as_fails(t, &req, true,
+                        "the request sets a prompt but the inline workflow has no sampler, so no "
+                        "text encoder, to take it"));
+    free(req.prompt);
+    req.prompt = strdup("");
+    req.model = strdup("sd15.safetensors");
+    CHECK(bind_as_fails(t, &req, true, "the request sets model=\"sd15.safetensors\" but"));
+    free(req.model);
+    req.model = NULL;
+    free(req.sampler);
+    req.sampler = strdup("dpmpp_2m");
+    CHECK(bind_as_fails(t, &req, true, "sampler=\"dpmpp_2m\" (not the default \"euler\")"));
+    json_decref(t);
+    gq_request_release(&req);
+}
+
+static void test_post_processing(void) {
+    gq_request_t req;
+    req_defaults(&req, "");
+    json_t *t = parse(post_chain), *wf;
+    char err[512];
+    /* The output's size is the last node that sets it: the ImageScale, not the EmptyImage;
+     * the batch is where the image starts. */
+    req.width = 128;
+    req.height = 112;
+    req.batch_size = 2;
+    CHECK((wf = bind_as(t, &req, true, err, sizeof(err))) != NULL);
+    CHECK_INT(input_int(wf, "2", "width"), 128);
+    CHECK_INT(input_int(wf, "2", "height"), 112);
+    CHECK_INT(input_int(wf, "1", "width"), 64);
+    CHECK_INT(input_int(wf, "1", "batch_size"), 2);
+    CHECK_INT(input_int(wf, "3", "blur_radius"), 3);
+    json_decref(wf);
+    json_decref(t);
+
+    /* An upscale by a model: genq does not know the factor, so it will not guess the size. */
+    t = parse("{\"1\": {\"class_type\": \"LoadImage\", \"inputs\": {\"image\": \"a.png\"}},"
+              " \"2\": {\"class_type\": \"UpscaleModelLoader\", \"inputs\": {\"model_name\": "
+              "\"4x.pth\"}},"
+              " \"3\": {\"class_type\": \"ImageUpscaleWithModel\", \"inputs\": {\"image\": "
+              "[\"1\", 0], \"upscale_model\": [\"2\", 0]}},"
+              " \"4\": {\"class_type\": \"SaveImage\", \"inputs\": {\"images\": [\"3\", 0],"
+              " \"filename_prefix\": \"x\"}}}");
+    CHECK(bind_as_fails(t, &req, true,
+                        "the request sets width=128, height=112 (not the default 512x512) but the "
+                        "inline workflow cannot take it: what node \"4\" (SaveImage) saves comes "
+                        "through node \"3\" (ImageUpscaleWithModel), which genq cannot set the "
+                        "size on"));
+    req.width = req.height = 512;
+    req.batch_size = 1;
+    CHECK((wf = bind_as(t, &req, true, err, sizeof(err))) != NULL);
+    json_decref(wf);
+    /* An image scaled from a loaded file: the size goes to the scale, a batch nowhere. */
+    json_object_set_new(json_object_get(t, "3"), "class_type", json_string("ImageScale"));
+    json_object_set_new(json_object_get(json_object_get(t, "3"), "inputs"), "width",
+                        json_integer(1));
+    json_object_set_new(json_object_get(json_object_get(t, "3"), "inputs"), "height",
+                        json_integer(1));
+    req.width = 256;
+    CHECK((wf = bind_as(t, &req, true, err, sizeof(err))) != NULL);
+    CHECK_INT(input_int(wf, "3", "width"), 256);
+    json_decref(wf);
+    req.batch_size = 4;
+    CHECK(bind_as_fails(t, &req, true,
+                        "comes through node \"1\" (LoadImage), which genq cannot "
+                        "set the batch on"));
+    json_decref(t);
+    gq_request_release(&req);
+}
+
+static void test_flux(void) {
+    gq_request_t req;
+    req_init(&req);
+    json_t *t = load(data_dir, "flux-dev"), *wf;
+    char err[512];
+    /* BasicGuider: one conditioning, no cfg. The negative and the cfg have no place. */
+    CHECK(bind_as_fails(t, &req, false,
+                        "the request sets a negative_prompt but template \"t\" cannot take it: "
+                        "node \"22\" (BasicGuider) takes no negative conditioning"));
+    free(req.negative_prompt);
+    req.negative_prompt = strdup("");
+    CHECK(bind_as_fails(t, &req, false,
+                        "the request sets cfg=6.5 (not the default 7) but template \"t\" cannot "
+                        "take it: sampler \"13\" (SamplerCustomAdvanced) takes its guider from "
+                        "node \"22\" (BasicGuider), which has no cfg input"));
+    req.cfg = 7.0;
+    req.model = strdup("flux1-schnell.safetensors");
+    CHECK((wf = bind_as(t, &req, false, err, sizeof(err))) != NULL);
+    if (!wf)
+        fprintf(stderr, "flux: %s\n", err);
+    CHECK_STR(input_str(wf, "6", "text"), "a red fox in the snow");
+    CHECK_INT(input_int(wf, "25", "noise_seed"), INT64_C(9007199254740993));
+    CHECK_INT(input_int(wf, "17", "steps"), 31);
+    CHECK_STR(input_str(wf, "17", "scheduler"), "karras");
+    CHECK_STR(input_str(wf, "16", "sampler_name"), "dpmpp_2m");
+    CHECK_INT(input_int(wf, "27", "width"), 768);
+    CHECK_INT(input_int(wf, "27", "height"), 640);
+    CHECK_INT(input_int(wf, "27", "batch_size"), 2);
+    CHECK_INT(input_int(wf, "30", "width"), 768); /* ModelSamplingFlux follows the size */
+    CHECK_INT(input_int(wf, "30", "height"), 640);
+    CHECK_STR(input_str(wf, "12", "unet_name"), "flux1-schnell.safetensors");
+    gq_template_info_t info;
+    json_t *again = NULL;
+    gq_bind_opts_t o = {.filename_prefix = "p", .name = "flux"};
+    CHECK(gq_workflow_bind(t, &req, &o, &again, &info, err, sizeof(err)) == GQ_OK);
+    CHECK_STR(info.model, "flux1-schnell.safetensors"); /* the UNet, for records and metrics */
+    json_decref(again);
+    CHECK(json_real_value(input(wf, "26", "guidance")) == 3.5);
+    CHECK(input(wf, "13", "seed") == NULL && input(wf, "22", "cfg") == NULL);
+    json_decref(wf);
+    /* Inline, with only a prompt: Flux keeps its 1024x1024, 20 steps, seed. */
+    gq_request_release(&req);
+    req_defaults(&req, "a cat");
+    CHECK((wf = bind_as(t, &req, true, err, sizeof(err))) != NULL);
+    CHECK_STR(input_str(wf, "6", "text"), "a cat");
+    CHECK_INT(input_int(wf, "27", "width"), 1024);
+    CHECK_INT(input_int(wf, "25", "noise_seed"), 219670278747233);
+    CHECK_STR(input_str(wf, "17", "scheduler"), "simple");
+    json_decref(wf);
+    json_decref(t);
+    gq_request_release(&req);
+}
+
+static void test_custom_samplers(void) {
+    gq_request_t req;
+    req_init(&req);
+    json_t *t = load(data_dir, "custom-cfg"), *wf;
+    char err[512];
+    /* KarrasScheduler has steps but no scheduler input. */
+    CHECK(bind_as_fails(t, &req, false,
+                        "the request sets scheduler=\"karras\" (not the default \"normal\") but "
+                        "template \"t\" cannot take it: sampler \"13\" (SamplerCustomAdvanced) "
+                        "takes its sigmas from node \"17\" (KarrasScheduler), which has no "
+                        "scheduler input"));
+    free(req.scheduler);
+    req.scheduler = strdup("normal");
+    CHECK((wf = bind_as(t, &req, false, err, sizeof(err))) != NULL);
+    if (!wf)
+        fprintf(stderr, "custom-cfg: %s\n", err);
+    CHECK_STR(input_str(wf, "6", "text"), "a red fox in the snow");
+    CHECK_STR(input_str(wf, "7", "text"), "blurry");
+    CHECK(json_real_value(input(wf, "22", "cfg")) == 6.5);
+    CHECK_INT(input_int(wf, "17", "steps"), 31);
+    CHECK_STR(input_str(wf, "16", "sampler_name"), "dpmpp_2m");
+    CHECK_INT(input_int(wf, "5", "width"), 768);
+    CHECK(json_object_size(input(wf, "25", "")) == 0); /* DisableNoise: nothing to seed */
+    json_decref(wf);
+    json_decref(t);
+
+    /* SamplerCustom: seed and cfg on the sampler; an SDXL encoder takes both its texts. */
+    t = load(data_dir, "sampler-custom");
+    CHECK((wf = bind_as(t, &req, false, err, sizeof(err))) != NULL);
+    if (!wf)
+        fprintf(stderr, "sampler-custom: %s\n", err);
+    CHECK_INT(input_int(wf, "3", "noise_seed"), INT64_C(9007199254740993));
+    CHECK(json_real_value(input(wf, "3", "cfg")) == 6.5);
+    CHECK_INT(input_int(wf, "17", "steps"), 31);
+    CHECK_STR(input_str(wf, "17", "scheduler"), "normal");
+    CHECK_STR(input_str(wf, "6", "text_g"), "a red fox in the snow");
+    CHECK_STR(input_str(wf, "6", "text_l"), "a red fox in the snow");
+    CHECK_STR(input_str(wf, "7", "text"), "blurry");
+    CHECK_INT(input_int(wf, "5", "batch_size"), 2);
+    CHECK_STR(input_str(wf, "9", "filename_prefix"), "genq/j"); /* SaveAnimatedWEBP */
+    json_decref(wf);
+    json_decref(t);
+    gq_request_release(&req);
+}
+
+static void test_outputs(void) {
+    gq_request_t req;
+    req_defaults(&req, "");
+    char err[512];
+    json_t *wf;
+    /* Every saving node gets genq's prefix; SaveImageWebsocket becomes a SaveImage (its
+     * images would only be WebSocket frames); PreviewImage stays a preview. */
+    json_t *t =
+        parse("{\"1\": {\"class_type\": \"EmptyImage\", \"inputs\": {\"width\": 32, \"height\": 32,"
+              " \"batch_size\": 3, \"color\": 0}},"
+              " \"2\": {\"class_type\": \"SaveAnimatedWEBP\", \"inputs\": {\"images\": [\"1\", 0],"
+              " \"filename_prefix\": \"a\", \"fps\": 6.0, \"lossless\": true, \"quality\": 80,"
+              " \"method\": \"default\"}},"
+              " \"3\": {\"class_type\": \"SaveAnimatedPNG\", \"inputs\": {\"images\": [\"1\", 0],"
+              " \"filename_prefix\": \"b\", \"fps\": 6.0, \"compress_level\": 4}},"
+              " \"4\": {\"class_type\": \"SaveImageWebsocket\", \"inputs\": {\"images\": [\"1\", "
+              "0]}},"
+              " \"5\": {\"class_type\": \"PreviewImage\", \"inputs\": {\"images\": [\"1\", 0]}},"
+              " \"6\": {\"class_type\": \"CreateVideo\", \"inputs\": {\"images\": [\"1\", 0], "
+              "\"fps\": 8.0}},"
+              " \"7\": {\"class_type\": \"SaveVideo\", \"inputs\": {\"video\": [\"6\", 0],"
+              " \"filename_prefix\": \"v\", \"format\": \"auto\", \"codec\": \"auto\"}},"
+              " \"8\": {\"class_type\": \"VHS_VideoCombine\", \"inputs\": {\"images\": [\"1\", 0],"
+              " \"filename_prefix\": \"c\"}}}");
+    req.batch_size = 4;
+    req.width = 64;
+    req.height = 64;
+    CHECK((wf = bind_as(t, &req, true, err, sizeof(err))) != NULL);
+    if (!wf)
+        fprintf(stderr, "outputs: %s\n", err);
+    static const char *const saves[] = {"2", "3", "4", "7", "8"}; /* 8: a custom saver */
+    for (size_t i = 0; i < sizeof(saves) / sizeof(saves[0]); i++)
+        CHECK_STR(input_str(wf, saves[i], "filename_prefix"), "genq/j");
+    CHECK_STR(json_string_value(json_object_get(json_object_get(wf, "4"), "class_type")),
+              "SaveImage");
+    CHECK(input(wf, "5", "filename_prefix") == NULL);
+    CHECK_INT(input_int(wf, "1", "batch_size"), 4);
+    CHECK_INT(input_int(wf, "1", "width"), 64);
+    json_decref(wf);
+    json_decref(t);
+
+    /* Audio only: no image size to set, but nothing else prevents it. */
+    t = parse("{\"1\": {\"class_type\": \"LoadAudio\", \"inputs\": {\"audio\": \"a.wav\"}},"
+              " \"2\": {\"class_type\": \"SaveAudio\", \"inputs\": {\"audio\": [\"1\", 0],"
+              " \"filename_prefix\": \"audio/x\"}}}");
+    CHECK(bind_as_fails(t, &req, true, "cannot take it: it saves only audio (node \"2\")"));
+    req.width = req.height = 512;
+    req.batch_size = 1;
+    CHECK((wf = bind_as(t, &req, true, err, sizeof(err))) != NULL);
+    CHECK_STR(input_str(wf, "2", "filename_prefix"), "genq/j");
+    json_decref(wf);
+    json_decref(t);
+
+    /* Only previews: nothing would be kept. */
+    t = parse("{\"1\": {\"class_type\": \"EmptyImage\", \"inputs\": {\"width\": 8, \"height\": 8,"
+              " \"batch_size\": 1, \"color\": 0}},"
+              " \"2\": {\"class_type\": \"PreviewImage\", \"inputs\": {\"images\": [\"1\", 0]}}}");
+    CHECK(bind_as_fails(t, &req, true, "the inline workflow saves no file"));
+    json_decref(t);
+
+    /* genq owns the names of the files it collects (and deletes). */
+    t = parse(empty_save);
+    req_add_override(&req, "2.filename_prefix", "\"fixed\"");
+    CHECK(bind_as_fails(t, &req, true,
+                        "override \"2.filename_prefix\": genq sets the filename_prefix of saving "
+                        "nodes itself"));
+    req_clear_overrides(&req);
+    req_add_override(&req, "1.color", "255");
+    CHECK((wf = bind_as(t, &req, true, err, sizeof(err))) != NULL);
+    CHECK_INT(input_int(wf, "1", "color"), 255);
+    json_decref(wf);
+    json_decref(t);
+    gq_request_release(&req);
+}
+
 int main(void) {
     test_find_data();
     test_bind_stock();
@@ -675,5 +1071,11 @@ int main(void) {
     test_parse_errors();
     test_graph_errors();
     test_load();
+    test_inline_keeps_own_values();
+    test_weight_free();
+    test_post_processing();
+    test_flux();
+    test_custom_samplers();
+    test_outputs();
     return CHECK_DONE("test_template");
 }

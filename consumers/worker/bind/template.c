@@ -2,13 +2,14 @@
  * @file template.c
  * @brief Workflow templates: loading, checking and binding a request into a copy.
  *
- * Binding follows links from the sampler instead of trusting node ids or titles, because
+ * Binding follows links (graph.c) instead of trusting node ids or titles, because
  * templates exported from ComfyUI number their nodes in editing order and users rename
  * titles freely; the graph is what ComfyUI executes, so it is what we read.
  */
 #include "template.h"
 
 #include "buf.h"
+#include "graph.h"
 #include "embedded.h"
 #include "util.h"
 
@@ -28,27 +29,9 @@
 #define TPL_NAME_MAX 128
 #define TPL_GENQ_KEY "_genq"
 
-/* Output nodes of stock ComfyUI: a sampler matters only if one of these depends on it. */
-static const char *const tpl_output_classes[] = {
-    "SaveImage", "PreviewImage", "SaveImageWebsocket", "SaveAnimatedWEBP", "SaveAnimatedPNG", NULL,
-};
+static const char *tpl_node_class(json_t *node) { return gq_graph_class(node); }
 
-static bool tpl_class_in(const char *cls, const char *const *list) {
-    for (size_t i = 0; cls && list[i]; i++)
-        if (strcmp(cls, list[i]) == 0)
-            return true;
-    return false;
-}
-
-static bool tpl_class_is(const char *cls, const char *want) {
-    return cls && strcmp(cls, want) == 0;
-}
-
-static const char *tpl_node_class(json_t *node) {
-    return json_string_value(json_object_get(node, "class_type"));
-}
-
-static json_t *tpl_node_inputs(json_t *node) { return json_object_get(node, "inputs"); }
+static json_t *tpl_node_inputs(json_t *node) { return gq_graph_inputs(node); }
 
 static const char *tpl_node_title(json_t *node) {
     return json_string_value(json_object_get(json_object_get(node, "_meta"), "title"));
@@ -57,16 +40,7 @@ static const char *tpl_node_title(json_t *node) {
 /* A link is exactly [ "<source node id>", <output index> ]; ComfyUI recognises no other
  * shape (an integer id is a validation error there). */
 static bool tpl_link(json_t *v, const char **src, json_int_t *slot) {
-    if (!json_is_array(v) || json_array_size(v) != 2)
-        return false;
-    json_t *id = json_array_get(v, 0), *ix = json_array_get(v, 1);
-    if (!json_is_string(id) || !json_is_integer(ix) || json_integer_value(ix) < 0)
-        return false;
-    if (src)
-        *src = json_string_value(id);
-    if (slot)
-        *slot = json_integer_value(ix);
-    return true;
+    return gq_graph_link(v, src, slot);
 }
 
 /* Copies s for an error message: bounded, control characters replaced, since names and keys
@@ -364,306 +338,16 @@ gq_status_t gq_template_load(const char *dir, const char *name, json_t **out, ch
 }
 
 /* ------------------------------------------------------------------------------------------
- * Graph walking
- * ------------------------------------------------------------------------------------------ */
-
-/* Adds to `seen` (an object used as a set) `start` and every node it depends on. */
-static gq_status_t tpl_mark_upstream(json_t *wf, const char *start, json_t *seen) {
-    if (json_object_get(seen, start))
-        return GQ_OK;
-    /* Each node is pushed at most once (marked when pushed), so this size is enough. */
-    size_t cap = json_object_size(wf) + 1, top = 0;
-    const char **stack = malloc(cap * sizeof(*stack));
-    if (!stack || json_object_set_new(seen, start, json_true()) != 0) {
-        free(stack);
-        return GQ_ERR_NOMEM;
-    }
-    stack[top++] = start;
-    gq_status_t st = GQ_OK;
-    while (top > 0 && st == GQ_OK) {
-        json_t *inputs = tpl_node_inputs(json_object_get(wf, stack[--top]));
-        const char *name, *src;
-        json_t *v;
-        json_object_foreach(inputs, name, v) {
-            if (!tpl_link(v, &src, NULL) || json_object_get(seen, src) || !json_object_get(wf, src))
-                continue;
-            if (top >= cap || json_object_set_new(seen, src, json_true()) != 0) {
-                st = GQ_ERR_NOMEM;
-                break;
-            }
-            /* The key inside wf outlives the walk; src points into the link array. */
-            stack[top++] = json_object_iter_key(json_object_iter_at(wf, src));
-        }
-    }
-    free(stack);
-    return st;
-}
-
-/* Marks everything upstream of every node of the given classes; *count: how many such. */
-static gq_status_t tpl_mark_feeding(json_t *wf, const char *const *classes, json_t *seen,
-                                    size_t *count) {
-    const char *id;
-    json_t *node;
-    *count = 0;
-    json_object_foreach(wf, id, node) {
-        if (!tpl_class_in(tpl_node_class(node), classes))
-            continue;
-        (*count)++;
-        gq_status_t st = tpl_mark_upstream(wf, id, seen);
-        if (st != GQ_OK)
-            return st;
-    }
-    return GQ_OK;
-}
-
-static bool tpl_is_sampler(const char *cls) {
-    return tpl_class_is(cls, "KSampler") || tpl_class_is(cls, "KSamplerAdvanced");
-}
-
-/* Formats up to a few node ids as "\"3\", \"12\"" for error messages. */
-static const char *tpl_ids(char *dst, size_t dst_size, const char **ids, size_t n) {
-    gq_buf_t b;
-    gq_buf_init(&b, dst_size > 0 ? dst_size - 1 : 0);
-    for (size_t i = 0; i < n && i < 5; i++)
-        if (gq_buf_appendf(&b, "%s\"%.40s\"", i ? ", " : "", ids[i]) != GQ_OK)
-            break;
-    if (n > 5)
-        gq_buf_appends(&b, ", ...");
-    gq_strlcpy(dst, b.data ? b.data : "", dst_size);
-    gq_buf_release(&b);
-    return dst;
-}
-
-/* Keeps the entries of ids[] for which keep(i) holds; returns the new count. */
-static size_t tpl_filter(const char **ids, size_t n, const bool *keep) {
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++)
-        if (keep[i])
-            ids[k++] = ids[i];
-    return k;
-}
-
-/*
- * Picks the sampler to bind: the KSampler/KSamplerAdvanced that an output depends on; among
- * several, those feeding a SaveImage; among those, the last in the chain (a second pass
- * such as a hires fix consumes the first one's latent).
- */
-static gq_status_t tpl_find_sampler(json_t *wf, const char **sampler_id, char *errstr,
-                                    size_t errstr_size) {
-    static const char *const save_classes[] = {"SaveImage", NULL};
-    size_t total = 0, n = 0, saves = 0, outputs = 0;
-    const char *id;
-    json_t *node;
-    json_object_foreach(wf, id, node) total++;
-    const char **ids = calloc(total + 1, sizeof(*ids));
-    bool *keep = calloc(total + 1, sizeof(*keep));
-    json_t *feeds_out = json_object(), *feeds_save = json_object(), *up = json_object();
-    gq_status_t st = GQ_ERR_NOMEM;
-    char list[256];
-    if (!ids || !keep || !feeds_out || !feeds_save || !up)
-        goto out;
-    json_object_foreach(wf, id, node) {
-        if (tpl_is_sampler(tpl_node_class(node)))
-            ids[n++] = id;
-    }
-    if (n == 0) {
-        gq_errf(errstr, errstr_size, "template has no KSampler (or KSamplerAdvanced) node");
-        st = GQ_ERR_INVALID;
-        goto out;
-    }
-    st = tpl_mark_feeding(wf, tpl_output_classes, feeds_out, &outputs);
-    if (st == GQ_OK)
-        st = tpl_mark_feeding(wf, save_classes, feeds_save, &saves);
-    if (st != GQ_OK)
-        goto out;
-    if (saves == 0) {
-        /* Only SaveImage files are collected as results (see finish.c). */
-        gq_errf(errstr, errstr_size,
-                "template has no SaveImage node; genq keeps only the images SaveImage writes");
-        st = GQ_ERR_INVALID;
-        goto out;
-    }
-    for (size_t i = 0; i < n; i++)
-        keep[i] = json_object_get(feeds_out, ids[i]) != NULL;
-    size_t m = tpl_filter(ids, n, keep);
-    if (m == 0) {
-        gq_errf(errstr, errstr_size,
-                "no KSampler in the template leads to an output node (sampler %s: nothing "
-                "saves its result)",
-                tpl_ids(list, sizeof(list), ids, n));
-        st = GQ_ERR_INVALID;
-        goto out;
-    }
-    n = m;
-    for (size_t i = 0; i < n; i++)
-        keep[i] = json_object_get(feeds_save, ids[i]) != NULL;
-    m = tpl_filter(ids, n, keep);
-    if (m > 0)
-        n = m;
-    /* A sampler upstream of another candidate is an earlier pass: drop it. */
-    for (size_t i = 0; i < n; i++)
-        keep[i] = true;
-    for (size_t j = 0; j < n; j++) {
-        json_object_clear(up);
-        st = tpl_mark_upstream(wf, ids[j], up);
-        if (st != GQ_OK)
-            goto out;
-        for (size_t i = 0; i < n; i++)
-            if (i != j && json_object_get(up, ids[i]))
-                keep[i] = false;
-    }
-    m = tpl_filter(ids, n, keep);
-    if (m != 1) {
-        gq_errf(errstr, errstr_size,
-                "template is ambiguous: samplers %s each feed an output; genq binds the request "
-                "to one KSampler",
-                tpl_ids(list, sizeof(list), ids, m ? m : n));
-        st = GQ_ERR_INVALID;
-        goto out;
-    }
-    *sampler_id = ids[0];
-    st = GQ_OK;
-out:
-    if (st == GQ_ERR_NOMEM)
-        gq_errf(errstr, errstr_size, "out of memory while reading the template graph");
-    free(ids);
-    free(keep);
-    json_decref(feeds_out);
-    json_decref(feeds_save);
-    json_decref(up);
-    return st;
-}
-
-/* The input (of a non-encoder node) that carries its conditioning onward, if exactly one. */
-static int tpl_cond_inputs(json_t *node, json_int_t arrived_slot, const char **next,
-                           json_int_t *next_slot) {
-    const char *cls = tpl_node_class(node), *name, *src;
-    /* ControlNetApplyAdvanced-style nodes carry both: output 0 is positive, 1 negative. */
-    bool pairs =
-        tpl_class_is(cls, "ControlNetApplyAdvanced") || tpl_class_is(cls, "ControlNetApplySD3");
-    json_t *v;
-    json_int_t slot;
-    int count = 0;
-    *next = NULL;
-    json_object_foreach(tpl_node_inputs(node), name, v) {
-        if (!tpl_link(v, &src, &slot))
-            continue;
-        bool cond =
-            pairs ? strcmp(name, arrived_slot == 0 ? "positive" : "negative") == 0
-                  : strcmp(name, "conditioning") == 0 || strncmp(name, "conditioning_", 13) == 0;
-        if (!cond || (*next && strcmp(*next, src) == 0 && *next_slot == slot))
-            continue;
-        count++;
-        *next = src;
-        *next_slot = slot;
-    }
-    return count;
-}
-
-/*
- * Follows the sampler's "positive" or "negative" input to the CLIPTextEncode that holds the
- * text. Simple pass-through nodes (one conditioning input) are crossed; a merge such as
- * ConditioningCombine is refused since either branch could be meant. *enc_id = NULL when
- * the chain ends in ConditioningZeroOut: that conditioning has no text.
- */
-static gq_status_t tpl_find_encoder(json_t *wf, const char *sid, const char *input,
-                                    const char **enc_id, char *errstr, size_t errstr_size) {
-    json_t *sampler = json_object_get(wf, sid);
-    const char *cur;
-    json_int_t slot;
-    if (!tpl_link(json_object_get(tpl_node_inputs(sampler), input), &cur, &slot)) {
-        gq_errf(errstr, errstr_size, "sampler \"%.80s\" input \"%s\" is not linked to a node", sid,
-                input);
-        return GQ_ERR_INVALID;
-    }
-    for (size_t hops = 0;; hops++) {
-        json_t *node = json_object_get(wf, cur);
-        const char *cls = tpl_node_class(node);
-        if (tpl_class_is(cls, "CLIPTextEncode")) {
-            *enc_id = json_object_iter_key(json_object_iter_at(wf, cur));
-            return GQ_OK;
-        }
-        if (tpl_class_is(cls, "ConditioningZeroOut")) {
-            *enc_id = NULL;
-            return GQ_OK;
-        }
-        if (hops > json_object_size(wf)) {
-            gq_errf(errstr, errstr_size,
-                    "the \"%s\" input of sampler \"%.80s\" runs into a link cycle at node "
-                    "\"%.80s\"",
-                    input, sid, cur);
-            return GQ_ERR_INVALID;
-        }
-        const char *next;
-        json_int_t next_slot = 0;
-        int count = tpl_cond_inputs(node, slot, &next, &next_slot);
-        if (count == 1) {
-            cur = next;
-            slot = next_slot;
-            continue;
-        }
-        if (count == 0)
-            gq_errf(errstr, errstr_size,
-                    "the \"%s\" input of sampler \"%.80s\" leads to node \"%.80s\" (%.80s), not "
-                    "to a CLIPTextEncode; set the text with an override \"<node>.<input>\"",
-                    input, sid, cur, cls);
-        else
-            gq_errf(errstr, errstr_size,
-                    "the \"%s\" input of sampler \"%.80s\" leads to node \"%.80s\" (%.80s), "
-                    "which merges %d conditionings; genq cannot tell which CLIPTextEncode gets "
-                    "the prompt",
-                    input, sid, cur, cls, count);
-        return GQ_ERR_INVALID;
-    }
-}
-
-/* Follows the sampler's "model" input through patches (LoraLoader etc.) to the loader. */
-static gq_status_t tpl_find_loader(json_t *wf, const char *sid, const char **loader_id,
-                                   const char **input_name, char *errstr, size_t errstr_size) {
-    const char *cur;
-    if (!tpl_link(json_object_get(tpl_node_inputs(json_object_get(wf, sid)), "model"), &cur,
-                  NULL)) {
-        gq_errf(errstr, errstr_size, "sampler \"%.80s\" input \"model\" is not linked to a node",
-                sid);
-        return GQ_ERR_INVALID;
-    }
-    for (size_t hops = 0;; hops++) {
-        json_t *node = json_object_get(wf, cur);
-        const char *cls = tpl_node_class(node);
-        if (tpl_class_is(cls, "CheckpointLoaderSimple") || tpl_class_is(cls, "CheckpointLoader")) {
-            *input_name = "ckpt_name";
-            break;
-        }
-        if (tpl_class_is(cls, "UNETLoader")) {
-            *input_name = "unet_name";
-            break;
-        }
-        const char *next;
-        if (hops > json_object_size(wf) ||
-            !tpl_link(json_object_get(tpl_node_inputs(node), "model"), &next, NULL)) {
-            gq_errf(errstr, errstr_size,
-                    "cannot set the model: the model chain of sampler \"%.80s\" ends at node "
-                    "\"%.80s\" (%.80s), not at a CheckpointLoaderSimple, CheckpointLoader or "
-                    "UNETLoader",
-                    sid, cur, cls);
-            return GQ_ERR_INVALID;
-        }
-        cur = next;
-    }
-    *loader_id = json_object_iter_key(json_object_iter_at(wf, cur));
-    return GQ_OK;
-}
-
-/* ------------------------------------------------------------------------------------------
  * Binding
  * ------------------------------------------------------------------------------------------ */
 
 /* What every binding step works on. */
 typedef struct tpl_bind {
-    json_t *wf; /**< the copy being bound (owned by gq_template_bind) */
+    json_t *wf; /**< the copy being bound (owned by gq_workflow_bind) */
     const gq_request_t *req;
-    const char *prefix;  /**< SaveImage filename_prefix, NULL: leave as is */
-    const char *sampler; /**< id of the sampler being bound (a key of wf) */
+    const gq_bind_opts_t *opts;
+    gq_places_t places;
+    char what[200]; /**< "the inline workflow" or "template \"txt2img\"", for messages */
     char *errstr;
     size_t errstr_size;
 } tpl_bind_t;
@@ -693,98 +377,174 @@ static gq_status_t tpl_set_str(tpl_bind_t *b, const char *id, const char *key, c
     return tpl_set(b, id, key, json_string(s), what);
 }
 
-static gq_status_t tpl_bind_sampler(tpl_bind_t *b) {
-    const char *sid = b->sampler;
-    const char *cls = tpl_node_class(json_object_get(b->wf, sid));
-    const char *seed_key = tpl_class_is(cls, "KSamplerAdvanced") ? "noise_seed" : "seed";
-    gq_status_t st = tpl_set(b, sid, seed_key, json_integer((json_int_t)b->req->seed), "seed");
-    if (st == GQ_OK)
-        st = tpl_set(b, sid, "steps", json_integer(b->req->steps), "steps");
-    if (st == GQ_OK)
-        st = tpl_set(b, sid, "cfg", json_real(b->req->cfg), "cfg");
-    if (st == GQ_OK)
-        st = tpl_set_str(b, sid, "sampler_name", b->req->sampler, "sampler");
-    if (st == GQ_OK)
-        st = tpl_set_str(b, sid, "scheduler", b->req->scheduler, "scheduler");
-    return st;
+static bool tpl_str_differs(const char *a, const char *b) {
+    return strcmp(a ? a : "", b ? b : "") != 0;
 }
 
-static gq_status_t tpl_bind_texts(tpl_bind_t *b) {
-    const char *pos = NULL, *neg = NULL;
-    gq_status_t st =
-        tpl_find_encoder(b->wf, b->sampler, "positive", &pos, b->errstr, b->errstr_size);
-    if (st == GQ_OK)
-        st = tpl_find_encoder(b->wf, b->sampler, "negative", &neg, b->errstr, b->errstr_size);
-    if (st != GQ_OK)
-        return st;
-    if (!pos) {
-        gq_errf(b->errstr, b->errstr_size,
-                "the positive conditioning of sampler \"%.80s\" is zeroed out "
-                "(ConditioningZeroOut); there is no CLIPTextEncode for the prompt",
-                b->sampler);
-        return GQ_ERR_INVALID;
+/*
+ * Whether the request sets field f. Avro has no "absent": every field arrives, at its
+ * schema default when the producer left it out. So a field at its default counts as not
+ * set (the size as a whole: width and height both 512); an empty prompt is no prompt, and a
+ * null model no model. To force a value equal to the default into an inline workflow, an
+ * override says it explicitly.
+ */
+static bool tpl_field_set(const gq_request_t *req, const gq_request_t *dflt, gq_field_t f) {
+    switch (f) {
+    case GQ_FIELD_PROMPT: return req->prompt && req->prompt[0];
+    case GQ_FIELD_NEGATIVE: return req->negative_prompt && req->negative_prompt[0];
+    case GQ_FIELD_SIZE: return req->width != dflt->width || req->height != dflt->height;
+    case GQ_FIELD_BATCH: return req->batch_size != dflt->batch_size;
+    case GQ_FIELD_SEED: return req->seed != dflt->seed;
+    case GQ_FIELD_STEPS: return req->steps != dflt->steps;
+    case GQ_FIELD_CFG: return req->cfg != dflt->cfg;
+    case GQ_FIELD_SAMPLER: return tpl_str_differs(req->sampler, dflt->sampler);
+    case GQ_FIELD_SCHEDULER: return tpl_str_differs(req->scheduler, dflt->scheduler);
+    case GQ_FIELD_MODEL: return req->model != NULL;
+    case GQ_FIELD_COUNT: break;
     }
-    if (neg && strcmp(pos, neg) == 0) {
-        gq_errf(b->errstr, b->errstr_size,
-                "the positive and negative inputs of sampler \"%.80s\" reach the same "
-                "CLIPTextEncode node \"%.80s\"; they need one each",
-                b->sampler, pos);
-        return GQ_ERR_INVALID;
-    }
-    st = tpl_set_str(b, pos, "text", b->req->prompt, "prompt");
-    if (st == GQ_OK && neg)
-        st = tpl_set_str(b, neg, "text", b->req->negative_prompt, "negative_prompt");
-    return st;
+    return false;
 }
 
-static gq_status_t tpl_bind_latent(tpl_bind_t *b) {
-    json_t *link =
-        json_object_get(tpl_node_inputs(json_object_get(b->wf, b->sampler)), "latent_image");
-    const char *lid;
-    if (!tpl_link(link, &lid, NULL)) {
-        gq_errf(b->errstr, b->errstr_size,
-                "sampler \"%.80s\" input \"latent_image\" is not linked to a node", b->sampler);
-        return GQ_ERR_INVALID;
+/* The field as the request sets it, for a message: "steps=30". */
+static const char *tpl_field_desc(char *dst, size_t size, const gq_request_t *req,
+                                  const gq_request_t *dflt, gq_field_t f) {
+    char q[80];
+    switch (f) {
+    case GQ_FIELD_PROMPT: snprintf(dst, size, "a prompt"); break;
+    case GQ_FIELD_NEGATIVE: snprintf(dst, size, "a negative_prompt"); break;
+    case GQ_FIELD_SIZE:
+        snprintf(dst, size, "width=%d, height=%d (not the default %dx%d)", (int)req->width,
+                 (int)req->height, (int)dflt->width, (int)dflt->height);
+        break;
+    case GQ_FIELD_BATCH: snprintf(dst, size, "batch_size=%d", (int)req->batch_size); break;
+    case GQ_FIELD_SEED: snprintf(dst, size, "seed=%lld", (long long)req->seed); break;
+    case GQ_FIELD_STEPS:
+        snprintf(dst, size, "steps=%d (not the default %d)", (int)req->steps, (int)dflt->steps);
+        break;
+    case GQ_FIELD_CFG:
+        snprintf(dst, size, "cfg=%g (not the default %g)", req->cfg, dflt->cfg);
+        break;
+    case GQ_FIELD_SAMPLER:
+        snprintf(dst, size, "sampler=\"%s\" (not the default \"%s\")",
+                 tpl_quote(q, sizeof(q), req->sampler), dflt->sampler);
+        break;
+    case GQ_FIELD_SCHEDULER:
+        snprintf(dst, size, "scheduler=\"%s\" (not the default \"%s\")",
+                 tpl_quote(q, sizeof(q), req->scheduler), dflt->scheduler);
+        break;
+    case GQ_FIELD_MODEL:
+        snprintf(dst, size, "model=\"%s\"", tpl_quote(q, sizeof(q), req->model));
+        break;
+    case GQ_FIELD_COUNT: dst[0] = '\0'; break;
     }
-    const char *cls = tpl_node_class(json_object_get(b->wf, lid));
-    /* Only an empty latent defines the image size; after an upscale or a VAEEncode the size
-     * is decided elsewhere, and setting it here would be silently wrong. */
-    if (!tpl_class_is(cls, "EmptyLatentImage") && !tpl_class_is(cls, "EmptySD3LatentImage")) {
-        gq_errf(b->errstr, b->errstr_size,
-                "the latent_image input of sampler \"%.80s\" comes from node \"%.80s\" (%.80s), "
-                "not from an EmptyLatentImage; genq sets width, height and batch_size there",
-                b->sampler, lid, cls);
-        return GQ_ERR_INVALID;
-    }
-    lid = json_object_iter_key(json_object_iter_at(b->wf, lid));
-    gq_status_t st = tpl_set(b, lid, "width", json_integer(b->req->width), "width");
-    if (st == GQ_OK)
-        st = tpl_set(b, lid, "height", json_integer(b->req->height), "height");
-    if (st == GQ_OK)
-        st = tpl_set(b, lid, "batch_size", json_integer(b->req->batch_size), "batch_size");
-    return st;
+    return dst;
 }
 
-/* The checkpoint is set only when the request names one; otherwise the template's stays. */
-static gq_status_t tpl_bind_model(tpl_bind_t *b) {
-    const char *loader, *input;
-    if (!b->req->model)
+/* Puts the request's value of field f into every place the graph has for it. */
+static gq_status_t tpl_bind_field(tpl_bind_t *b, gq_field_t f) {
+    const gq_request_t *r = b->req;
+    gq_status_t st = GQ_OK;
+    if (f >= GQ_FIELD_COUNT)
         return GQ_OK;
-    gq_status_t st = tpl_find_loader(b->wf, b->sampler, &loader, &input, b->errstr, b->errstr_size);
-    if (st == GQ_OK)
-        st = tpl_set_str(b, loader, input, b->req->model, "model");
+    for (size_t i = 0; st == GQ_OK && i < b->places.n[f]; i++) {
+        const gq_place_t *at = &b->places.at[f][i];
+        switch (f) {
+        case GQ_FIELD_PROMPT: st = tpl_set_str(b, at->node, at->input, r->prompt, "prompt"); break;
+        case GQ_FIELD_NEGATIVE:
+            st = tpl_set_str(b, at->node, at->input, r->negative_prompt, "negative_prompt");
+            break;
+        case GQ_FIELD_SIZE:
+            st = tpl_set(b, at->node, "width", json_integer(r->width), "width");
+            if (st == GQ_OK)
+                st = tpl_set(b, at->node, "height", json_integer(r->height), "height");
+            break;
+        case GQ_FIELD_BATCH:
+            st = tpl_set(b, at->node, at->input, json_integer(r->batch_size), "batch_size");
+            break;
+        case GQ_FIELD_SEED:
+            st = tpl_set(b, at->node, at->input, json_integer((json_int_t)r->seed), "seed");
+            break;
+        case GQ_FIELD_STEPS:
+            st = tpl_set(b, at->node, at->input, json_integer(r->steps), "steps");
+            break;
+        case GQ_FIELD_CFG: st = tpl_set(b, at->node, at->input, json_real(r->cfg), "cfg"); break;
+        case GQ_FIELD_SAMPLER:
+            st = tpl_set_str(b, at->node, at->input, r->sampler, "sampler");
+            break;
+        case GQ_FIELD_SCHEDULER:
+            st = tpl_set_str(b, at->node, at->input, r->scheduler, "scheduler");
+            break;
+        case GQ_FIELD_MODEL: st = tpl_set_str(b, at->node, at->input, r->model, "model"); break;
+        case GQ_FIELD_COUNT: break;
+        }
+    }
     return st;
 }
 
-static gq_status_t tpl_bind_outputs(tpl_bind_t *b) {
+/*
+ * Binds every field: where the graph has a place for it, a template always takes the
+ * request's value (defaults included: that is what a template is for), an inline workflow
+ * only the values the request sets (its own values stand otherwise). A field the request
+ * sets that has no place is refused, saying why: silently dropping it would render
+ * something else than asked. The seed is the exception: a graph without noise (an
+ * EmptyImage, a post-processing chain) gives the same result for every seed.
+ */
+static gq_status_t tpl_bind_fields(tpl_bind_t *b) {
+    gq_request_t dflt;
+    gq_request_defaults(&dflt);
+    gq_status_t st = GQ_OK;
+    /* In the enum's order: the prompts first, the model last. */
+    for (int k = 0; st == GQ_OK && k < GQ_FIELD_COUNT; k++) {
+        gq_field_t f = (gq_field_t)k;
+        bool set = tpl_field_set(b->req, &dflt, f);
+        if (b->places.n[f] > 0) {
+            if (set || !b->opts->is_inline)
+                st = tpl_bind_field(b, f);
+            continue;
+        }
+        if (!set || f == GQ_FIELD_SEED)
+            continue;
+        char desc[200];
+        gq_errf(b->errstr, b->errstr_size, "the request sets %s but %s %s",
+                tpl_field_desc(desc, sizeof(desc), b->req, &dflt, f), b->what, b->places.why[f]);
+        st = GQ_ERR_INVALID;
+    }
+    gq_request_release(&dflt);
+    return st;
+}
+
+/* SaveImageWebsocket sends its images to the submitting client only, as binary WebSocket
+ * frames, and leaves nothing in /history; genq's results are files, so it becomes a
+ * SaveImage (same input, same PNG pixels) whose file genq collects. */
+static gq_status_t tpl_bind_websocket_saves(tpl_bind_t *b) {
     const char *id;
     json_t *node;
-    if (!b->prefix)
-        return GQ_OK;
     json_object_foreach(b->wf, id, node) {
-        if (!tpl_class_is(tpl_node_class(node), "SaveImage"))
+        if (strcmp(tpl_node_class(node), "SaveImageWebsocket") != 0)
             continue;
-        gq_status_t st = tpl_set_str(b, id, "filename_prefix", b->prefix, "filename_prefix");
+        if (json_object_set_new(node, "class_type", json_string("SaveImage")) != 0) {
+            gq_errf(b->errstr, b->errstr_size, "out of memory rewriting SaveImageWebsocket");
+            return GQ_ERR_NOMEM;
+        }
+        if (!json_object_get(tpl_node_inputs(node), "filename_prefix"))
+            json_object_set_new(tpl_node_inputs(node), "filename_prefix", json_string("genq"));
+    }
+    return GQ_OK;
+}
+
+/* Every saving node writes under genq's per-job prefix. */
+static gq_status_t tpl_bind_outputs(tpl_bind_t *b) {
+    if (b->places.savers_cnt == 0) {
+        gq_errf(b->errstr, b->errstr_size,
+                "%s saves no file: genq keeps the files of saving nodes (SaveImage, "
+                "SaveAnimatedWEBP, SaveAnimatedPNG, SaveWEBM, SaveVideo, SaveAudio, or any node "
+                "with a filename_prefix); PreviewImage writes only temporary previews",
+                b->what);
+        return GQ_ERR_INVALID;
+    }
+    for (size_t i = 0; b->opts->filename_prefix && i < b->places.savers_cnt; i++) {
+        gq_status_t st = tpl_set_str(b, b->places.savers[i], "filename_prefix",
+                                     b->opts->filename_prefix, "filename_prefix");
         if (st != GQ_OK)
             return st;
     }
@@ -821,7 +581,7 @@ static gq_status_t tpl_override_node(json_t *wf, const char *key, const char *re
         gq_errf(errstr, errstr_size,
                 "override \"%s\": the title \"%s\" is ambiguous (nodes %s); use the node id",
                 tpl_quote(qkey, sizeof(qkey), key), tpl_quote(qref, sizeof(qref), ref),
-                tpl_ids(list, sizeof(list), matches, n < GQ_ARRAY_LEN(matches) ? n : 6));
+                gq_graph_ids(list, sizeof(list), matches, n < GQ_ARRAY_LEN(matches) ? n : 6));
     return GQ_ERR_INVALID;
 }
 
@@ -845,6 +605,15 @@ static gq_status_t tpl_override(tpl_bind_t *b, const char *key, const char *valu
     free(ref);
     if (st != GQ_OK)
         return st;
+    if (strcmp(dot + 1, "filename_prefix") == 0 && gq_graph_is_saver(json_object_get(wf, id))) {
+        /* ComfyUI's copies are named after the job, collected and then deleted; a fixed
+         * name would let two jobs share (and delete) each other's files. */
+        gq_errf(errstr, errstr_size,
+                "override \"%s\": genq sets the filename_prefix of saving nodes itself (their "
+                "files go to genq's output store)",
+                tpl_quote(qkey, sizeof(qkey), key));
+        return GQ_ERR_INVALID;
+    }
     json_error_t jerr;
     json_t *v = value ? json_loads(value, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr) : NULL;
     if (!v) {
@@ -869,7 +638,7 @@ static gq_status_t tpl_override(tpl_bind_t *b, const char *key, const char *valu
     return tpl_set(b, id, dot + 1, v, "override");
 }
 
-gq_status_t gq_template_bind(json_t *tmpl, const gq_request_t *req, const char *filename_prefix,
+gq_status_t gq_workflow_bind(json_t *tmpl, const gq_request_t *req, const gq_bind_opts_t *opts,
                              json_t **out, gq_template_info_t *info, char *errstr,
                              size_t errstr_size) {
     *out = NULL;
@@ -888,26 +657,48 @@ gq_status_t gq_template_bind(json_t *tmpl, const gq_request_t *req, const char *
     /* Metadata for genq only: ComfyUI would reject it as a node without class_type. */
     json_object_del(wf, TPL_GENQ_KEY);
 
-    tpl_bind_t b = {.wf = wf,
-                    .req = req,
-                    .prefix = filename_prefix,
-                    .errstr = errstr,
-                    .errstr_size = errstr_size};
-    static gq_status_t (*const steps[])(tpl_bind_t *) = {
-        tpl_bind_sampler, tpl_bind_texts, tpl_bind_latent, tpl_bind_model, tpl_bind_outputs,
-    };
-    st = tpl_find_sampler(wf, &b.sampler, errstr, errstr_size);
-    for (size_t i = 0; st == GQ_OK && i < GQ_ARRAY_LEN(steps); i++)
-        st = steps[i](&b);
+    tpl_bind_t b = {
+        .wf = wf, .req = req, .opts = opts, .errstr = errstr, .errstr_size = errstr_size};
+    char qname[96];
+    if (opts->is_inline)
+        snprintf(b.what, sizeof(b.what), "the inline workflow");
+    else if (opts->name)
+        snprintf(b.what, sizeof(b.what), "template \"%s\"",
+                 tpl_quote(qname, sizeof(qname), opts->name));
+    else
+        snprintf(b.what, sizeof(b.what), "the template");
+    st = tpl_bind_websocket_saves(&b);
+    if (st == GQ_OK)
+        st = gq_places_find(wf, &b.places, errstr, errstr_size);
+    if (st == GQ_OK)
+        st = tpl_bind_outputs(&b);
+    if (st == GQ_OK)
+        st = tpl_bind_fields(&b);
     /* Overrides come last so they can correct anything the binding above chose. */
     for (size_t i = 0; st == GQ_OK && i < req->overrides_cnt; i++)
         st = tpl_override(&b, req->overrides[i].key, req->overrides[i].value);
+    const char *model = NULL;
+    if (st == GQ_OK && b.places.n[GQ_FIELD_MODEL] > 0) {
+        const gq_place_t *at = &b.places.at[GQ_FIELD_MODEL][0];
+        model = json_string_value(
+            json_object_get(tpl_node_inputs(json_object_get(wf, at->node)), at->input));
+    }
+    gq_places_release(&b.places);
     if (st != GQ_OK) {
         json_decref(wf);
         return st;
     }
     *out = wf;
-    if (info)
+    if (info) {
         info->timeout_s = timeout_s;
+        info->model = model;
+    }
     return GQ_OK;
+}
+
+gq_status_t gq_template_bind(json_t *tmpl, const gq_request_t *req, const char *filename_prefix,
+                             json_t **out, gq_template_info_t *info, char *errstr,
+                             size_t errstr_size) {
+    gq_bind_opts_t opts = {.filename_prefix = filename_prefix, .name = req->workflow};
+    return gq_workflow_bind(tmpl, req, &opts, out, info, errstr, errstr_size);
 }

@@ -8,6 +8,8 @@
  */
 #include "store.h"
 
+#include "media.h"
+
 #include "util.h"
 
 #include <errno.h>
@@ -22,11 +24,6 @@
 #define STORE_DIR_MODE 0755
 #define STORE_FILE_MODE 0644
 
-typedef struct store_type {
-    const char *ext;
-    const char *mime;
-} store_type_t;
-
 /* A full disk or an I/O error may pass (another worker, a later retry); a permission or a
  * read-only filesystem will not. */
 static gq_status_t store_errno_status(int e) {
@@ -39,47 +36,6 @@ static gq_status_t store_errno_status(int e) {
     case ENOMEM: return GQ_ERR_TRANSIENT;
     default: return GQ_ERR;
     }
-}
-
-/* The type is read from the bytes, never from a name ComfyUI or a message supplied. */
-static store_type_t store_detect(const unsigned char *p, size_t len) {
-    static const unsigned char png[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-    if (len >= sizeof(png) && memcmp(p, png, sizeof(png)) == 0)
-        return (store_type_t){"png", "image/png"};
-    if (len >= 3 && p[0] == 0xff && p[1] == 0xd8 && p[2] == 0xff)
-        return (store_type_t){"jpg", "image/jpeg"};
-    if (len >= 12 && memcmp(p, "RIFF", 4) == 0 && memcmp(p + 8, "WEBP", 4) == 0)
-        return (store_type_t){"webp", "image/webp"};
-    return (store_type_t){"bin", "application/octet-stream"};
-}
-
-static uint32_t store_be32(const unsigned char *p) {
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
-}
-
-gq_status_t gq_png_size(const void *data, size_t len, int32_t *w, int32_t *h) {
-    static const unsigned char sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-    const unsigned char *p = data;
-    /* Signature, then the first chunk, which the PNG spec requires to be IHDR: length (4,
-     * always 13), type (4), data (13: width, height, 5 more bytes), CRC (4). A file cut
-     * inside that chunk is not a PNG we trust. */
-    if (w)
-        *w = 0;
-    if (h)
-        *h = 0;
-    if (!p || len < 8 + 4 + 4 + 13 + 4 || memcmp(p, sig, sizeof(sig)) != 0)
-        return GQ_ERR_INVALID;
-    if (store_be32(p + 8) != 13 || memcmp(p + 12, "IHDR", 4) != 0)
-        return GQ_ERR_INVALID;
-    uint32_t pw = store_be32(p + 16), ph = store_be32(p + 20);
-    /* The spec bounds both at 2^31-1; zero is invalid. */
-    if (pw == 0 || ph == 0 || pw > INT32_MAX || ph > INT32_MAX)
-        return GQ_ERR_INVALID;
-    if (w)
-        *w = (int32_t)pw;
-    if (h)
-        *h = (int32_t)ph;
-    return GQ_OK;
 }
 
 /* fsync on a directory makes its entries (a rename, a new subdirectory) durable. */
@@ -267,7 +223,9 @@ gq_status_t gq_store_put(const gq_store_t *s, const void *data, size_t len, gq_s
     }
     static const unsigned char empty[1];
     const unsigned char *p = data ? data : empty;
-    store_type_t type = store_detect(p, len);
+    /* The type is read from the bytes, never from a name ComfyUI or a message supplied. */
+    gq_media_t type;
+    gq_media_detect(p, len, &type);
     gq_sha256_hex(p, len, out->sha256);
 
     char dir[600];
@@ -283,8 +241,8 @@ gq_status_t gq_store_put(const gq_store_t *s, const void *data, size_t len, gq_s
         return GQ_ERR_TOOBIG;
     out->mime = type.mime;
     out->bytes = (int64_t)len;
-    if (strcmp(type.ext, "png") == 0)
-        gq_png_size(p, len, &out->width, &out->height);
+    out->width = type.width;
+    out->height = type.height;
 
     gq_status_t st = GQ_OK;
     if (mkdir(dir, STORE_DIR_MODE) == 0) {
