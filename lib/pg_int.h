@@ -26,7 +26,6 @@ void gq_pg_conn_params(const char *url, int connect_timeout_s, const char *keys[
  * The status of a statement's result (see pg.h for the classes); on failure errstr has
  * "message; detail (SQLSTATE xxxxx)". Takes no ownership of res (which may be NULL).
  */
-gq_status_t gq_pg_result_check(PGconn *conn, const PGresult *res, char *errstr,
-                               size_t errstr_size);
+gq_status_t gq_pg_result_check(PGconn *conn, const PGresult *res, char *errstr, size_t errstr_size);
 
 #endif

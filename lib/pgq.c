@@ -352,7 +352,9 @@ bool gq_pgq_next_done(gq_pgq_t *q, gq_pgq_done_t *out) {
     return true;
 }
 
-int gq_pgq_fd(const gq_pgq_t *q) { return q->conn && q->state != PGQ_DOWN ? PQsocket(q->conn) : -1; }
+int gq_pgq_fd(const gq_pgq_t *q) {
+    return q->conn && q->state != PGQ_DOWN ? PQsocket(q->conn) : -1;
+}
 
 short gq_pgq_events(const gq_pgq_t *q) {
     if (q->state == PGQ_CONNECTING)
@@ -374,8 +376,8 @@ size_t gq_pgq_pending(const gq_pgq_t *q) { return q->pending; }
 
 bool gq_pgq_connected(const gq_pgq_t *q) { return q->state == PGQ_UP; }
 
-gq_status_t gq_pgq_exec(gq_pgq_t *q, const char *sql, const gq_pg_params_t *params,
-                        int timeout_ms, PGresult **res, char *errstr, size_t errstr_size) {
+gq_status_t gq_pgq_exec(gq_pgq_t *q, const char *sql, const gq_pg_params_t *params, int timeout_ms,
+                        PGresult **res, char *errstr, size_t errstr_size) {
     *res = NULL;
     if (params && params->overflow) {
         gq_errf(errstr, errstr_size, "too many statement parameters, or one too large");

@@ -73,7 +73,7 @@ bool gq_pgq_connected(const gq_pgq_t *q);
  * cannot wait for the loop (a partition assignment's offsets). Statements sent before it
  * finish first and stay for gq_pgq_next_done. *res is the caller's.
  */
-gq_status_t gq_pgq_exec(gq_pgq_t *q, const char *sql, const gq_pg_params_t *params,
-                        int timeout_ms, PGresult **res, char *errstr, size_t errstr_size);
+gq_status_t gq_pgq_exec(gq_pgq_t *q, const char *sql, const gq_pg_params_t *params, int timeout_ms,
+                        PGresult **res, char *errstr, size_t errstr_size);
 
 #endif

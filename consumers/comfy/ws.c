@@ -186,9 +186,9 @@ static gq_status_t ws_handshake(gq_comfy_t *c, char *errstr, size_t errstr_size)
     }
     /* A server answers an upgrade at once; one that does not is not going to, and the
      * caller (a worker loop) should not wait a whole request timeout to learn it. */
-    int64_t deadline = gq_mono_ms() + (c->connect_timeout_ms < c->request_timeout_ms
-                                           ? c->connect_timeout_ms
-                                           : c->request_timeout_ms);
+    int64_t deadline =
+        gq_mono_ms() + (c->connect_timeout_ms < c->request_timeout_ms ? c->connect_timeout_ms
+                                                                      : c->request_timeout_ms);
     st = ws_send_all(c, req.data, req.len, deadline, errstr, errstr_size);
     size_t head_len = 0;
     if (st == GQ_OK)

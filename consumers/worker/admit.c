@@ -47,8 +47,8 @@ static gq_status_t admit_template(const gq_admit_cfg_t *cfg, const char *name, j
             continue;
         bool same = file ? !c->e[i].builtin && c->e[i].size == (int64_t)st.st_size &&
                                c->e[i].ino == (uint64_t)st.st_ino &&
-                               c->e[i].mtime_ns == (int64_t)st.st_mtim.tv_sec * 1000000000 +
-                                                       st.st_mtim.tv_nsec
+                               c->e[i].mtime_ns ==
+                                   (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec
                          : c->e[i].builtin;
         if (same) {
             *out = json_incref(c->e[i].tmpl);
@@ -99,8 +99,9 @@ void gq_admit_message(const void *payload, size_t len, const char *key_job_id,
         out->decoded = false;
         out->dead_letter = true;
         out->dead_cut = cfg->max_message_bytes;
-        snprintf(err, sizeof(err), "message of %zu bytes, over the limit of %zu (max_message_bytes)",
-                 len, cfg->max_message_bytes);
+        snprintf(err, sizeof(err),
+                 "message of %zu bytes, over the limit of %zu (max_message_bytes)", len,
+                 cfg->max_message_bytes);
         admit_fail(out, "message_too_large", err);
         return;
     }

@@ -28,9 +28,9 @@ typedef struct gq_admit {
     char *model;      /**< OK: the checkpoint it loads, NULL if none (owned) */
     int timeout_s;    /**< OK: the request's, else the template's, else the default */
     int32_t max_attempts;
-    bool dead_letter;   /**< FAIL/REJECT: the message goes to the dead-letter topic too */
-    size_t dead_cut;    /**< the dead letter carries only this many bytes (0: all of it) */
-    char code[32];      /**< FAIL/REJECT: decode_error, invalid_request, unknown_template... */
+    bool dead_letter; /**< FAIL/REJECT: the message goes to the dead-letter topic too */
+    size_t dead_cut;  /**< the dead letter carries only this many bytes (0: all of it) */
+    char code[32];    /**< FAIL/REJECT: decode_error, invalid_request, unknown_template... */
     char message[512];
 } gq_admit_t;
 

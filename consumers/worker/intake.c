@@ -56,10 +56,10 @@ static void intake_assign_lane(gq_intake_t *in, rd_kafka_topic_partition_list_t 
     char err[512] = "out of memory";
     /* PostgreSQL holds the truth: the offset written with the last terminal record. If it
      * cannot be read, Kafka's committed offset is a safe fallback: it never runs ahead. */
-    gq_status_t st = ids && offs ? gq_recorder_offsets_load(in->rec, in->group,
-                                                            in->lanes.topic[lane], ids, offs, n,
-                                                            err, sizeof(err))
-                                 : GQ_ERR_NOMEM;
+    gq_status_t st = ids && offs
+                         ? gq_recorder_offsets_load(in->rec, in->group, in->lanes.topic[lane], ids,
+                                                    offs, n, err, sizeof(err))
+                         : GQ_ERR_NOMEM;
     if (st != GQ_OK)
         gq_warn("could not read stored offsets (%s); starting from Kafka's committed ones", err);
     for (int i = 0, j = 0; i < parts->cnt; i++) {
@@ -344,8 +344,7 @@ void gq_intake_commit(gq_intake_t *in, int lane, int32_t partition, int64_t next
     rd_kafka_topic_partition_list_destroy(l);
 }
 
-bool gq_intake_watermarks(gq_intake_t *in, int lane, int32_t partition, int64_t *lo,
-                          int64_t *hi) {
+bool gq_intake_watermarks(gq_intake_t *in, int lane, int32_t partition, int64_t *lo, int64_t *hi) {
     return lane >= 0 && lane < in->lanes.n &&
            rd_kafka_get_watermark_offsets(in->rk, in->lanes.topic[lane], partition, lo, hi) ==
                RD_KAFKA_RESP_ERR_NO_ERROR &&

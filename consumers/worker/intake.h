@@ -1,8 +1,9 @@
 /**
  * @file intake.h
  * @brief The worker's Kafka consumer: group membership, rebalances, messages, flow control
- * and offset commits, over the topics of every priority lane (lanes.h). It knows nothing of jobs: it hands out messages and partition changes
- * in the order they happened, and commits what it is told.
+ * and offset commits, over the topics of every priority lane (lanes.h). It knows nothing of jobs:
+ * it hands out messages and partition changes in the order they happened, and commits what it is
+ * told.
  *
  * Messages are taken into the worker's own bounded backlog as they come; the consumer is
  * paused only when that backlog is full and resumed when it has drained to half (pausing
@@ -71,8 +72,7 @@ bool gq_intake_paused(const gq_intake_t *in, int lane);
 void gq_intake_commit(gq_intake_t *in, int lane, int32_t partition, int64_t next);
 
 /** Low and high watermarks of an assigned partition (cached, no request); false if unknown. */
-bool gq_intake_watermarks(gq_intake_t *in, int lane, int32_t partition, int64_t *lo,
-                          int64_t *hi);
+bool gq_intake_watermarks(gq_intake_t *in, int lane, int32_t partition, int64_t *lo, int64_t *hi);
 /** Whether a broker answers (for readiness). */
 bool gq_intake_connected(gq_intake_t *in);
 

@@ -102,8 +102,8 @@ typedef struct job {
     int64_t ready_mono;    /**< when it last became READY (the scheduler's aging) */
     int64_t sched_wait_ms; /**< READY until it got its slot, summed over attempts */
     /* the loop's bookkeeping for the scheduler (scheduler.h), not a state */
-    int passes;          /**< times a younger job was chosen before it */
-    bool sched_counted;  /**< counted in its tenant's jobs in ComfyUI */
+    int passes;         /**< times a younger job was chosen before it */
+    bool sched_counted; /**< counted in its tenant's jobs in ComfyUI */
 
     /* the end */
     gq_comfy_result_t result; /**< COLLECT: what ComfyUI produced */

@@ -312,7 +312,8 @@ char *gq_metrics_render(gq_metrics_t *m) {
     m_head(&b, "genq_outbox_parked", "gauge",
            "Outbox messages set aside after failing to publish too often (see genq.outbox).");
     gq_buf_appendf(&b, "genq_outbox_parked %lld\n", (long long)m->outbox_parked);
-    m_head(&b, "genq_outbox_oldest_seconds", "gauge", "Age of the oldest outbox message to publish.");
+    m_head(&b, "genq_outbox_oldest_seconds", "gauge",
+           "Age of the oldest outbox message to publish.");
     gq_buf_appendf(&b, "genq_outbox_oldest_seconds %.3f\n", m->outbox_oldest_s);
     m_head(&b, "genq_ready", "gauge", "1 when Kafka, PostgreSQL and ComfyUI are reachable.");
     gq_buf_appendf(&b, "genq_ready %d\n", m->ready ? 1 : 0);

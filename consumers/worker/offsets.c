@@ -108,7 +108,8 @@ int64_t gq_offsets_done(gq_offsets_t *o, int lane, int32_t partition, int64_t of
     return next;
 }
 
-int64_t gq_offsets_next_if_done(const gq_offsets_t *o, int lane, int32_t partition, int64_t offset) {
+int64_t gq_offsets_next_if_done(const gq_offsets_t *o, int lane, int32_t partition,
+                                int64_t offset) {
     const gq_offsets_part_t *p = off_part(o, lane, partition);
     if (!p || !p->assigned)
         return -1;

@@ -1,7 +1,7 @@
 /**
  * @file offsets.h
- * @brief Which offsets of each assigned partition (of each lane's topic) are still in flight, and so where the
- * committed offset may move: to the oldest offset still in flight, or past the last
+ * @brief Which offsets of each assigned partition (of each lane's topic) are still in flight, and
+ * so where the committed offset may move: to the oldest offset still in flight, or past the last
  * message taken when none is. A pure data structure: no Kafka, no database.
  *
  * A message is taken when it enters the worker and done when its job is over (recorded,

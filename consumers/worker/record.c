@@ -21,8 +21,8 @@ typedef struct record_pending {
     uint64_t tag;
     char job_id[37];
     bool reject;
-    gq_buf_t event; /* the encoded completion event */
-    const void *dead;  /* the message's bytes (the job keeps them until answered) */
+    gq_buf_t event;   /* the encoded completion event */
+    const void *dead; /* the message's bytes (the job keeps them until answered) */
     size_t dead_len;
     gq_kv_t dead_headers[10];
     size_t dead_headers_cnt;
@@ -53,8 +53,8 @@ struct gq_record {
     size_t done_cnt, done_cap, flight_cnt;
     int64_t scan_mono;
     bool scanned_mine; /* rows left by our previous process were taken */
-    int64_t retry_ms;   /* a row not acknowledged is published again after this */
-    int max_attempts;   /* ... and parked after this many failures */
+    int64_t retry_ms;  /* a row not acknowledged is published again after this */
+    int max_attempts;  /* ... and parked after this many failures */
     /* Rows that failed to publish, with why, to count in genq.outbox. */
     int64_t failed_ids[256];
     char *failed_err[256];
@@ -204,10 +204,10 @@ static void record_dead_headers(gq_record_t *r, const gq_record_job_t *job, reco
                job->error_message && *job->error_message ? job->error_message : p->dead_reason,
                sizeof(p->error_message));
     const gq_kv_t all[] = {
-        {"genq-reason", p->dead_reason},    {"genq-error", p->error_message},
-        {"genq-error-code", p->error_code}, {"genq-source-topic", (char *)job->ref.topic},
+        {"genq-reason", p->dead_reason},       {"genq-error", p->error_message},
+        {"genq-error-code", p->error_code},    {"genq-source-topic", (char *)job->ref.topic},
         {"genq-source-partition", p->bufs[0]}, {"genq-source-offset", p->bufs[1]},
-        {"genq-attempts", p->bufs[2]},      {"genq-worker", (char *)r->worker_id},
+        {"genq-attempts", p->bufs[2]},         {"genq-worker", (char *)r->worker_id},
     };
     memcpy(p->dead_headers, all, sizeof(all));
     p->dead_headers_cnt = GQ_ARRAY_LEN(all);
@@ -253,8 +253,8 @@ gq_status_t gq_record_send(gq_record_t *r, const gq_record_job_t *job, uint64_t 
     if (job->dead_letter) {
         record_dead_headers(r, job, p);
         p->dead = job->payload;
-        p->dead_len = job->dead_cut && job->dead_cut < job->payload_len ? job->dead_cut
-                                                                         : job->payload_len;
+        p->dead_len =
+            job->dead_cut && job->dead_cut < job->payload_len ? job->dead_cut : job->payload_len;
     }
     gq_outbox_msg_t event = {r->completed_topic, p->event.data, p->event.len, record_ev_headers,
                              GQ_ARRAY_LEN(record_ev_headers)};
@@ -263,9 +263,8 @@ gq_status_t gq_record_send(gq_record_t *r, const gq_record_job_t *job, uint64_t 
     if (job->dead_letter && !p->dead)
         dead.payload = ""; /* an empty message is still a dead letter */
     if (p->reject) {
-        gq_rec_reject_t a = {job->ref,          job->job_id,      job->dead_reason,
-                             job->error_message, job->payload,     job->payload_len,
-                             r->worker_id,      dead};
+        gq_rec_reject_t a = {job->ref,     job->job_id,      job->dead_reason, job->error_message,
+                             job->payload, job->payload_len, r->worker_id,     dead};
         st = gq_recorder_reject_send(r->rec, &a, tag, errstr, errstr_size);
     } else {
         gq_rec_finish_t a = {job->req, job->ev, job->ref, r->worker_id, event, dead};
@@ -400,9 +399,9 @@ void gq_record_service(gq_record_t *r, int64_t now_mono) {
     }
     if (r->failed_cnt && db) {
         char err[512];
-        if (gq_recorder_outbox_failed_send(r->rec, r->failed_ids, (const char *const *)r->failed_err,
-                                           r->failed_cnt, r->max_attempts, 0, err,
-                                           sizeof(err)) != GQ_OK)
+        if (gq_recorder_outbox_failed_send(r->rec, r->failed_ids,
+                                           (const char *const *)r->failed_err, r->failed_cnt,
+                                           r->max_attempts, 0, err, sizeof(err)) != GQ_OK)
             gq_warn("counting failed outbox messages: %s", err);
         for (size_t i = 0; i < r->failed_cnt; i++)
             free(r->failed_err[i]);

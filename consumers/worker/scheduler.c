@@ -15,8 +15,8 @@ static int sched_weight_of(const char *weights, const char *tenant) {
             end = p + strlen(p);
         if (eq && eq < end && (size_t)(eq - p) == tl && memcmp(p, tenant, tl) == 0) {
             char num[16];
-            size_t nl = (size_t)(end - eq - 1) < sizeof(num) - 1 ? (size_t)(end - eq - 1)
-                                                                  : sizeof(num) - 1;
+            size_t nl =
+                (size_t)(end - eq - 1) < sizeof(num) - 1 ? (size_t)(end - eq - 1) : sizeof(num) - 1;
             memcpy(num, eq + 1, nl);
             num[nl] = '\0';
             int64_t w;
@@ -68,9 +68,7 @@ static bool sched_older(const gq_sched_cand_t *a, const gq_sched_cand_t *b) {
     return a->order < b->order;
 }
 
-static bool sched_same_model(const char *a, const char *b) {
-    return a && b && strcmp(a, b) == 0;
-}
+static bool sched_same_model(const char *a, const char *b) { return a && b && strcmp(a, b) == 0; }
 
 /* The lane to serve: the first with a candidate (strict), or smooth weighted round robin. */
 static int sched_lane(gq_sched_t *s, const bool *has) {
@@ -113,7 +111,7 @@ int gq_sched_pick(gq_sched_t *s, const gq_sched_cand_t *cand, size_t n, int64_t 
         return -1;
     int lane = sched_lane(s, has_lane);
 #define SCHED_OK(i)                                                                                \
-    ((cand[i].lane >= 0 && cand[i].lane < GQ_SCHED_MAX_LANES ? cand[i].lane : 0) == lane &&       \
+    ((cand[i].lane >= 0 && cand[i].lane < GQ_SCHED_MAX_LANES ? cand[i].lane : 0) == lane &&        \
      !(s->cfg.tenant_max_in_flight > 0 &&                                                          \
        s->tenants[sched_tenant(s, cand[i].tenant ? cand[i].tenant : "")].in_flight >=              \
            s->cfg.tenant_max_in_flight))
@@ -124,8 +122,9 @@ int gq_sched_pick(gq_sched_t *s, const gq_sched_cand_t *cand, size_t n, int64_t 
             continue;
         if (oldest < 0 || sched_older(&cand[i], &cand[oldest]))
             oldest = (int)i;
-        bool overdue = (s->cfg.max_passes > 0 && cand[i].passes >= s->cfg.max_passes) ||
-                       (s->cfg.max_wait_ms > 0 && now_mono - cand[i].ready_mono >= s->cfg.max_wait_ms);
+        bool overdue =
+            (s->cfg.max_passes > 0 && cand[i].passes >= s->cfg.max_passes) ||
+            (s->cfg.max_wait_ms > 0 && now_mono - cand[i].ready_mono >= s->cfg.max_wait_ms);
         if (overdue && (aged < 0 || sched_older(&cand[i], &cand[aged])))
             aged = (int)i;
     }
@@ -140,8 +139,7 @@ int gq_sched_pick(gq_sched_t *s, const gq_sched_cand_t *cand, size_t n, int64_t 
             size_t t = s->turn % GQ_SCHED_MAX_TENANTS;
             int best = -1, best_model = -1;
             for (size_t i = 0; s->tenants[t].used && i < n; i++) {
-                if (!SCHED_OK(i) ||
-                    sched_tenant(s, cand[i].tenant ? cand[i].tenant : "") != t)
+                if (!SCHED_OK(i) || sched_tenant(s, cand[i].tenant ? cand[i].tenant : "") != t)
                     continue;
                 if (best < 0 || sched_older(&cand[i], &cand[best]))
                     best = (int)i;
@@ -167,10 +165,10 @@ int gq_sched_pick(gq_sched_t *s, const gq_sched_cand_t *cand, size_t n, int64_t 
     if (why) {
         const char *ta = cand[pick].tenant ? cand[pick].tenant : "";
         const char *tb = cand[oldest].tenant ? cand[oldest].tenant : "";
-        *why = pick == oldest      ? GQ_SCHED_FIFO
-               : pick == aged      ? GQ_SCHED_AGED
-               : strcmp(ta, tb)    ? GQ_SCHED_FAIR
-                                   : GQ_SCHED_AFFINITY;
+        *why = pick == oldest   ? GQ_SCHED_FIFO
+               : pick == aged   ? GQ_SCHED_AGED
+               : strcmp(ta, tb) ? GQ_SCHED_FAIR
+                                : GQ_SCHED_AFFINITY;
     }
     return pick;
 }

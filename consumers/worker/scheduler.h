@@ -38,15 +38,15 @@ typedef struct gq_sched_cand {
 } gq_sched_cand_t;
 
 typedef struct gq_sched_cfg {
-    bool fifo;               /**< only lanes and age order */
-    bool lanes_weighted;     /**< else strict */
+    bool fifo;           /**< only lanes and age order */
+    bool lanes_weighted; /**< else strict */
     int lane_weight[GQ_SCHED_MAX_LANES];
     int lanes;
-    int max_passes;          /**< aging: passed over this often goes next (0: no bound) */
-    int64_t max_wait_ms;     /**< aging: ready this long goes next (0: no bound) */
-    int quantum;             /**< jobs per tenant turn (times its weight) */
+    int max_passes;           /**< aging: passed over this often goes next (0: no bound) */
+    int64_t max_wait_ms;      /**< aging: ready this long goes next (0: no bound) */
+    int quantum;              /**< jobs per tenant turn (times its weight) */
     int tenant_max_in_flight; /**< 0: no quota */
-    const char *weights;     /**< "tenant=weight,..." (others weigh 1) */
+    const char *weights;      /**< "tenant=weight,..." (others weigh 1) */
 } gq_sched_cfg_t;
 
 /** Why a candidate was chosen (for the metrics). */
@@ -68,7 +68,7 @@ typedef struct gq_sched {
         int weight;
         bool used;
     } tenants[GQ_SCHED_MAX_TENANTS];
-    size_t turn;    /**< the tenant whose turn it is (index) */
+    size_t turn; /**< the tenant whose turn it is (index) */
     int lane_credit[GQ_SCHED_MAX_LANES];
 } gq_sched_t;
 

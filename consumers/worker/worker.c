@@ -35,12 +35,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#define WORKER_MAX_WAIT_MS 1000     /* the longest single wait: Kafka wants a poll now and then */
-#define WORKER_HEALTH_MS 5000       /* GPU memory and lag */
-#define WORKER_READY_MS 250         /* readiness: soon enough for a probe, not every turn */
-#define WORKER_STATS_MS 30000       /* the log's progress line */
+#define WORKER_MAX_WAIT_MS 1000      /* the longest single wait: Kafka wants a poll now and then */
+#define WORKER_HEALTH_MS 5000        /* GPU memory and lag */
+#define WORKER_READY_MS 250          /* readiness: soon enough for a probe, not every turn */
+#define WORKER_STATS_MS 30000        /* the log's progress line */
 #define WORKER_FINISH_GRACE_MS 15000 /* after the grace period: time to record finished jobs */
-#define WORKER_QUIET_MS 3000        /* no event for this long: cross-check /history and /queue */
+#define WORKER_QUIET_MS 3000         /* no event for this long: cross-check /history and /queue */
 #define WORKER_CHECK_MS 2000
 #define WORKER_TURN_MAX 256 /* of each kind of input per turn, so no source starves the rest */
 
@@ -194,8 +194,8 @@ static void worker_fetch(gq_worker_t *w, job_t *j) {
         const gq_comfy_image_t *img = &j->result.images[i];
         if (strcmp(img->type, "output") != 0)
             continue; /* previews and temp files are not results */
-        gq_comfy_op_t *op = gq_comfy_op_view(w->comfy, img, (size_t)w->env.max_output_bytes,
-                                             j->serial, idx++);
+        gq_comfy_op_t *op =
+            gq_comfy_op_view(w->comfy, img, (size_t)w->env.max_output_bytes, j->serial, idx++);
         worker_comfy_op(w, j, op, JEV_OUTPUT);
     }
 }
@@ -206,9 +206,9 @@ static void worker_do(gq_worker_t *w, job_t *j, const job_acts_t *acts) {
         switch (acts->a[i]) {
         case JACT_BEGIN:
         case JACT_BEGIN_FORCE: {
-            gq_rec_begin_t a = {&j->req,          j->model,      j->max_attempts,
-                                w->worker_id,     j->prompt_id,  worker_ref(w, j),
-                                w->env.now_wall,  acts->a[i] == JACT_BEGIN_FORCE};
+            gq_rec_begin_t a = {
+                &j->req,      j->model,         j->max_attempts, w->worker_id,
+                j->prompt_id, worker_ref(w, j), w->env.now_wall, acts->a[i] == JACT_BEGIN_FORCE};
             gq_status_t st = gq_recorder_begin_send(w->rec, &a, j->serial, err, sizeof(err));
             if (st == GQ_OK)
                 j->io++;
@@ -217,13 +217,14 @@ static void worker_do(gq_worker_t *w, job_t *j, const job_acts_t *acts) {
             break;
         }
         case JACT_ADOPT:
-            if (gq_recorder_adopt_send(w->rec, j->job_id, j->attempt, w->worker_id, j->serial,
-                                       err, sizeof(err)) == GQ_OK)
+            if (gq_recorder_adopt_send(w->rec, j->job_id, j->attempt, w->worker_id, j->serial, err,
+                                       sizeof(err)) == GQ_OK)
                 j->io++;
             break;
         case JACT_SUBMIT:
             gq_metrics_model_used(w->metrics, j->model);
-            worker_comfy_op(w, j, gq_comfy_op_submit(w->comfy, j->prompt_id, j->workflow, j->serial),
+            worker_comfy_op(w, j,
+                            gq_comfy_op_submit(w->comfy, j->prompt_id, j->workflow, j->serial),
                             JEV_SUBMITTED);
             break;
         case JACT_STATE:
@@ -246,15 +247,14 @@ static void worker_do(gq_worker_t *w, job_t *j, const job_acts_t *acts) {
         }
         case JACT_FAIL_ATTEMPT: {
             int64_t start = j->started_at;
-            gq_rec_fail_t a = {j->job_id,
-                               j->attempt,
-                               j->error_code,
-                               j->error_message,
-                               w->env.now_wall,
-                               start ? start - (j->req.submitted_at ? j->req.submitted_at
-                                                                    : j->received_at)
-                                     : -1,
-                               start && j->rendered_at ? j->rendered_at - start : -1};
+            gq_rec_fail_t a = {
+                j->job_id,
+                j->attempt,
+                j->error_code,
+                j->error_message,
+                w->env.now_wall,
+                start ? start - (j->req.submitted_at ? j->req.submitted_at : j->received_at) : -1,
+                start && j->rendered_at ? j->rendered_at - start : -1};
             gq_metrics_retry(w->metrics, j->error_code);
             if (gq_recorder_fail_send(w->rec, &a, j->serial, err, sizeof(err)) == GQ_OK)
                 j->io++;
@@ -420,8 +420,8 @@ static bool worker_dup(gq_worker_t *w, const job_t *j) {
     /* A job leaving (its partition revoked, perhaps to come straight back here) decides
      * nothing: the message read again must not be skipped on its account. */
     for (const job_t *o = w->jobs; o; o = o->next)
-        if (o != j && o->state != JOB_NEW && o->state != JOB_DONE && !o->revoked &&
-            !o->leaving && strcmp(o->job_id, j->key_id) == 0)
+        if (o != j && o->state != JOB_NEW && o->state != JOB_DONE && !o->revoked && !o->leaving &&
+            strcmp(o->job_id, j->key_id) == 0)
             return true;
     return false;
 }
@@ -536,8 +536,9 @@ static void worker_slots(gq_worker_t *w) {
         for (job_t *j = w->jobs; j && n < MAXC; j = j->next) {
             if (j->state != JOB_READY || w->env.now_mono < j->not_before)
                 continue;
-            cand[n] = (gq_sched_cand_t){j->lane, j->req.source ? j->req.source : "", j->model,
-                                        j->serial, j->ready_mono, j->passes};
+            cand[n] = (gq_sched_cand_t){j->lane,       j->req.source ? j->req.source : "",
+                                        j->model,      j->serial,
+                                        j->ready_mono, j->passes};
             cj[n++] = j;
         }
         if (n == 0)
@@ -575,8 +576,11 @@ static void worker_failed_answers(gq_worker_t *w) {
         job_t *j = worker_job(w, f->serial);
         if (j) {
             j->io--;
-            job_ev_t ev = {.type = f->type, .status = f->status, .errstr = f->errstr,
-                           .ask = j->ask, .idx = -1};
+            job_ev_t ev = {.type = f->type,
+                           .status = f->status,
+                           .errstr = f->errstr,
+                           .ask = j->ask,
+                           .idx = -1};
             worker_step(w, j, &ev);
         }
         free(f);
@@ -738,8 +742,8 @@ static void worker_turn(gq_worker_t *w) {
 
 gq_worker_end_t gq_worker_run(gq_worker_t *w, volatile sig_atomic_t *stop) {
     bool interrupted = false;
-    gq_info("worker %s: group %s, topic %s%s, ComfyUI %s, %d prompt(s) queued ahead",
-            w->worker_id, gq_intake_group(w->intake), gq_intake_lanes(w->intake)->topic[0],
+    gq_info("worker %s: group %s, topic %s%s, ComfyUI %s, %d prompt(s) queued ahead", w->worker_id,
+            gq_intake_group(w->intake), gq_intake_lanes(w->intake)->topic[0],
             gq_intake_lanes(w->intake)->n > 1 ? " and lower lanes" : "",
             gq_cfg_str(w->cfg, "comfyui_url"), w->queue_depth);
     /* Join the group only when able to take work: a warming member would hold partitions it
@@ -905,9 +909,10 @@ gq_worker_t *gq_worker_new(const gq_cfg_t *cfg, volatile sig_atomic_t *stop, gq_
     w->lookahead = (size_t)gq_cfg_int(cfg, "lookahead");
     if (w->lookahead < (size_t)w->queue_depth + 2)
         w->lookahead = (size_t)w->queue_depth + 2;
-    w->admit = (gq_admit_cfg_t){gq_cfg_str(cfg, "workflows_dir"), (int)gq_cfg_int(cfg, "job_timeout"),
-                                (int32_t)gq_cfg_int(cfg, "max_attempts"),
-                                (size_t)gq_cfg_int(cfg, "max_message_bytes"), &w->templates};
+    w->admit =
+        (gq_admit_cfg_t){gq_cfg_str(cfg, "workflows_dir"), (int)gq_cfg_int(cfg, "job_timeout"),
+                         (int32_t)gq_cfg_int(cfg, "max_attempts"),
+                         (size_t)gq_cfg_int(cfg, "max_message_bytes"), &w->templates};
     w->env = (job_env_t){.admit = &w->admit,
                          .worker_id = w->worker_id,
                          .stall_timeout_ms = (int)gq_cfg_int(cfg, "stall_timeout") * 1000,
@@ -929,8 +934,8 @@ gq_worker_t *gq_worker_new(const gq_cfg_t *cfg, volatile sig_atomic_t *stop, gq_
     }
     if (gq_cfg_isset(cfg, "http_listen")) {
         /* A loop stuck this long is dead: the slowest call it makes is bounded well below. */
-        w->endpoint =
-            gq_endpoint_new(w->metrics, gq_cfg_str(cfg, "http_listen"), 120000, errstr, errstr_size);
+        w->endpoint = gq_endpoint_new(w->metrics, gq_cfg_str(cfg, "http_listen"), 120000, errstr,
+                                      errstr_size);
         if (!w->endpoint) {
             *st = GQ_ERR_INVALID;
             goto fail;

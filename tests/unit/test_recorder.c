@@ -367,9 +367,10 @@ static void test_migrate_concurrent(const char *base_url) {
 static gq_rec_begin_t begin_args(const gq_request_t *req, const char *worker, const char *prompt,
                                  int64_t partition, int64_t offset, int64_t started_at,
                                  bool force) {
-    gq_rec_begin_t a = {req, NULL, 3, worker, prompt,
-                        (gq_msg_ref_t){"g1", "genq.requests", (int32_t)partition, offset, 0},
-                        started_at, force};
+    gq_rec_begin_t a = {
+        req,        NULL,   3,
+        worker,     prompt, (gq_msg_ref_t){"g1", "genq.requests", (int32_t)partition, offset, 0},
+        started_at, force};
     return a;
 }
 
@@ -481,9 +482,9 @@ static void test_lifecycle(gq_recorder_t *r, gq_pg_t *pg) {
     CHECK_INT(b.attempt, 2);
     CHECK_STR(b.prev_prompt_id, "p-2");
     CHECK_INT(b.prev_started_at, t1 + 2000);
-    CHECK_STR(q1(pg, "SELECT attempts || ' ' || comfy_prompt_id FROM genq.jobs WHERE job_id = $1",
-                 id),
-              "2 p-2");
+    CHECK_STR(
+        q1(pg, "SELECT attempts || ' ' || comfy_prompt_id FROM genq.jobs WHERE job_id = $1", id),
+        "2 p-2");
     a.force = true;
     b = begin(r, &a);
     CHECK(b.outcome == GQ_REC_BEGUN && b.attempt == 3);
@@ -982,8 +983,8 @@ static void bench(gq_recorder_t *r) {
             make_req(&req[k], ids[k]);
             make_ev(&ev[k], ids[k], 1, GQ_JOB_SUCCEEDED, 1);
             gq_rec_begin_t a = begin_args(&req[k], "w", "p", 9, sent, 0, false);
-            gq_rec_finish_t f = {&req[k], &ev[k], {"g-bench", "t-bench", 9, sent, 0}, "w",
-                                 {0}, {0}};
+            gq_rec_finish_t f = {&req[k], &ev[k], {"g-bench", "t-bench", 9, sent, 0},
+                                 "w",     {0},    {0}};
             fails += gq_recorder_begin_send(r, &a, 1, err, sizeof(err)) != GQ_OK;
             fails += gq_recorder_finish_send(r, &f, 2, err, sizeof(err)) != GQ_OK;
             sent++;
@@ -999,8 +1000,9 @@ static void bench(gq_recorder_t *r) {
     int64_t t1 = gq_mono_ms();
     CHECK_INT(fails, 0);
     double ms = (double)(t1 - t0);
-    fprintf(stderr, "bench: %d jobs (attempt_begin + job_finish, pipelined) in %.0f ms: "
-                    "%.0f jobs/s, %.3f ms each\n",
+    fprintf(stderr,
+            "bench: %d jobs (attempt_begin + job_finish, pipelined) in %.0f ms: "
+            "%.0f jobs/s, %.3f ms each\n",
             n, ms, n * 1000.0 / (ms > 0 ? ms : 1), ms / n);
 }
 

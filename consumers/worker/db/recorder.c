@@ -259,8 +259,8 @@ static gq_status_t rec_fail_run(gq_recorder_t *r, const gq_rec_fail_t *a, uint64
         gq_pg_param_i64(&p, a->render_ms);
     else
         gq_pg_param_null(&p);
-    return rec_run(r, "SELECT genq.attempt_fail($1::uuid, $2, $3, $4, $5, $6, $7)", &p,
-                   GQ_REC_FAIL, tag, res, errstr, errstr_size);
+    return rec_run(r, "SELECT genq.attempt_fail($1::uuid, $2, $3, $4, $5, $6, $7)", &p, GQ_REC_FAIL,
+                   tag, res, errstr, errstr_size);
 }
 
 gq_status_t gq_recorder_fail_send(gq_recorder_t *r, const gq_rec_fail_t *a, uint64_t tag,
@@ -289,9 +289,9 @@ static json_t *rec_str_or_null(const char *s) { return s ? json_string(s) : json
 static json_t *rec_result_json(const gq_completed_t *ev) {
     json_t *o = json_pack("{s:s, s:i, s:I, s:I, s:I, s:I}", "status",
                           ev->status == GQ_JOB_SUCCEEDED ? "succeeded" : "failed", "attempt",
-                          (int)ev->attempt, "finished_at", (json_int_t)ev->finished_at,
-                          "queue_ms", (json_int_t)ev->queue_ms, "render_ms",
-                          (json_int_t)ev->render_ms, "total_ms", (json_int_t)ev->total_ms);
+                          (int)ev->attempt, "finished_at", (json_int_t)ev->finished_at, "queue_ms",
+                          (json_int_t)ev->queue_ms, "render_ms", (json_int_t)ev->render_ms,
+                          "total_ms", (json_int_t)ev->total_ms);
     if (!o)
         return NULL;
     json_object_set_new(o, "worker_id", rec_str_or_null(ev->worker_id));
@@ -500,10 +500,11 @@ gq_status_t gq_recorder_offsets_load(gq_recorder_t *r, const char *group, const 
     gq_pg_param_str(&p, arr.data);
     PGresult *res = NULL;
     char e[1024];
-    st = gq_pgq_exec(r->q,
-                     "SELECT kafka_partition, next_offset FROM genq.consumer_offsets "
-                     "WHERE consumer_group = $1 AND topic = $2 AND kafka_partition = ANY($3::int[])",
-                     &p, REC_WAIT_MS, &res, e, sizeof(e));
+    st =
+        gq_pgq_exec(r->q,
+                    "SELECT kafka_partition, next_offset FROM genq.consumer_offsets "
+                    "WHERE consumer_group = $1 AND topic = $2 AND kafka_partition = ANY($3::int[])",
+                    &p, REC_WAIT_MS, &res, e, sizeof(e));
     gq_buf_release(&arr);
     if (st != GQ_OK) {
         gq_errf(errstr, errstr_size, "loading offsets of %s for group %s: %s", topic, group, e);

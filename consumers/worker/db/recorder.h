@@ -140,9 +140,9 @@ typedef struct gq_rec_finish {
 } gq_rec_finish_t;
 
 typedef struct gq_rec_finished {
-    bool already;       /**< the job was terminal before: nothing but the offset moved */
-    int64_t event_id;   /**< outbox row of the completion event, -1 if none */
-    int64_t dead_id;    /**< outbox row of the dead letter, -1 if none */
+    bool already;     /**< the job was terminal before: nothing but the offset moved */
+    int64_t event_id; /**< outbox row of the completion event, -1 if none */
+    int64_t dead_id;  /**< outbox row of the dead letter, -1 if none */
 } gq_rec_finished_t;
 
 gq_status_t gq_recorder_finish_send(gq_recorder_t *r, const gq_rec_finish_t *a, uint64_t tag,
@@ -240,14 +240,13 @@ gq_status_t gq_recorder_outbox_done(gq_recorder_t *r, const int64_t *ids, size_t
  * the retry delay, parked after max_attempts failures. Nothing waits for the answer.
  */
 gq_status_t gq_recorder_outbox_failed_send(gq_recorder_t *r, const int64_t *ids,
-                                           const char *const *errors, size_t cnt,
-                                           int max_attempts, uint64_t tag, char *errstr,
-                                           size_t errstr_size);
+                                           const char *const *errors, size_t cnt, int max_attempts,
+                                           uint64_t tag, char *errstr, size_t errstr_size);
 
 typedef struct gq_outbox_stats {
-    int64_t pending;  /**< rows still to publish */
-    int64_t parked;   /**< rows set aside after too many failures */
-    double oldest_s;  /**< age of the oldest row still to publish, 0 when none */
+    int64_t pending; /**< rows still to publish */
+    int64_t parked;  /**< rows set aside after too many failures */
+    double oldest_s; /**< age of the oldest row still to publish, 0 when none */
 } gq_outbox_stats_t;
 
 /** The outbox's depth, for the metrics (blocking; the outbox is small). */

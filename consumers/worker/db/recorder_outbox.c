@@ -148,9 +148,8 @@ gq_status_t gq_recorder_outbox_done(gq_recorder_t *r, const int64_t *ids, size_t
 }
 
 gq_status_t gq_recorder_outbox_failed_send(gq_recorder_t *r, const int64_t *ids,
-                                           const char *const *errors, size_t cnt,
-                                           int max_attempts, uint64_t tag, char *errstr,
-                                           size_t errstr_size) {
+                                           const char *const *errors, size_t cnt, int max_attempts,
+                                           uint64_t tag, char *errstr, size_t errstr_size) {
     json_t *a = json_array(), *e = json_array();
     for (size_t i = 0; a && e && i < cnt; i++) {
         json_array_append_new(a, json_integer(ids[i]));
