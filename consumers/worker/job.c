@@ -14,8 +14,13 @@
 #include <string.h>
 
 #define JOB_RETRY_MS 1000         /* a database or ComfyUI call failed: ask again after this */
-#define JOB_CANCEL_TRIES 5        /* dequeue + interrupt, confirmed, at most this often */
-#define JOB_CANCEL_CONFIRM_MS 250 /* between a cancel and the question whether it worked */
+/* ComfyUI checks its interrupt flag between sampler steps and before each node, so a cancel
+ * takes effect only when the node running now ends: a VAE decode or a cold checkpoint load
+ * can take tens of seconds. The question whether it worked comes after a pause that grows
+ * from the first to the last value here, for at most the stall timeout (a ComfyUI that keeps
+ * the prompt that long is stuck; the job goes on without it). */
+#define JOB_CANCEL_CONFIRM_MS 250
+#define JOB_CANCEL_CONFIRM_MAX_MS 4000
 
 static const char *const job_state_names[JOB_STATES] = {
     "NEW",     "READY",   "BEGIN",   "PROBE",  "SUBMIT", "QUEUED",
@@ -248,9 +253,12 @@ static void job_fail_exec(job_t *j, const job_env_t *env, job_acts_t *acts, cons
 static void job_cancel(job_t *j, const job_env_t *env, job_acts_t *acts, job_then_t then) {
     j->state = JOB_CANCEL;
     j->then = then;
-    j->cancel_tries = 1;
+    j->cancel_mono = env->now_mono;
+    j->cancel_pause_ms = JOB_CANCEL_CONFIRM_MS;
+    j->cancel_sent = 1;
     j->asking = false;
-    j->wake_mono = env->now_mono + JOB_CANCEL_CONFIRM_MS * 8;
+    /* Should the cancel's answer never come, a tick asks anyway. */
+    j->wake_mono = env->now_mono + JOB_CANCEL_CONFIRM_MAX_MS;
     act(acts, JACT_CANCEL);
 }
 
@@ -697,6 +705,12 @@ static void job_output(job_t *j, const job_ev_t *ev, const job_env_t *env, job_a
     }
 }
 
+/* An event after which ComfyUI no longer runs the prompt: worth asking at once. */
+static bool job_comfy_ends(const gq_comfy_event_t *e) {
+    return e && (e->type == GQ_COMFY_EV_INTERRUPTED || e->type == GQ_COMFY_EV_ERROR ||
+                 e->type == GQ_COMFY_EV_SUCCESS || e->type == GQ_COMFY_EV_DONE);
+}
+
 static void job_confirm(job_t *j, const job_ev_t *ev, const job_env_t *env, job_acts_t *acts) {
     bool gone = ev->status == GQ_OK &&
                 (ev->state == GQ_COMFY_UNKNOWN ||
@@ -708,18 +722,23 @@ static void job_confirm(job_t *j, const job_ev_t *ev, const job_env_t *env, job_
                 j->prompt_id);
         gone = true;
     }
-    if (gone || j->cancel_tries >= JOB_CANCEL_TRIES) {
+    bool spent = env->now_mono - j->cancel_mono >= env->stall_timeout_ms;
+    if (gone || spent) {
         if (!gone)
-            gq_err("job %s: ComfyUI still has prompt %s after %d cancels; going on without it",
-                   j->job_id, j->prompt_id, j->cancel_tries);
+            gq_err("job %s: ComfyUI still has prompt %s %d s after it was cancelled (%d "
+                   "cancels); going on without it",
+                   j->job_id, j->prompt_id, (int)((env->now_mono - j->cancel_mono) / 1000),
+                   j->cancel_sent);
         job_cancelled(j, env, acts);
         return;
     }
-    j->cancel_tries++;
     if (ev->status == GQ_OK) {
-        /* Still queued or running: the interrupt may have landed just before it started. */
+        /* Still queued or running: the node now running has not ended yet, or the interrupt
+         * landed just before the prompt started and was lost. Sending it again is harmless
+         * (ComfyUI interrupts only the prompt named) and covers the second case. */
+        j->cancel_sent++;
         act(acts, JACT_CANCEL);
-        j->wake_mono = env->now_mono + JOB_CANCEL_CONFIRM_MS * 8;
+        j->wake_mono = env->now_mono + JOB_CANCEL_CONFIRM_MAX_MS;
     } else {
         j->wake_mono = env->now_mono + JOB_RETRY_MS;
     }
@@ -844,8 +863,14 @@ void job_step(job_t *j, const job_ev_t *ev, const job_env_t *env, job_acts_t *ac
         }
         break;
     case JOB_CANCEL:
-        if (ev->type == JEV_CANCELLED || (ev->type == JEV_COMFY && !j->asking) ||
-            (ev->type == JEV_TICK && !j->asking)) {
+        if (ev->type == JEV_CANCELLED) {
+            /* Answered: ask after a pause that doubles with each round. */
+            j->wake_mono = env->now_mono + j->cancel_pause_ms;
+            j->cancel_pause_ms = j->cancel_pause_ms * 2 > JOB_CANCEL_CONFIRM_MAX_MS
+                                     ? JOB_CANCEL_CONFIRM_MAX_MS
+                                     : j->cancel_pause_ms * 2;
+        } else if (!j->asking && (ev->type == JEV_TICK ||
+                                  (ev->type == JEV_COMFY && job_comfy_ends(ev->comfy)))) {
             j->wake_mono = env->now_mono + JOB_RETRY_MS * 2;
             job_ask(j, acts, JACT_STATE);
         } else if (ev->type == JEV_STATE && job_answer(j, ev)) {

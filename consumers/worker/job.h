@@ -93,7 +93,9 @@ typedef struct job {
     bool asking;                     /**< that question is unanswered */
     int submit_tries;
     double progress;
-    int cancel_tries;
+    int64_t cancel_mono;   /**< CANCEL: when the first cancel went out */
+    int cancel_pause_ms;   /**< CANCEL: before the next question whether it worked */
+    int cancel_sent;       /**< CANCEL: cancels sent */
     job_then_t then;       /**< CANCEL: where to go once confirmed */
     bool revoked;          /**< its partition was taken away: no offset moves with it */
     bool leaving;          /**< revoked or stopping: leave once the operation in flight returns */

@@ -365,10 +365,23 @@ static void test_deadline_queued(void) {
     CHECK(cancelled);
     CHECK_STR(j->error_code, "timeout");
     job_acts_t a = ev0(j, JEV_CANCELLED);
+    CHECK(!has_act(&a, JACT_STATE) && j->wake_mono > now_mono);
+    advance(j->wake_mono - now_mono);
+    a = ev0(j, JEV_TICK);
     CHECK(has_act(&a, JACT_STATE));
     a = state_is(j, GQ_COMFY_UNKNOWN, NULL);
     CHECK(j->state == JOB_BACKOFF && has_act(&a, JACT_FAIL_ATTEMPT));
     job_free(j);
+}
+
+/* Asks whether the cancel worked once its pause is over (the tick), and answers it. */
+static job_acts_t cancel_round(job_t *j, gq_comfy_state_t st, gq_comfy_result_t *res) {
+    ev0(j, JEV_CANCELLED);
+    CHECK(j->wake_mono > now_mono && j->wake_mono != INT64_MAX);
+    advance(j->wake_mono - now_mono);
+    job_acts_t a = ev0(j, JEV_TICK);
+    CHECK(has_act(&a, JACT_STATE));
+    return state_is(j, st, res);
 }
 
 /* The interrupt lands just before the prompt starts and is lost: the cancel is sent again
@@ -377,14 +390,53 @@ static void test_cancel_race(void) {
     job_t *j = job_in(JOB_RUNNING);
     ev0(j, JEV_REVOKE);
     CHECK(j->state == JOB_CANCEL && j->revoked);
-    ev0(j, JEV_CANCELLED);
-    job_acts_t a = state_is(j, GQ_COMFY_RUNNING, NULL);
+    job_acts_t a = cancel_round(j, GQ_COMFY_RUNNING, NULL);
     CHECK(j->state == JOB_CANCEL && has_act(&a, JACT_CANCEL));
-    ev0(j, JEV_CANCELLED);
     gq_comfy_result_t r = {0};
     r.interrupted = true;
-    a = state_is(j, GQ_COMFY_FINISHED, &r);
+    a = cancel_round(j, GQ_COMFY_FINISHED, &r);
     CHECK(j->state == JOB_DONE && j->end == JOB_END_REDELIVER);
+    job_free(j);
+}
+
+/* One node that runs a minute (a VAE decode on a slow GPU, a cold checkpoint load) does not
+ * see the interrupt until it ends. The worker keeps asking, less and less often, and does not
+ * give up on a prompt ComfyUI still runs before the stall timeout. */
+static void test_cancel_long_node(void) {
+    job_t *j = job_in(JOB_RUNNING);
+    ev0(j, JEV_REVOKE);
+    int64_t began = now_mono;
+    int rounds = 0;
+    while (now_mono - began < 60000) {
+        job_acts_t a = cancel_round(j, GQ_COMFY_RUNNING, NULL);
+        CHECK(j->state == JOB_CANCEL && has_act(&a, JACT_CANCEL));
+        rounds++;
+    }
+    /* 250 ms doubling to 4 s: about 17 questions in a minute, not hundreds. */
+    CHECK(rounds >= 10 && rounds <= 25);
+    /* The node ends; ComfyUI reports the prompt interrupted. */
+    gq_comfy_result_t r = {0};
+    r.interrupted = true;
+    job_acts_t a = comfy_ev(j, GQ_COMFY_EV_INTERRUPTED);
+    CHECK(has_act(&a, JACT_STATE));
+    state_is(j, GQ_COMFY_FINISHED, &r);
+    CHECK(j->state == JOB_DONE && j->end == JOB_END_REDELIVER);
+    job_free(j);
+
+    /* A ComfyUI that holds on past the stall timeout is stuck: the job goes on without it. */
+    j = job_in(JOB_RUNNING);
+    j->timeout_s = 1;
+    advance(2000);
+    ev0(j, JEV_TICK);
+    CHECK(j->state == JOB_CANCEL || j->asking);
+    if (j->state != JOB_CANCEL)
+        state_is(j, GQ_COMFY_RUNNING, NULL);
+    CHECK(j->state == JOB_CANCEL && j->then == JOB_THEN_RETRY);
+    began = now_mono;
+    while (j->state == JOB_CANCEL && now_mono - began < 200000)
+        cancel_round(j, GQ_COMFY_RUNNING, NULL);
+    CHECK(j->state == JOB_BACKOFF);
+    CHECK(now_mono - began >= 120000);
     job_free(j);
 }
 
@@ -617,6 +669,7 @@ int main(void) {
     test_probe_gone();
     test_deadline_queued();
     test_cancel_race();
+    test_cancel_long_node();
     test_revoke_during_fetch();
     test_stop_during_backoff();
     test_stop();
