@@ -51,6 +51,13 @@ static const gq_cfg_key_t cfg_keys[] = {
      "prompts kept queued in ComfyUI ahead of the one rendering"},
     {"schedule", 0, "GENQ_SCHEDULE", GQ_CFG_STR, "fair", 0, 0, W, false,
      "fair (lanes, aging, tenant turns, model affinity) or fifo (lanes, then arrival order)"},
+    {"cache", 0, "GENQ_CACHE", GQ_CFG_STR, "on", 0, 0, W, false,
+     "on: a request whose bound workflow equals an earlier succeeded job's is answered from "
+     "that job's outputs, without a render (a request opts out with metadata genq-cache=off); "
+     "off: every job renders"},
+    {"cache_salt", 0, "GENQ_CACHE_SALT", GQ_CFG_STR, "", 0, 0, W, false,
+     "mixed into every cache key: change it when renders change under the same workflow (a "
+     "model file replaced under its name, new custom node code) to start a fresh cache"},
     {"lookahead", 0, "GENQ_LOOKAHEAD", GQ_CFG_INT, "16", 1, 10000, W, false,
      "ready jobs the scheduler chooses among (decoded and bound ahead of a free slot)"},
     {"max_passes", 0, "GENQ_MAX_PASSES", GQ_CFG_INT, "16", 0, 100000, W, false,

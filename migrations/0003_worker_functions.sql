@@ -18,6 +18,29 @@ COMMENT ON COLUMN genq.jobs.request IS
     '`genq replay jobs` publishes again. NULL for jobs recorded before genq 0003 and for '
     'messages that could not be decoded.';
 
+-- Scheduling and the result cache, as the job record shows them.
+ALTER TABLE genq.jobs ADD COLUMN lane text;
+ALTER TABLE genq.jobs ADD COLUMN sched_wait_ms bigint;
+ALTER TABLE genq.jobs ADD COLUMN cache_key text;
+ALTER TABLE genq.jobs ADD COLUMN cache_hit boolean NOT NULL DEFAULT false;
+ALTER TABLE genq.jobs ADD COLUMN cache_source uuid;
+CREATE INDEX jobs_cache_key_idx ON genq.jobs (cache_key, finished_at)
+    WHERE status = 'succeeded' AND cache_key IS NOT NULL;
+COMMENT ON COLUMN genq.jobs.lane IS
+    'The priority lane (GENQ_LANES) the request came in on; NULL when lanes are not used.';
+COMMENT ON COLUMN genq.jobs.sched_wait_ms IS
+    'Milliseconds the worker held the job ready while it rendered others (summed over '
+    'attempts): the cost of its scheduling choices (lanes, tenant turns, model affinity) and '
+    'of a busy ComfyUI.';
+COMMENT ON COLUMN genq.jobs.cache_key IS
+    'sha256 of the workflow as bound for ComfyUI (its output prefix made job-neutral) and the '
+    'worker''s cache_salt: two jobs with the same key render the same images. NULL when the '
+    'cache was off for the job.';
+COMMENT ON COLUMN genq.jobs.cache_hit IS
+    'true: answered from the outputs of an earlier job with the same cache_key, without a '
+    'render (attempts 0, render_ms 0).';
+COMMENT ON COLUMN genq.jobs.cache_source IS 'cache_hit: the job whose outputs were reused.';
+
 -- An outbox row that cannot be published (a dead letter larger than the producer may send,
 -- a topic that refuses it) is tried again after a while, then parked: never in a tight loop,
 -- never lost, and counted (genq_outbox_parked, alert GenqOutboxParked).
@@ -97,17 +120,23 @@ $$;
 --   probe      an earlier attempt (prev_prompt_id) is recorded as running and may still be
 --              in ComfyUI: ask it, then call again with p_force to start a new one;
 --   exhausted  max_attempts attempts were made: nothing changes (the caller records the
---              failure).
+--              failure);
+--   cached     (p_cache_key given, no attempt made yet) a succeeded job with the same key has
+--              outputs: prev_prompt_id is that job's id, outputs its outputs (as job_finish
+--              takes them); nothing changes until the caller records the hit.
 CREATE FUNCTION genq.attempt_begin(
     p_job_id uuid, p_request jsonb, p_model text, p_max_attempts integer, p_worker text,
     p_prompt_id text, p_started_ms bigint, p_group text, p_topic text, p_partition integer,
-    p_offset bigint, p_next_offset bigint, p_force boolean)
-RETURNS TABLE (outcome text, attempt integer, prev_prompt_id text, prev_started_ms bigint)
+    p_offset bigint, p_next_offset bigint, p_force boolean, p_cache_key text)
+RETURNS TABLE (outcome text, attempt integer, prev_prompt_id text, prev_started_ms bigint,
+               outputs jsonb)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
     j genq.jobs%ROWTYPE;
     n integer;
+    v_src uuid;
+    v_out jsonb;
 BEGIN
     PERFORM set_config('synchronous_commit', 'off', true);
     -- A row to lock, even for a job never seen: two workers holding the same job (a
@@ -119,24 +148,41 @@ BEGIN
     IF j.status IN ('succeeded', 'failed') THEN
         PERFORM genq.offset_move(p_group, p_topic, p_partition, p_offset, p_next_offset);
         RETURN QUERY SELECT 'terminal'::text, j.attempts, j.comfy_prompt_id,
-                            genq.ts_to_ms(j.started_at);
+                            genq.ts_to_ms(j.started_at), NULL::jsonb;
         RETURN;
+    END IF;
+    IF p_cache_key IS NOT NULL AND j.attempts = 0 THEN
+        -- The newest succeeded job with the key and every output still recorded.
+        SELECT c.job_id INTO v_src FROM genq.jobs c
+        WHERE c.cache_key = p_cache_key AND c.status = 'succeeded' AND c.job_id <> p_job_id
+          AND EXISTS (SELECT 1 FROM genq.job_outputs o WHERE o.job_id = c.job_id)
+        ORDER BY c.finished_at DESC LIMIT 1;
+        IF v_src IS NOT NULL THEN
+            SELECT jsonb_agg(jsonb_build_object('uri', o.uri, 'sha256', o.sha256,
+                                                'bytes', o.bytes, 'width', o.width,
+                                                'height', o.height, 'mime', o.mime)
+                             ORDER BY o.idx)
+            INTO v_out FROM genq.job_outputs o WHERE o.job_id = v_src;
+            RETURN QUERY SELECT 'cached'::text, 0, v_src::text, NULL::bigint, v_out;
+            RETURN;
+        END IF;
     END IF;
     IF j.status = 'running' AND j.comfy_prompt_id IS NOT NULL AND NOT p_force THEN
         RETURN QUERY SELECT 'probe'::text, j.attempts, j.comfy_prompt_id,
-                            genq.ts_to_ms(j.started_at);
+                            genq.ts_to_ms(j.started_at), NULL::jsonb;
         RETURN;
     END IF;
     IF j.attempts >= p_max_attempts THEN
         RETURN QUERY SELECT 'exhausted'::text, j.attempts, j.comfy_prompt_id,
-                            genq.ts_to_ms(j.started_at);
+                            genq.ts_to_ms(j.started_at), NULL::jsonb;
         RETURN;
     END IF;
     n := j.attempts + 1;
     UPDATE genq.jobs SET status = 'running', attempts = n,
         started_at = coalesce(genq.ms_to_ts(p_started_ms), now()),
         worker_id = p_worker, comfy_prompt_id = p_prompt_id, kafka_topic = p_topic,
-        kafka_partition = p_partition, kafka_offset = p_offset, updated_at = now()
+        kafka_partition = p_partition, kafka_offset = p_offset, cache_key = p_cache_key,
+        updated_at = now()
     WHERE job_id = p_job_id;
     IF p_request IS NOT NULL THEN
         PERFORM genq.job_apply_request(p_job_id, p_request, p_model);
@@ -151,7 +197,8 @@ BEGIN
         comfy_prompt_id = EXCLUDED.comfy_prompt_id, status = 'running',
         started_at = EXCLUDED.started_at, finished_at = NULL, queue_ms = NULL,
         render_ms = NULL, error_code = NULL, error = NULL;
-    RETURN QUERY SELECT 'begun'::text, n, j.comfy_prompt_id, genq.ts_to_ms(j.started_at);
+    RETURN QUERY SELECT 'begun'::text, n, j.comfy_prompt_id, genq.ts_to_ms(j.started_at),
+                        NULL::jsonb;
 END $$;
 
 -- Records that a worker took over a running attempt of another (adoption after a crash).
@@ -192,8 +239,9 @@ END $$;
 -- A job already terminal is left as it is (already = true): only the offset moves, and no
 -- message is written. p_result holds the GenerationCompleted fields: status ("succeeded" or
 -- "failed"), attempt, finished_at (ms), queue_ms, render_ms, total_ms, worker_id, model,
--- source, error_code, error, error_retryable. p_outputs is an array of {uri, sha256, bytes,
--- width, height, mime}.
+-- source, error_code, error, error_retryable, and what the record adds: lane, sched_wait_ms,
+-- cache_key, cache_source (a cache hit: no attempt is recorded). p_outputs is an array of
+-- {uri, sha256, bytes, width, height, mime}.
 CREATE FUNCTION genq.job_finish(
     p_job_id uuid, p_request jsonb, p_result jsonb, p_outputs jsonb,
     p_group text, p_topic text, p_partition integer, p_offset bigint, p_next_offset bigint,
@@ -205,6 +253,7 @@ DECLARE
     j genq.jobs%ROWTYPE;
     v_attempt integer := coalesce((p_result->>'attempt')::integer, 0);
     v_status text := p_result->>'status';
+    v_hit boolean := p_result->>'cache_source' IS NOT NULL;
     v_ev bigint;
     v_dlq bigint;
 BEGIN
@@ -220,6 +269,9 @@ BEGIN
     IF p_request IS NOT NULL THEN
         PERFORM genq.job_apply_request(p_job_id, p_request, p_result->>'model');
     END IF;
+    IF v_hit THEN
+        v_attempt := 0;
+    END IF;
     UPDATE genq.jobs SET status = v_status, attempts = v_attempt,
         finished_at = coalesce(genq.ms_to_ts((p_result->>'finished_at')::bigint), now()),
         queue_ms = (p_result->>'queue_ms')::bigint,
@@ -230,6 +282,11 @@ BEGIN
         source = coalesce(source, p_result->>'source'),
         error_code = p_result->>'error_code', error = p_result->>'error',
         error_retryable = (p_result->>'error_retryable')::boolean,
+        lane = coalesce(p_result->>'lane', lane),
+        sched_wait_ms = coalesce((p_result->>'sched_wait_ms')::bigint, sched_wait_ms),
+        cache_key = coalesce(p_result->>'cache_key', cache_key),
+        cache_hit = v_hit,
+        cache_source = (p_result->>'cache_source')::uuid,
         kafka_topic = coalesce(kafka_topic, p_topic),
         kafka_partition = coalesce(kafka_partition, p_partition),
         kafka_offset = coalesce(kafka_offset, p_offset),
@@ -332,8 +389,9 @@ COMMENT ON FUNCTION genq.outbox_failed(bigint[], text[], integer) IS
     'Worker: outbox rows that failed to publish; parked after p_max_attempts.';
 
 COMMENT ON FUNCTION genq.attempt_begin(uuid, jsonb, text, integer, text, text, bigint, text,
-                                       text, integer, bigint, bigint, boolean) IS
-    'Worker: start an attempt (or say why not: terminal, probe, exhausted), in one statement.';
+                                       text, integer, bigint, bigint, boolean, text) IS
+    'Worker: start an attempt (or say why not: terminal, probe, exhausted, cached), in one '
+    'statement.';
 COMMENT ON FUNCTION genq.attempt_adopt(uuid, integer, text) IS
     'Worker: a running attempt was taken over by another worker after a crash.';
 COMMENT ON FUNCTION genq.attempt_fail(uuid, integer, text, text, bigint, bigint, bigint) IS

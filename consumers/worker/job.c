@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define JOB_RETRY_MS 1000         /* a database or ComfyUI call failed: ask again after this */
+#define JOB_RETRY_MS 1000 /* a database or ComfyUI call failed: ask again after this */
 /* ComfyUI checks its interrupt flag between sampler steps and before each node, so a cancel
  * takes effect only when the node running now ends: a VAE decode or a cold checkpoint load
  * can take tens of seconds. The question whether it worked comes after a pause that grows
@@ -445,6 +445,35 @@ static void job_in_comfy_tick(job_t *j, const job_env_t *env, job_acts_t *acts) 
 
 /* ---- the states ---- */
 
+/* The result cache's key: the bound workflow (sorted, compact) with the job's own id, which
+ * genq wrote into the output prefix, made neutral, and the operator's salt. "" when the
+ * cache is off for the worker or, through its metadata (genq-cache: off), for the request. */
+static void job_cache_key(job_t *j, const job_env_t *env) {
+    j->cache_key[0] = '\0';
+    if (!env->cache_salt || !j->workflow)
+        return;
+    for (size_t i = 0; i < j->req.metadata_cnt; i++)
+        if (strcmp(j->req.metadata[i].key, "genq-cache") == 0 &&
+            strcmp(j->req.metadata[i].value, "off") == 0)
+            return;
+    char *text = json_dumps(j->workflow, JSON_COMPACT | JSON_SORT_KEYS);
+    if (!text)
+        return;
+    size_t idlen = strlen(j->job_id);
+    for (char *p = idlen ? strstr(text, j->job_id) : NULL; p; p = strstr(p + idlen, j->job_id))
+        memset(p, '-', idlen);
+    size_t salt = strlen(env->cache_salt), len = strlen(text);
+    char *buf = malloc(salt + 1 + len);
+    if (buf) {
+        memcpy(buf, env->cache_salt, salt);
+        buf[salt] = '\n';
+        memcpy(buf + salt + 1, text, len);
+        gq_sha256_hex(buf, salt + 1 + len, j->cache_key);
+    }
+    free(buf);
+    free(text);
+}
+
 static void job_admit(job_t *j, const job_ev_t *ev, const job_env_t *env, job_acts_t *acts) {
     if (ev->dup) {
         /* The same job is already in flight (a duplicate publish): the first one decides. */
@@ -477,6 +506,7 @@ static void job_admit(job_t *j, const job_ev_t *ev, const job_env_t *env, job_ac
         a.workflow = NULL;
         a.model = NULL;
         j->timeout_s = a.timeout_s;
+        job_cache_key(j, env);
         j->state = JOB_READY;
         j->ready_mono = env->now_mono;
         j->wake_mono = INT64_MAX;
@@ -502,6 +532,29 @@ static void job_admit(job_t *j, const job_ev_t *ev, const job_env_t *env, job_ac
     gq_admit_release(&a);
 }
 
+/* Answered from an earlier job's outputs: recorded as SUCCEEDED without a render. */
+static void job_cached(job_t *j, gq_rec_begun_t *b, const job_env_t *env, job_acts_t *acts) {
+    gq_strlcpy(j->cache_source, b->prev_prompt_id, sizeof(j->cache_source));
+    gq_info("job %s: the same render as job %s; answered from its %zu output(s)", j->job_id,
+            j->cache_source, b->outputs_cnt);
+    j->attempt = 1;
+    j->started_at = j->rendered_at = 0;
+    job_done_build(j, env, GQ_JOB_SUCCEEDED);
+    for (size_t i = 0; i < j->done.outputs_cnt; i++) {
+        free(j->done.outputs[i].uri);
+        free(j->done.outputs[i].mime);
+    }
+    free(j->done.outputs);
+    j->done.outputs = b->outputs;
+    j->done.outputs_cnt = b->outputs_cnt;
+    b->outputs = NULL;
+    b->outputs_cnt = 0;
+    j->state = JOB_RECORD;
+    j->not_before = 0;
+    j->wake_mono = INT64_MAX;
+    act(acts, JACT_RECORD);
+}
+
 static void job_begun(job_t *j, const job_ev_t *ev, const job_env_t *env, job_acts_t *acts) {
     if (ev->status != GQ_OK) {
         gq_warn("job %s: recording its attempt: %s (will retry)", j->job_id,
@@ -515,8 +568,15 @@ static void job_begun(job_t *j, const job_ev_t *ev, const job_env_t *env, job_ac
         j->wake_mono = j->not_before;
         return;
     }
-    const gq_rec_begun_t *b = ev->begun;
+    gq_rec_begun_t *b = ev->begun;
     switch (b->outcome) {
+    case GQ_REC_CACHED:
+        if (j->leaving) {
+            job_finish(j, JOB_END_REDELIVER);
+            return;
+        }
+        job_cached(j, b, env, acts);
+        return;
     case GQ_REC_TERMINAL:
         gq_info("job %s: already %s; skipped", j->job_id, "recorded");
         job_finish(j, JOB_END_FINISHED);
@@ -869,8 +929,8 @@ void job_step(job_t *j, const job_ev_t *ev, const job_env_t *env, job_acts_t *ac
             j->cancel_pause_ms = j->cancel_pause_ms * 2 > JOB_CANCEL_CONFIRM_MAX_MS
                                      ? JOB_CANCEL_CONFIRM_MAX_MS
                                      : j->cancel_pause_ms * 2;
-        } else if (!j->asking && (ev->type == JEV_TICK ||
-                                  (ev->type == JEV_COMFY && job_comfy_ends(ev->comfy)))) {
+        } else if (!j->asking &&
+                   (ev->type == JEV_TICK || (ev->type == JEV_COMFY && job_comfy_ends(ev->comfy)))) {
             j->wake_mono = env->now_mono + JOB_RETRY_MS * 2;
             job_ask(j, acts, JACT_STATE);
         } else if (ev->type == JEV_STATE && job_answer(j, ev)) {

@@ -103,6 +103,8 @@ typedef struct job {
     int64_t not_before;    /**< READY/BEGIN/RECORD: not before this (a database retry) */
     int64_t ready_mono;    /**< when it last became READY (the scheduler's aging) */
     int64_t sched_wait_ms; /**< READY until it got its slot, summed over attempts */
+    char cache_key[65];    /**< the result cache's key ("": no cache for this job) */
+    char cache_source[37]; /**< a cache hit: the job whose outputs answer this one */
     /* the loop's bookkeeping for the scheduler (scheduler.h), not a state */
     int passes;         /**< times a younger job was chosen before it */
     bool sched_counted; /**< counted in its tenant's jobs in ComfyUI */
@@ -148,7 +150,7 @@ typedef struct job_ev {
     const char *errstr;
     int ask;                       /**< STATE, HISTORY: the question answered */
     bool dup;                      /**< ADMIT */
-    const gq_rec_begun_t *begun;   /**< BEGUN */
+    gq_rec_begun_t *begun;         /**< BEGUN: its outputs may be taken (moved) */
     gq_comfy_state_t state;        /**< STATE */
     gq_comfy_result_t *result;     /**< STATE (FINISHED), HISTORY: may be taken (moved) */
     const gq_comfy_event_t *comfy; /**< COMFY */
@@ -190,6 +192,7 @@ typedef struct job_env {
     bool ws_up;   /**< the WebSocket is connected (silence is then just silence) */
     bool stopping;
     int64_t max_output_bytes;
+    const char *cache_salt; /**< NULL: the result cache is off */
 } job_env_t;
 
 /** A new job for a message (payload copied); NULL when out of memory. */

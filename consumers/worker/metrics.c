@@ -1,5 +1,6 @@
 /* The worker's metrics registry (see metrics.h); endpoint.c serves it over HTTP. */
 #include "metrics.h"
+#include "lanes.h"
 #include "buf.h"
 #include "log.h"
 #include "util.h"
@@ -12,6 +13,7 @@
 #define M_MAX_MODELS 64 /* beyond this, models are folded into "other" */
 #define M_MAX_REASONS 32
 #define M_MAX_PARTS 1024
+#define M_MAX_TENANTS 32 /* beyond this, tenants are folded into "other" */
 #define M_NBUCKETS 14
 
 static const double m_buckets[M_NBUCKETS] = {0.05, 0.1, 0.25, 0.5, 1,   2.5, 5,
@@ -28,6 +30,13 @@ typedef struct m_model {
     uint64_t succeeded, failed;
     m_hist_t queue, render, total;
 } m_model_t;
+
+/* Time held ready while others rendered (a summary: sum and count). */
+typedef struct m_wait {
+    char label[130];
+    double sum;
+    uint64_t n;
+} m_wait_t;
 
 typedef struct m_counter {
     char label[64];
@@ -46,12 +55,17 @@ struct gq_metrics {
     int64_t vram_used, vram_total;
     char last_model[128];
     uint64_t swaps;
-    char lag_topic[256];
+    char lag_topic[GQ_LANES_MAX][256]; /* per lane: lanes are topics */
+    int lag_topics;
+    uint64_t cache_hits, cache_misses;
+    m_wait_t lane_wait[GQ_LANES_MAX];
+    m_wait_t tenant_wait[M_MAX_TENANTS + 1]; /* the last one: every other tenant */
+    size_t tenants_cnt;
     int64_t outbox_pending, outbox_parked;
     uint64_t sched_picks[4];
     double outbox_oldest_s;
-    int64_t lag[M_MAX_PARTS];
-    bool lag_set[M_MAX_PARTS];
+    int64_t lag[GQ_LANES_MAX][M_MAX_PARTS];
+    bool lag_set[GQ_LANES_MAX][M_MAX_PARTS];
     int64_t heartbeat_mono, heartbeat_wall;
 };
 
@@ -198,9 +212,15 @@ void gq_metrics_lag(gq_metrics_t *m, const char *topic, int32_t partition, int64
     if (partition < 0 || partition >= M_MAX_PARTS)
         return;
     pthread_mutex_lock(&m->lock);
-    gq_strlcpy(m->lag_topic, topic, sizeof(m->lag_topic));
-    m->lag[partition] = lag;
-    m->lag_set[partition] = true;
+    int t = 0;
+    while (t < m->lag_topics && strcmp(m->lag_topic[t], topic) != 0)
+        t++;
+    if (t == m->lag_topics && t < GQ_LANES_MAX)
+        gq_strlcpy(m->lag_topic[m->lag_topics++], topic, sizeof(m->lag_topic[0]));
+    if (t < m->lag_topics) {
+        m->lag[t][partition] = lag;
+        m->lag_set[t][partition] = true;
+    }
     pthread_mutex_unlock(&m->lock);
 }
 
@@ -210,7 +230,55 @@ void gq_metrics_lag_clear(gq_metrics_t *m) {
     pthread_mutex_unlock(&m->lock);
 }
 
+void gq_metrics_cache(gq_metrics_t *m, bool hit) {
+    pthread_mutex_lock(&m->lock);
+    if (hit)
+        m->cache_hits++;
+    else
+        m->cache_misses++;
+    pthread_mutex_unlock(&m->lock);
+}
+
+void gq_metrics_sched_wait(gq_metrics_t *m, const char *lane, const char *tenant, double wait_s) {
+    pthread_mutex_lock(&m->lock);
+    for (int i = 0; lane && i < GQ_LANES_MAX; i++) {
+        if (m->lane_wait[i].label[0] && strcmp(m->lane_wait[i].label, lane) != 0)
+            continue;
+        if (!m->lane_wait[i].label[0])
+            gq_strlcpy(m->lane_wait[i].label, lane, sizeof(m->lane_wait[i].label));
+        m->lane_wait[i].sum += wait_s;
+        m->lane_wait[i].n++;
+        break;
+    }
+    size_t k = 0;
+    if (!tenant)
+        tenant = "";
+    while (k < m->tenants_cnt && strcmp(m->tenant_wait[k].label, tenant) != 0)
+        k++;
+    if (k == m->tenants_cnt) {
+        if (m->tenants_cnt < M_MAX_TENANTS)
+            gq_strlcpy(m->tenant_wait[m->tenants_cnt++].label, tenant,
+                       sizeof(m->tenant_wait[0].label));
+        else
+            gq_strlcpy(m->tenant_wait[k = M_MAX_TENANTS].label, "other",
+                       sizeof(m->tenant_wait[0].label));
+    }
+    m->tenant_wait[k].sum += wait_s;
+    m->tenant_wait[k].n++;
+    pthread_mutex_unlock(&m->lock);
+}
+
 /* Label values: backslash, double quote and newline escaped, as the format requires. */
+static void m_label(gq_buf_t *b, const char *s);
+
+static void m_wait_render(gq_buf_t *b, const char *name, const char *key, const m_wait_t *w) {
+    gq_buf_appendf(b, "%s_sum{%s=\"", name, key);
+    m_label(b, w->label);
+    gq_buf_appendf(b, "\"} %.3f\n%s_count{%s=\"", w->sum, name, key);
+    m_label(b, w->label);
+    gq_buf_appendf(b, "\"} %llu\n", (unsigned long long)w->n);
+}
+
 static void m_label(gq_buf_t *b, const char *s) {
     for (; *s; s++) {
         if (*s == '\\' || *s == '"')
@@ -292,13 +360,14 @@ char *gq_metrics_render(gq_metrics_t *m) {
     gq_buf_appendf(&b, "genq_model_swaps_total %llu\n", (unsigned long long)m->swaps);
     m_head(&b, "genq_consumer_lag", "gauge",
            "Messages behind the log end, per assigned partition.");
-    for (int p = 0; p < M_MAX_PARTS; p++) {
-        if (!m->lag_set[p])
-            continue;
-        gq_buf_appends(&b, "genq_consumer_lag{topic=\"");
-        m_label(&b, m->lag_topic);
-        gq_buf_appendf(&b, "\",partition=\"%d\"} %lld\n", p, (long long)m->lag[p]);
-    }
+    for (int t = 0; t < m->lag_topics; t++)
+        for (int p = 0; p < M_MAX_PARTS; p++) {
+            if (!m->lag_set[t][p])
+                continue;
+            gq_buf_appends(&b, "genq_consumer_lag{topic=\"");
+            m_label(&b, m->lag_topic[t]);
+            gq_buf_appendf(&b, "\",partition=\"%d\"} %lld\n", p, (long long)m->lag[t][p]);
+        }
     m_head(&b, "genq_sched_picks_total", "counter",
            "Jobs given a ComfyUI slot, by why: the oldest (fifo), waited its bound (aged), "
            "before older ones for the loaded model (affinity) or for another tenant (fair).");
@@ -306,6 +375,23 @@ char *gq_metrics_render(gq_metrics_t *m) {
     for (int i = 0; i < 4; i++)
         gq_buf_appendf(&b, "genq_sched_picks_total{why=\"%s\"} %llu\n", whys[i],
                        (unsigned long long)m->sched_picks[i]);
+    m_head(&b, "genq_cache_lookups_total", "counter",
+           "Jobs looked up in the result cache: answered from an earlier job's outputs (hit) "
+           "or rendered (miss).");
+    gq_buf_appendf(&b, "genq_cache_lookups_total{result=\"hit\"} %llu\n",
+                   (unsigned long long)m->cache_hits);
+    gq_buf_appendf(&b, "genq_cache_lookups_total{result=\"miss\"} %llu\n",
+                   (unsigned long long)m->cache_misses);
+    m_head(&b, "genq_sched_wait_seconds", "summary",
+           "Time a job was held ready while others had ComfyUI's slots, per lane.");
+    for (int i = 0; i < GQ_LANES_MAX && m->lane_wait[i].label[0]; i++)
+        m_wait_render(&b, "genq_sched_wait_seconds", "lane", &m->lane_wait[i]);
+    m_head(&b, "genq_tenant_wait_seconds", "summary",
+           "Time a job was held ready while others had ComfyUI's slots, per tenant (source; "
+           "beyond 32 tenants, \"other\").");
+    for (size_t i = 0; i <= M_MAX_TENANTS; i++)
+        if (i < m->tenants_cnt || (i == M_MAX_TENANTS && m->tenant_wait[i].n))
+            m_wait_render(&b, "genq_tenant_wait_seconds", "tenant", &m->tenant_wait[i]);
     m_head(&b, "genq_outbox_pending", "gauge",
            "Completion events and dead letters written and not yet acknowledged by Kafka.");
     gq_buf_appendf(&b, "genq_outbox_pending %lld\n", (long long)m->outbox_pending);

@@ -16,6 +16,9 @@
  *   genq_model_swaps_total                   counter (checkpoint differs from the last job's)
  *   genq_consumer_lag{topic,partition}       gauge  log end offset - committed offset
  *   genq_sched_picks_total{why}              counter jobs given a slot: fifo, aged, affinity, fair
+ *   genq_sched_wait_seconds{lane}            summary held ready while others had the slots
+ *   genq_tenant_wait_seconds{tenant}         summary the same per tenant (32, then "other")
+ *   genq_cache_lookups_total{result}         counter result cache: hit, miss
  *   genq_outbox_pending / _parked            gauge  genq.outbox rows to publish / set aside
  *   genq_outbox_oldest_seconds               gauge  age of the oldest row to publish
  *   genq_ready                               gauge 1/0
@@ -45,6 +48,10 @@ void gq_metrics_comfy(gq_metrics_t *m, bool up, int64_t vram_used, int64_t vram_
 void gq_metrics_model_used(gq_metrics_t *m, const char *model);
 /** The scheduler chose a job (why: gq_sched_why_t: fifo, aged, affinity, fair). */
 void gq_metrics_sched_pick(gq_metrics_t *m, int why);
+/** A job looked up in the result cache: answered from it (hit) or not. */
+void gq_metrics_cache(gq_metrics_t *m, bool hit);
+/** A job got its slot after wait_s held ready (lane: its topic; tenant: its source). */
+void gq_metrics_sched_wait(gq_metrics_t *m, const char *lane, const char *tenant, double wait_s);
 /** genq.outbox: rows to publish, rows parked, age of the oldest to publish. */
 void gq_metrics_outbox(gq_metrics_t *m, int64_t pending, int64_t parked, double oldest_s);
 void gq_metrics_lag(gq_metrics_t *m, const char *topic, int32_t partition, int64_t lag);

@@ -267,7 +267,9 @@ gq_status_t gq_record_send(gq_record_t *r, const gq_record_job_t *job, uint64_t 
                              job->payload, job->payload_len, r->worker_id,     dead};
         st = gq_recorder_reject_send(r->rec, &a, tag, errstr, errstr_size);
     } else {
-        gq_rec_finish_t a = {job->req, job->ev, job->ref, r->worker_id, event, dead};
+        gq_rec_finish_t a = {
+            job->req, job->ev,   job->ref,           r->worker_id,   event,
+            dead,     job->lane, job->sched_wait_ms, job->cache_key, job->cache_source};
         st = gq_recorder_finish_send(r->rec, &a, tag, errstr, errstr_size);
     }
     if (st != GQ_OK) {

@@ -35,6 +35,11 @@ typedef struct gq_record_job {
     const char *dead_reason;
     const char *error_code, *error_message;
     int32_t attempt;
+    /* the record's own columns (NULL, < 0: not known) */
+    const char *lane;
+    int64_t sched_wait_ms;
+    const char *cache_key;
+    const char *cache_source;
 } gq_record_job_t;
 
 gq_record_t *gq_record_new(const gq_cfg_t *cfg, const char *worker_id, gq_recorder_t *rec,

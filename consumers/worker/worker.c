@@ -169,6 +169,11 @@ static void worker_record(gq_worker_t *w, job_t *j) {
         .error_code = j->error_code,
         .error_message = j->error_message,
         .attempt = j->attempt,
+        .lane =
+            gq_intake_lanes(w->intake)->n > 1 ? gq_intake_lanes(w->intake)->topic[j->lane] : NULL,
+        .sched_wait_ms = j->sched_wait_ms,
+        .cache_key = j->cache_key,
+        .cache_source = j->cache_source,
     };
     char err[512];
     gq_status_t st = gq_record_send(w->record, &r, j->serial, err, sizeof(err));
@@ -208,7 +213,8 @@ static void worker_do(gq_worker_t *w, job_t *j, const job_acts_t *acts) {
         case JACT_BEGIN_FORCE: {
             gq_rec_begin_t a = {
                 &j->req,      j->model,         j->max_attempts, w->worker_id,
-                j->prompt_id, worker_ref(w, j), w->env.now_wall, acts->a[i] == JACT_BEGIN_FORCE};
+                j->prompt_id, worker_ref(w, j), w->env.now_wall, acts->a[i] == JACT_BEGIN_FORCE,
+                j->cache_key};
             gq_status_t st = gq_recorder_begin_send(w->rec, &a, j->serial, err, sizeof(err));
             if (st == GQ_OK)
                 j->io++;
@@ -288,7 +294,7 @@ static void worker_db_answer(gq_worker_t *w, gq_pgq_done_t *d) {
     }
     j->io--;
     job_ev_t ev = {.status = d->status, .errstr = d->errstr};
-    gq_rec_begun_t begun;
+    gq_rec_begun_t begun = {0};
     char err[512];
     switch (d->kind) {
     case GQ_REC_BEGIN:
@@ -296,6 +302,9 @@ static void worker_db_answer(gq_worker_t *w, gq_pgq_done_t *d) {
         if (ev.status == GQ_OK) {
             ev.status = gq_recorder_begin_result(d->res, &begun, err, sizeof(err));
             ev.errstr = err;
+            if (ev.status == GQ_OK && j->cache_key[0] &&
+                (begun.outcome == GQ_REC_CACHED || begun.outcome == GQ_REC_BEGUN))
+                gq_metrics_cache(w->metrics, begun.outcome == GQ_REC_CACHED);
         }
         ev.begun = &begun;
         break;
@@ -316,6 +325,7 @@ static void worker_db_answer(gq_worker_t *w, gq_pgq_done_t *d) {
         return;
     }
     worker_step(w, j, &ev);
+    gq_rec_begun_release(&begun);
 }
 
 static void worker_comfy_answer(gq_worker_t *w, gq_comfy_op_t *op) {
@@ -552,6 +562,8 @@ static void worker_slots(gq_worker_t *w) {
                 cj[k]->passes++;
         gq_metrics_sched_pick(w->metrics, (int)why);
         job_t *j = cj[i];
+        gq_metrics_sched_wait(w->metrics, gq_intake_lanes(w->intake)->topic[j->lane], j->req.source,
+                              (double)(w->env.now_mono - j->ready_mono) / 1000.0);
         gq_sched_submitted(&w->sched, j->req.source, j->model);
         j->sched_counted = true;
         worker_event(w, j, JEV_SLOT);
@@ -919,6 +931,16 @@ gq_worker_t *gq_worker_new(const gq_cfg_t *cfg, volatile sig_atomic_t *stop, gq_
                          .quiet_ms = WORKER_QUIET_MS,
                          .check_ms = WORKER_CHECK_MS,
                          .max_output_bytes = gq_cfg_int(cfg, "max_output_bytes")};
+    const char *cache = gq_cfg_str(cfg, "cache");
+    if (strcmp(cache, "on") == 0) {
+        w->env.cache_salt = gq_cfg_str(cfg, "cache_salt");
+        if (!w->env.cache_salt)
+            w->env.cache_salt = "";
+    } else if (strcmp(cache, "off") != 0) {
+        gq_errf(errstr, errstr_size, "cache: \"%s\" is neither on nor off", cache);
+        *st = GQ_ERR_INVALID;
+        goto fail;
+    }
     w->ws_backoff_ms = 500;
     *st = worker_sched_init(w, errstr, errstr_size);
     if (*st != GQ_OK)

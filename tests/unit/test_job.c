@@ -14,8 +14,12 @@
 static gq_admit_cfg_t test_admit = {"/nonexistent", 600, 3};
 static int64_t now_mono = 1000000, now_wall = INT64_C(1763820000000);
 
+static const char *test_cache_salt; /* NULL: the cache is off */
+static int64_t test_seed;
+
 static job_env_t env(void) {
-    job_env_t e = {.now_mono = now_mono,
+    job_env_t e = {.cache_salt = test_cache_salt,
+                   .now_mono = now_mono,
                    .now_wall = now_wall,
                    .admit = &test_admit,
                    .worker_id = "w-test",
@@ -40,6 +44,7 @@ static job_t *job_make(void) {
     req.prompt = strdup("a test");
     req.width = req.height = 64;
     req.steps = 2;
+    req.seed = test_seed;
     req.submitted_at = now_wall - 50;
     gq_buf_t b;
     gq_buf_init(&b, 1 << 20);
@@ -440,6 +445,59 @@ static void test_cancel_long_node(void) {
     job_free(j);
 }
 
+/* The result cache. The key: equal for the same request under another job id, different for
+ * another seed or salt, none when the request opts out or the cache is off. A hit: recorded
+ * as SUCCEEDED from the earlier job's outputs, never submitted, nothing swept. */
+static void test_cache(void) {
+    test_cache_salt = "";
+    job_t *a = job_in(JOB_READY), *b = job_in(JOB_READY);
+    CHECK(strlen(a->cache_key) == 64);
+    CHECK(strcmp(a->job_id, b->job_id) != 0);
+    CHECK_STR(a->cache_key, b->cache_key);
+    job_free(b);
+
+    test_cache_salt = "2026-12";
+    b = job_in(JOB_READY);
+    CHECK(strlen(b->cache_key) == 64 && strcmp(a->cache_key, b->cache_key) != 0);
+    job_free(b);
+    test_cache_salt = "";
+
+    /* Another seed: another render. */
+    test_seed = 7;
+    b = job_in(JOB_READY);
+    test_seed = 0;
+    CHECK(strlen(b->cache_key) == 64 && strcmp(a->cache_key, b->cache_key) != 0);
+    job_free(b);
+
+    test_cache_salt = NULL;
+    b = job_in(JOB_READY);
+    CHECK_STR(b->cache_key, "");
+    job_free(b);
+    test_cache_salt = "";
+
+    /* A hit. */
+    ev0(a, JEV_SLOT);
+    CHECK(a->state == JOB_BEGIN);
+    gq_rec_begun_t hit = {GQ_REC_CACHED, 0, "", 0, NULL, 0};
+    gq_uuid_v4(hit.prev_prompt_id);
+    hit.outputs = calloc(1, sizeof(*hit.outputs));
+    hit.outputs_cnt = 1;
+    hit.outputs[0].uri = strdup("file:///out/ab/cd.png");
+    hit.outputs[0].mime = strdup("image/png");
+    hit.outputs[0].bytes = 99;
+    job_acts_t acts = step(a, (job_ev_t){.type = JEV_BEGUN, .status = GQ_OK, .begun = &hit});
+    CHECK(a->state == JOB_RECORD && has_act(&acts, JACT_RECORD) && !has_act(&acts, JACT_SUBMIT));
+    CHECK(hit.outputs == NULL && hit.outputs_cnt == 0); /* taken */
+    CHECK_STR(a->cache_source, hit.prev_prompt_id);
+    CHECK(a->done.status == GQ_JOB_SUCCEEDED && a->done.attempt == 1);
+    CHECK(a->done.render_ms == 0 && a->done.outputs_cnt == 1);
+    CHECK_STR(a->done.outputs[0].uri, "file:///out/ab/cd.png");
+    acts = step(a, (job_ev_t){.type = JEV_RECORDED, .status = GQ_OK});
+    CHECK(a->state == JOB_DONE && a->end == JOB_END_FINISHED && !has_act(&acts, JACT_SWEEP));
+    job_free(a);
+    test_cache_salt = NULL;
+}
+
 /* A revoke while outputs are fetched: the job is still recorded (without moving offsets). */
 static void test_revoke_during_fetch(void) {
     job_t *j = job_in(JOB_COLLECT);
@@ -670,6 +728,7 @@ int main(void) {
     test_deadline_queued();
     test_cancel_race();
     test_cancel_long_node();
+    test_cache();
     test_revoke_during_fetch();
     test_stop_during_backoff();
     test_stop();

@@ -655,6 +655,107 @@ static void test_finish_new(gq_recorder_t *r, gq_pg_t *pg) {
     CHECK_STR(q1(pg, "SELECT count(*) FROM genq.jobs WHERE job_id = $1", id3), "0");
 }
 
+/* The result cache: a job with the key of a succeeded job with outputs is answered from them,
+ * before any attempt; the hit is recorded without an attempt; no key, no lookup. */
+static void test_cache(gq_recorder_t *r, gq_pg_t *pg) {
+    char err[1024], a_id[37], b_id[37], c_id[37];
+    gq_uuid_v4(a_id);
+    gq_uuid_v4(b_id);
+    gq_uuid_v4(c_id);
+    const char *key = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+    gq_request_t req;
+
+    /* A renders: its begin carries the key, its record the scheduling columns. */
+    make_req(&req, a_id);
+    gq_rec_begin_t a = begin_args(&req, "w", "p-a", 3, 1, 0, false);
+    a.cache_key = key;
+    gq_rec_begun_t b = begin(r, &a);
+    CHECK(b.outcome == GQ_REC_BEGUN && b.outputs == NULL);
+    /* Not yet succeeded: B, with the same key, renders too. */
+    make_req(&req, b_id);
+    gq_rec_begin_t bb = begin_args(&req, "w", "p-b", 3, 2, 0, false);
+    bb.cache_key = key;
+    b = begin(r, &bb);
+    CHECK(b.outcome == GQ_REC_BEGUN);
+    make_req(&req, a_id);
+    gq_completed_t ev;
+    make_ev(&ev, a_id, 1, GQ_JOB_SUCCEEDED, 2);
+    gq_rec_finish_t fa = {&req,
+                          &ev,
+                          {"g1", "genq.requests.high", 3, 1, 0},
+                          "test",
+                          {0},
+                          {0},
+                          "genq.requests.high",
+                          1234,
+                          key,
+                          NULL};
+    gq_rec_finished_t fo;
+    CHECK(gq_recorder_finish(r, &fa, &fo, err, sizeof(err)) == GQ_OK);
+    CHECK_STR(q1(pg,
+                 "SELECT concat_ws('|', lane, sched_wait_ms, cache_key = "
+                 "'9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08', cache_hit, "
+                 "coalesce(cache_source::text, 'null')) FROM genq.jobs WHERE job_id = $1",
+                 a_id),
+              "genq.requests.high|1234|t|f|null");
+
+    /* C, the same key: cached, with A's outputs in order; nothing written yet. */
+    make_req(&req, c_id);
+    gq_rec_begin_t ca = begin_args(&req, "w", "p-c", 3, 4, 0, false);
+    ca.cache_key = key;
+    b = begin(r, &ca);
+    CHECK(b.outcome == GQ_REC_CACHED);
+    CHECK_STR(b.prev_prompt_id, a_id);
+    CHECK_INT(b.outputs_cnt, 2);
+    if (b.outputs_cnt == 2) {
+        CHECK_STR(b.outputs[0].uri, "file:///out/aa.png");
+        CHECK_STR(b.outputs[1].uri, "file:///out/bb.png");
+        CHECK_STR(b.outputs[1].sha256, test_outputs[1].sha256);
+        CHECK_INT(b.outputs[1].bytes, 1001);
+        CHECK_INT(b.outputs[0].width, 768);
+        CHECK_STR(b.outputs[0].mime, "image/png");
+    }
+    CHECK_STR(q1(pg, "SELECT status || attempts FROM genq.jobs WHERE job_id = $1", c_id),
+              "queued0");
+    gq_rec_begun_release(&b);
+    CHECK(b.outputs == NULL && b.outputs_cnt == 0);
+
+    /* No key: no lookup, even for an identical request. */
+    char d_id[37];
+    gq_uuid_v4(d_id);
+    make_req(&req, d_id);
+    gq_rec_begin_t da = begin_args(&req, "w", "p-d", 3, 5, 0, false);
+    b = begin(r, &da);
+    CHECK(b.outcome == GQ_REC_BEGUN);
+    CHECK_STR(q1(pg, "SELECT coalesce(cache_key, 'null') FROM genq.jobs WHERE job_id = $1", d_id),
+              "null");
+}
+
+/* A cache hit's record: cache_hit, its source, no attempt row, the source's outputs. */
+static void test_cache_hit_record(gq_recorder_t *r, gq_pg_t *pg) {
+    char err[1024], src[37], id[37];
+    gq_uuid_v4(src);
+    gq_uuid_v4(id);
+    gq_request_t req;
+    make_req(&req, id);
+    gq_completed_t ev;
+    make_ev(&ev, id, 1, GQ_JOB_SUCCEEDED, 2);
+    ev.render_ms = 0;
+    gq_rec_finish_t f = {&req, &ev, {"g1", "genq.requests", 0, 9, 0}, "test", {0}, {0}, NULL, 50,
+                         "k",  src};
+    gq_rec_finished_t out;
+    CHECK(gq_recorder_finish(r, &f, &out, err, sizeof(err)) == GQ_OK);
+    CHECK_STR(q1(pg,
+                 "SELECT concat_ws('|', status, attempts, cache_hit, cache_source::text = "
+                 "(SELECT cache_source::text FROM genq.jobs WHERE job_id = $1), render_ms, "
+                 "coalesce(lane, 'null')) FROM genq.jobs WHERE job_id = $1",
+                 id),
+              "succeeded|0|t|t|0|null");
+    CHECK_STR(q1(pg, "SELECT cache_source::text FROM genq.jobs WHERE job_id = $1", id), src);
+    CHECK_STR(q1(pg, "SELECT count(*) FROM genq.job_attempts WHERE job_id = $1", id), "0");
+    CHECK_STR(q1(pg, "SELECT count(*) FROM genq.job_outputs WHERE job_id = $1", id), "2");
+}
+
 /* The outbox messages go in with the record (and only with the first record). */
 static void test_finish_outbox(gq_recorder_t *r, gq_pg_t *pg) {
     char err[1024], id[37];
@@ -1033,6 +1134,8 @@ int main(void) {
         test_exhausted(r, pg);
         test_finish_new(r, pg);
         test_finish_outbox(r, pg);
+        test_cache(r, pg);
+        test_cache_hit_record(r, pg);
         test_offsets(r, pg);
         test_reject(r, pg);
         test_pipeline(r, pg);

@@ -161,8 +161,8 @@ static gq_status_t rec_one_row(const PGresult *res, int cols, const char *what, 
 /* ---- begin ---- */
 
 static const char rec_sql_begin[] =
-    "SELECT outcome, attempt, prev_prompt_id, prev_started_ms FROM genq.attempt_begin("
-    "$1::uuid, $2::jsonb, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+    "SELECT outcome, attempt, prev_prompt_id, prev_started_ms, outputs FROM genq.attempt_begin("
+    "$1::uuid, $2::jsonb, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
 
 static gq_status_t rec_begin_run(gq_recorder_t *r, const gq_rec_begin_t *a, uint64_t tag,
                                  PGresult **res, char *errstr, size_t errstr_size) {
@@ -179,6 +179,7 @@ static gq_status_t rec_begin_run(gq_recorder_t *r, const gq_rec_begin_t *a, uint
         gq_pg_param_i64_or_null(&p, a->started_at);
         rec_param_ref(&p, &a->ref);
         gq_pg_param_bool(&p, a->force);
+        gq_pg_param_str_or_null(&p, a->cache_key && a->cache_key[0] ? a->cache_key : NULL);
         st = rec_run(r, rec_sql_begin, &p, GQ_REC_BEGIN, tag, res, errstr, errstr_size);
     }
     rec_texts_release(&t);
@@ -190,10 +191,57 @@ gq_status_t gq_recorder_begin_send(gq_recorder_t *r, const gq_rec_begin_t *a, ui
     return rec_begin_run(r, a, tag, NULL, errstr, errstr_size);
 }
 
+void gq_rec_begun_release(gq_rec_begun_t *b) {
+    for (size_t i = 0; b && i < b->outputs_cnt; i++) {
+        free(b->outputs[i].uri);
+        free(b->outputs[i].mime);
+    }
+    if (b) {
+        free(b->outputs);
+        b->outputs = NULL;
+        b->outputs_cnt = 0;
+    }
+}
+
+/* A cache hit's outputs, as job_finish wrote them (rec_outputs_json). */
+static gq_status_t rec_outputs_parse(const char *text, gq_rec_begun_t *out, char *errstr,
+                                     size_t errstr_size) {
+    json_error_t jerr;
+    json_t *a = json_loads(text, 0, &jerr);
+    size_t n = json_is_array(a) ? json_array_size(a) : 0;
+    if (n == 0 || !(out->outputs = calloc(n, sizeof(*out->outputs)))) {
+        json_decref(a);
+        gq_errf(errstr, errstr_size, "attempt_begin: cached outputs unreadable");
+        return GQ_ERR;
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_t *e = json_array_get(a, i);
+        gq_output_t *o = &out->outputs[i];
+        out->outputs_cnt++;
+        const char *uri = json_string_value(json_object_get(e, "uri"));
+        const char *sha = json_string_value(json_object_get(e, "sha256"));
+        const char *mime = json_string_value(json_object_get(e, "mime"));
+        o->uri = uri ? strdup(uri) : NULL;
+        o->mime = mime ? strdup(mime) : NULL;
+        gq_strlcpy(o->sha256, sha ? sha : "", sizeof(o->sha256));
+        o->bytes = json_integer_value(json_object_get(e, "bytes"));
+        o->width = (int32_t)json_integer_value(json_object_get(e, "width"));
+        o->height = (int32_t)json_integer_value(json_object_get(e, "height"));
+        if (!o->uri || (mime && !o->mime)) {
+            json_decref(a);
+            gq_rec_begun_release(out);
+            gq_errf(errstr, errstr_size, "attempt_begin: cached output %zu unreadable", i);
+            return GQ_ERR;
+        }
+    }
+    json_decref(a);
+    return GQ_OK;
+}
+
 gq_status_t gq_recorder_begin_result(const PGresult *res, gq_rec_begun_t *out, char *errstr,
                                      size_t errstr_size) {
     memset(out, 0, sizeof(*out));
-    gq_status_t st = rec_one_row(res, 4, "attempt_begin", errstr, errstr_size);
+    gq_status_t st = rec_one_row(res, 5, "attempt_begin", errstr, errstr_size);
     if (st != GQ_OK)
         return st;
     const char *o = gq_pg_get(res, 0, 0);
@@ -203,7 +251,8 @@ gq_status_t gq_recorder_begin_result(const PGresult *res, gq_rec_begun_t *out, c
     } outcomes[] = {{"begun", GQ_REC_BEGUN},
                     {"terminal", GQ_REC_TERMINAL},
                     {"probe", GQ_REC_PROBE},
-                    {"exhausted", GQ_REC_EXHAUSTED}};
+                    {"exhausted", GQ_REC_EXHAUSTED},
+                    {"cached", GQ_REC_CACHED}};
     size_t i = 0;
     while (i < GQ_ARRAY_LEN(outcomes) && strcmp(o, outcomes[i].name) != 0)
         i++;
@@ -215,6 +264,8 @@ gq_status_t gq_recorder_begin_result(const PGresult *res, gq_rec_begun_t *out, c
     out->attempt = (int32_t)gq_pg_get_i64(res, 0, 1, 0);
     gq_strlcpy(out->prev_prompt_id, gq_pg_get(res, 0, 2), sizeof(out->prev_prompt_id));
     out->prev_started_at = gq_pg_get_i64(res, 0, 3, 0);
+    if (out->outcome == GQ_REC_CACHED)
+        return rec_outputs_parse(gq_pg_get(res, 0, 4), out, errstr, errstr_size);
     return GQ_OK;
 }
 
@@ -286,7 +337,8 @@ static const char rec_sql_finish[] =
 static json_t *rec_str_or_null(const char *s) { return s ? json_string(s) : json_null(); }
 
 /* The GenerationCompleted fields the record keeps, as the jsonb p_result. */
-static json_t *rec_result_json(const gq_completed_t *ev) {
+static json_t *rec_result_json(const gq_rec_finish_t *a) {
+    const gq_completed_t *ev = a->ev;
     json_t *o = json_pack("{s:s, s:i, s:I, s:I, s:I, s:I}", "status",
                           ev->status == GQ_JOB_SUCCEEDED ? "succeeded" : "failed", "attempt",
                           (int)ev->attempt, "finished_at", (json_int_t)ev->finished_at, "queue_ms",
@@ -302,6 +354,14 @@ static json_t *rec_result_json(const gq_completed_t *ev) {
         json_object_set_new(o, "error", rec_str_or_null(ev->error_message));
         json_object_set_new(o, "error_retryable", json_boolean(ev->error_retryable));
     }
+    if (a->lane)
+        json_object_set_new(o, "lane", json_string(a->lane));
+    if (a->sched_wait_ms >= 0)
+        json_object_set_new(o, "sched_wait_ms", json_integer(a->sched_wait_ms));
+    if (a->cache_key && a->cache_key[0])
+        json_object_set_new(o, "cache_key", json_string(a->cache_key));
+    if (a->cache_source && a->cache_source[0])
+        json_object_set_new(o, "cache_source", json_string(a->cache_source));
     return o;
 }
 
@@ -335,7 +395,7 @@ static gq_status_t rec_finish_run(gq_recorder_t *r, const gq_rec_finish_t *a, ui
     gq_pg_param_str(&p, ev->job_id);
     gq_status_t st = rec_param_request(&p, &t, a->req, errstr, errstr_size);
     if (st == GQ_OK) {
-        const char *result = rec_json_keep(&t, rec_result_json(ev));
+        const char *result = rec_json_keep(&t, rec_result_json(a));
         const char *outputs = rec_json_keep(&t, rec_outputs_json(ev));
         if (!result || !outputs) {
             gq_errf(errstr, errstr_size, "job %s: the record cannot be written as JSON",

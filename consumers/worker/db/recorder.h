@@ -75,8 +75,9 @@ typedef struct gq_rec_begin {
     const char *worker_id;
     const char *prompt_id; /**< the new attempt's, recorded before ComfyUI hears of it */
     gq_msg_ref_t ref;
-    int64_t started_at; /**< ms; 0: the database's clock */
-    bool force;         /**< start a new attempt even if an earlier one may still run */
+    int64_t started_at;    /**< ms; 0: the database's clock */
+    bool force;            /**< start a new attempt even if an earlier one may still run */
+    const char *cache_key; /**< the result cache's key (NULL: no cache for this job) */
 } gq_rec_begin_t;
 
 typedef enum gq_rec_outcome {
@@ -84,14 +85,19 @@ typedef enum gq_rec_outcome {
     GQ_REC_TERMINAL,  /**< the job has its terminal record; the offset moved as ref says */
     GQ_REC_PROBE,     /**< attempt `attempt` (prev_prompt_id) may still be in ComfyUI */
     GQ_REC_EXHAUSTED, /**< `attempt` attempts were made, max_attempts allows no more */
+    GQ_REC_CACHED,    /**< job prev_prompt_id, with the same cache key, has the outputs */
 } gq_rec_outcome_t;
 
 typedef struct gq_rec_begun {
     gq_rec_outcome_t outcome;
     int32_t attempt;
-    char prev_prompt_id[64];
+    char prev_prompt_id[64]; /**< CACHED: the job whose outputs answer this one */
     int64_t prev_started_at; /**< ms, 0 if unknown */
+    gq_output_t *outputs;    /**< CACHED: its outputs (owned; gq_rec_begun_release) */
+    size_t outputs_cnt;
 } gq_rec_begun_t;
+
+void gq_rec_begun_release(gq_rec_begun_t *b);
 
 gq_status_t gq_recorder_begin_send(gq_recorder_t *r, const gq_rec_begin_t *a, uint64_t tag,
                                    char *errstr, size_t errstr_size);
@@ -137,6 +143,11 @@ typedef struct gq_rec_finish {
     gq_msg_ref_t ref;
     const char *claimer; /**< who publishes the outbox rows (the worker id) */
     gq_outbox_msg_t event, dead_letter;
+    /* what the record adds to the event (NULL, < 0: not known) */
+    const char *lane;
+    int64_t sched_wait_ms;
+    const char *cache_key;
+    const char *cache_source; /**< a cache hit: the job whose outputs were reused */
 } gq_rec_finish_t;
 
 typedef struct gq_rec_finished {
