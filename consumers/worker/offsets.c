@@ -120,9 +120,8 @@ int64_t gq_offsets_next_if_done(const gq_offsets_t *o, int lane, int32_t partiti
             next = p->flight[i];
             break;
         }
-    if (next < 0)
-        return -1;
-    return next > 0 ? next : 0;
+    /* 0 is not "nothing to store": to the recorder it means offset + 1. */
+    return next > 0 ? next : -1;
 }
 
 size_t gq_offsets_in_flight(const gq_offsets_t *o, int lane, int32_t partition) {

@@ -49,7 +49,8 @@ int64_t gq_offsets_done(gq_offsets_t *o, int lane, int32_t partition, int64_t of
 
 /**
  * The offset to commit if `offset` were done now (the others still in flight), for the
- * record written with it: > 0, or 0 meaning offset + 1; -1 when the partition is not ours.
+ * record written with it (> 0), or -1 when there is nothing to move (the partition is not
+ * ours, or message 0 is still in flight).
  */
 int64_t gq_offsets_next_if_done(const gq_offsets_t *o, int lane, int32_t partition, int64_t offset);
 
