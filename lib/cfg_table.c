@@ -58,14 +58,16 @@ static const gq_cfg_key_t cfg_keys[] = {
     {"cache_salt", 0, "GENQ_CACHE_SALT", GQ_CFG_STR, "", 0, 0, W, false,
      "mixed into every cache key: change it when renders change under the same workflow (a "
      "model file replaced under its name, new custom node code) to start a fresh cache"},
-    {"lookahead", 0, "GENQ_LOOKAHEAD", GQ_CFG_INT, "16", 1, 10000, W, false,
+    {"lookahead", 0, "GENQ_LOOKAHEAD", GQ_CFG_INT, "64", 1, 10000, W, false,
      "ready jobs the scheduler chooses among (decoded and bound ahead of a free slot)"},
-    {"max_passes", 0, "GENQ_MAX_PASSES", GQ_CFG_INT, "16", 0, 100000, W, false,
+    {"max_passes", 0, "GENQ_MAX_PASSES", GQ_CFG_INT, "32", 0, 100000, W, false,
      "a job passed over this often (for another tenant or model) goes next (0: no bound)"},
-    {"max_sched_wait", 0, "GENQ_MAX_SCHED_WAIT", GQ_CFG_INT, "60", 0, 86400, W, false,
-     "seconds a ready job may wait for others before it goes next (0: no bound)"},
+    {"max_sched_wait", 0, "GENQ_MAX_SCHED_WAIT", GQ_CFG_INT, "120", 0, 86400, W, false,
+     "seconds a job may wait beyond its FIFO turn (as the oldest ready job of its lane) "
+     "before it goes next (0: no bound)"},
     {"fair_quantum", 0, "GENQ_FAIR_QUANTUM", GQ_CFG_INT, "4", 1, 10000, W, false,
-     "jobs a tenant (request source) takes per turn, times its weight"},
+     "jobs (times its weight) a tenant (request source) may get ahead of the tenant furthest "
+     "behind to keep the loaded model"},
     {"tenant_weights", 0, "GENQ_TENANT_WEIGHTS", GQ_CFG_STR, NULL, 0, 0, W, false,
      "tenant=weight,... (others weigh 1)"},
     {"tenant_max_in_flight", 0, "GENQ_TENANT_MAX_IN_FLIGHT", GQ_CFG_INT, "0", 0, 10000, W, false,
@@ -73,7 +75,7 @@ static const gq_cfg_key_t cfg_keys[] = {
     {"lane_weights", 0, "GENQ_LANE_WEIGHTS", GQ_CFG_STR, NULL, 0, 0, W, false,
      "weights of the lanes, e.g. 8,2,1: lanes take turns in proportion (default: strict "
      "preference, a lane is served only when the ones before it are empty)"},
-    {"backlog", 0, "GENQ_BACKLOG", GQ_CFG_INT, "64", 1, 100000, W, false,
+    {"backlog", 0, "GENQ_BACKLOG", GQ_CFG_INT, "256", 1, 100000, W, false,
      "messages a worker takes ahead of ComfyUI (its intake pauses beyond this, resumes at half)"},
     {"max_attempts", 0, "GENQ_MAX_ATTEMPTS", GQ_CFG_INT, "3", 1, 100, W | P | R, false,
      "attempts per job when the request does not say"},

@@ -107,6 +107,7 @@ typedef struct job {
     char cache_source[37]; /**< a cache hit: the job whose outputs answer this one */
     /* the loop's bookkeeping for the scheduler (scheduler.h), not a state */
     int passes;         /**< times a younger job was chosen before it */
+    int64_t head_mono;  /**< since when it is the oldest ready job of its lane (0: not) */
     bool sched_counted; /**< counted in its tenant's jobs in ComfyUI */
 
     /* the end */

@@ -46,9 +46,11 @@ static size_t sched_tenant(gq_sched_t *s, const char *name) {
     for (size_t i = 0; i < GQ_SCHED_MAX_TENANTS; i++) {
         if (s->tenants[i].used && strcmp(s->tenants[i].name, name) == 0)
             return i;
+        /* A slot is reused only once its tenant is idle and not ahead of the others: its
+         * virtual time would be raised to the clock anyway when it comes back. */
         if (free_slot == GQ_SCHED_MAX_TENANTS &&
             (!s->tenants[i].used ||
-             (s->tenants[i].in_flight == 0 && s->tenants[i].deficit == 0 && i != s->turn)))
+             (s->tenants[i].in_flight == 0 && s->tenants[i].vtime <= s->vclock)))
             free_slot = i;
     }
     size_t i = free_slot < GQ_SCHED_MAX_TENANTS - 1 ? free_slot : GQ_SCHED_MAX_TENANTS - 1;
@@ -58,6 +60,7 @@ static size_t sched_tenant(gq_sched_t *s, const char *name) {
             memset(&s->tenants[i], 0, sizeof(s->tenants[i]));
             snprintf(s->tenants[i].name, sizeof(s->tenants[i].name), "%s", name);
             s->tenants[i].weight = sched_weight_of(s->cfg.weights, name);
+            s->tenants[i].vtime = s->vclock;
             s->tenants[i].used = true;
         }
     }
@@ -122,9 +125,9 @@ int gq_sched_pick(gq_sched_t *s, const gq_sched_cand_t *cand, size_t n, int64_t 
             continue;
         if (oldest < 0 || sched_older(&cand[i], &cand[oldest]))
             oldest = (int)i;
-        bool overdue =
-            (s->cfg.max_passes > 0 && cand[i].passes >= s->cfg.max_passes) ||
-            (s->cfg.max_wait_ms > 0 && now_mono - cand[i].ready_mono >= s->cfg.max_wait_ms);
+        bool overdue = (s->cfg.max_passes > 0 && cand[i].passes >= s->cfg.max_passes) ||
+                       (s->cfg.max_wait_ms > 0 && cand[i].head_mono > 0 &&
+                        now_mono - cand[i].head_mono >= s->cfg.max_wait_ms);
         if (overdue && (aged < 0 || sched_older(&cand[i], &cand[aged])))
             aged = (int)i;
     }
@@ -134,39 +137,51 @@ int gq_sched_pick(gq_sched_t *s, const gq_sched_cand_t *cand, size_t n, int64_t 
     } else if (aged >= 0) {
         pick = aged;
     } else {
-        /* Deficit round robin: the tenant whose turn it is serves while it has credit. */
-        for (size_t round = 0; round <= 2 * GQ_SCHED_MAX_TENANTS && pick < 0; round++) {
-            size_t t = s->turn % GQ_SCHED_MAX_TENANTS;
-            int best = -1, best_model = -1;
-            for (size_t i = 0; s->tenants[t].used && i < n; i++) {
-                if (!SCHED_OK(i) || sched_tenant(s, cand[i].tenant ? cand[i].tenant : "") != t)
-                    continue;
-                if (best < 0 || sched_older(&cand[i], &cand[best]))
-                    best = (int)i;
-                if (sched_same_model(cand[i].model, s->loaded) &&
-                    (best_model < 0 || sched_older(&cand[i], &cand[best_model])))
-                    best_model = (int)i;
-            }
-            if (best < 0) {
-                s->tenants[t].deficit = 0; /* nothing waiting: no credit saved up */
-                s->turn = (t + 1) % GQ_SCHED_MAX_TENANTS;
+        /* The least virtual time among tenants with a candidate; a tenant that was idle
+         * comes back level with it. */
+        double vmin = 0;
+        bool any = false;
+        for (size_t i = 0; i < n; i++) {
+            if (!SCHED_OK(i))
                 continue;
-            }
-            if (s->tenants[t].deficit < 1) /* its turn begins */
-                s->tenants[t].deficit += (int64_t)s->cfg.quantum * s->tenants[t].weight;
-            pick = best_model >= 0 ? best_model : best;
-            if (--s->tenants[t].deficit < 1)
-                s->turn = (t + 1) % GQ_SCHED_MAX_TENANTS;
+            size_t t = sched_tenant(s, cand[i].tenant ? cand[i].tenant : "");
+            if (s->tenants[t].vtime < s->vclock)
+                s->tenants[t].vtime = s->vclock;
+            if (!any || s->tenants[t].vtime < vmin)
+                vmin = s->tenants[t].vtime;
+            any = true;
         }
+        /* The loaded model's jobs of tenants within the slack, else the furthest behind. */
+        int near = -1, behind = -1;
+        double near_v = 0, behind_v = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (!SCHED_OK(i))
+                continue;
+            double v = s->tenants[sched_tenant(s, cand[i].tenant ? cand[i].tenant : "")].vtime;
+            if (behind < 0 || v < behind_v ||
+                (v == behind_v && sched_older(&cand[i], &cand[behind]))) {
+                behind = (int)i;
+                behind_v = v;
+            }
+            if (v - vmin < (double)s->cfg.quantum && sched_same_model(cand[i].model, s->loaded) &&
+                (near < 0 || v < near_v || (v == near_v && sched_older(&cand[i], &cand[near])))) {
+                near = (int)i;
+                near_v = v;
+            }
+        }
+        pick = near >= 0 ? near : behind;
         if (pick < 0)
             pick = oldest;
+        size_t t = sched_tenant(s, cand[pick].tenant ? cand[pick].tenant : "");
+        s->tenants[t].vtime += 1.0 / s->tenants[t].weight;
+        s->vclock = vmin;
     }
 #undef SCHED_OK
     if (why) {
         const char *ta = cand[pick].tenant ? cand[pick].tenant : "";
         const char *tb = cand[oldest].tenant ? cand[oldest].tenant : "";
-        *why = pick == oldest   ? GQ_SCHED_FIFO
-               : pick == aged   ? GQ_SCHED_AGED
+        *why = pick == aged     ? GQ_SCHED_AGED
+               : pick == oldest ? GQ_SCHED_FIFO
                : strcmp(ta, tb) ? GQ_SCHED_FAIR
                                 : GQ_SCHED_AFFINITY;
     }

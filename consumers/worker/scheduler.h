@@ -6,15 +6,19 @@
  * In order of precedence:
  *  1. **Lanes** (priority topics): the first lane with a candidate wins (strict), or lanes
  *     take turns in proportion to their weights (weighted).
- *  2. **Aging**: a candidate passed over `max_passes` times, or ready for `max_wait_ms`,
- *     goes next (the oldest such first), whatever the rest says. This bounds every job's
- *     extra wait.
- *  3. **Tenant fairness** (deficit round robin on the request's `source`): tenants take
- *     turns, each serving up to `quantum` x its weight jobs per turn; a tenant at its
- *     in-flight quota is skipped.
- *  4. **Model affinity**: within the tenant's turn, a job for the checkpoint ComfyUI will have
- *     loaded (that of the last job submitted) goes before older ones for other checkpoints.
- *  5. Otherwise the oldest (FIFO).
+ *  2. **Aging**: a candidate passed over `max_passes` times, or the oldest of its lane for
+ *     `max_wait_ms` (waiting that long beyond its FIFO turn), goes next (the oldest such
+ *     first), whatever the rest says. This bounds every job's extra wait over FIFO.
+ *  3. **Tenant fairness** (start-time fair queuing on the request's `source`): each tenant
+ *     has a virtual time, advanced by 1/weight per job it gets; the tenant furthest behind
+ *     goes next. A tenant at its in-flight quota is skipped; a tenant that was idle starts
+ *     level with the others (no credit saved up while idle).
+ *  4. **Model affinity** within fairness: a job for the checkpoint ComfyUI will have loaded
+ *     (that of the last job submitted) goes first if its tenant is less than `quantum` jobs
+ *     (of weight 1) ahead of the tenant furthest behind; among such jobs, the tenant furthest
+ *     behind, then the oldest. Only when no tenant within that slack has a job for the loaded
+ *     checkpoint does the model change, to the oldest job of the tenant furthest behind.
+ *  5. Ties: the oldest.
  * With `fifo`, only lanes and age order count (the reference the bench compares against).
  */
 #ifndef GQ_SCHED_H
@@ -33,7 +37,8 @@ typedef struct gq_sched_cand {
     const char *tenant; /**< the request's source ("" when none) */
     const char *model;  /**< the checkpoint it loads, NULL if none */
     uint64_t order;     /**< arrival order: lower is older */
-    int64_t ready_mono; /**< when it became ready */
+    int64_t head_mono;  /**< since when it is the oldest candidate of its lane (0: it is not):
+                             where FIFO would have given it the next slot */
     int passes;         /**< times another job was chosen while it was older */
 } gq_sched_cand_t;
 
@@ -43,8 +48,8 @@ typedef struct gq_sched_cfg {
     int lane_weight[GQ_SCHED_MAX_LANES];
     int lanes;
     int max_passes;           /**< aging: passed over this often goes next (0: no bound) */
-    int64_t max_wait_ms;      /**< aging: ready this long goes next (0: no bound) */
-    int quantum;              /**< jobs per tenant turn (times its weight) */
+    int64_t max_wait_ms;      /**< aging: the lane's oldest this long goes next (0: no bound) */
+    int quantum;              /**< jobs a tenant may run ahead to keep the loaded model */
     int tenant_max_in_flight; /**< 0: no quota */
     const char *weights;      /**< "tenant=weight,..." (others weigh 1) */
 } gq_sched_cfg_t;
@@ -57,18 +62,18 @@ typedef enum gq_sched_why {
     GQ_SCHED_FAIR,     /**< an older one of another tenant was passed over */
 } gq_sched_why_t;
 
-/** The scheduler's memory between choices: turns, deficits, the loaded model. */
+/** The scheduler's memory between choices: virtual times, the loaded model. */
 typedef struct gq_sched {
     gq_sched_cfg_t cfg;
     char loaded[256]; /**< the checkpoint of the last job submitted */
     struct {
         char name[129];
-        int64_t deficit;
+        double vtime; /**< service received, in jobs / weight */
         int in_flight;
         int weight;
         bool used;
     } tenants[GQ_SCHED_MAX_TENANTS];
-    size_t turn; /**< the tenant whose turn it is (index) */
+    double vclock; /**< the least virtual time among waiting tenants at the last pick */
     int lane_credit[GQ_SCHED_MAX_LANES];
 } gq_sched_t;
 
@@ -76,9 +81,9 @@ void gq_sched_init(gq_sched_t *s, const gq_sched_cfg_t *cfg);
 
 /**
  * Picks among cand[0..n) (n > 0): returns its index and why, or -1 when every candidate's
- * tenant is at its quota. Updates the deficits and turns as if it is submitted; the caller
- * then calls gq_sched_submitted (and later gq_sched_finished) and bumps `passes` of the older
- * candidates left behind (gq_sched_passed says which).
+ * tenant is at its quota. Advances the chosen tenant's virtual time as if it is submitted; the
+ * caller then calls gq_sched_submitted (and later gq_sched_finished) and bumps `passes` of the
+ * older candidates left behind (gq_sched_passed says which).
  */
 int gq_sched_pick(gq_sched_t *s, const gq_sched_cand_t *cand, size_t n, int64_t now_mono,
                   gq_sched_why_t *why);

@@ -546,13 +546,25 @@ static void worker_slots(gq_worker_t *w) {
         for (job_t *j = w->jobs; j && n < MAXC; j = j->next) {
             if (j->state != JOB_READY || w->env.now_mono < j->not_before)
                 continue;
-            cand[n] = (gq_sched_cand_t){j->lane,       j->req.source ? j->req.source : "",
-                                        j->model,      j->serial,
-                                        j->ready_mono, j->passes};
+            cand[n] = (gq_sched_cand_t){j->lane,      j->req.source ? j->req.source : "",
+                                        j->model,     j->serial,
+                                        j->head_mono, j->passes};
             cj[n++] = j;
         }
         if (n == 0)
             return;
+        /* Each lane's oldest is where FIFO would serve next: its wait beyond that starts. */
+        size_t head[GQ_SCHED_MAX_LANES];
+        for (int l = 0; l < GQ_SCHED_MAX_LANES; l++)
+            head[l] = n;
+        for (size_t k = 0; k < n; k++) {
+            int l = cand[k].lane >= 0 && cand[k].lane < GQ_SCHED_MAX_LANES ? cand[k].lane : 0;
+            if (head[l] == n || cand[k].order < cand[head[l]].order)
+                head[l] = k;
+        }
+        for (int l = 0; l < GQ_SCHED_MAX_LANES; l++)
+            if (head[l] < n && cj[head[l]]->head_mono == 0)
+                cand[head[l]].head_mono = cj[head[l]]->head_mono = w->env.now_mono;
         gq_sched_why_t why;
         int i = gq_sched_pick(&w->sched, cand, n, w->env.now_mono, &why);
         if (i < 0)
@@ -562,6 +574,7 @@ static void worker_slots(gq_worker_t *w) {
                 cj[k]->passes++;
         gq_metrics_sched_pick(w->metrics, (int)why);
         job_t *j = cj[i];
+        j->head_mono = 0;
         gq_metrics_sched_wait(w->metrics, gq_intake_lanes(w->intake)->topic[j->lane], j->req.source,
                               (double)(w->env.now_mono - j->ready_mono) / 1000.0);
         gq_sched_submitted(&w->sched, j->req.source, j->model);

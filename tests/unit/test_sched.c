@@ -73,9 +73,10 @@ static void test_aging(void) {
     gq_sched_why_t why;
     CHECK_INT(gq_sched_pick(&s, c, 2, 0, &why), 0);
     c[0].passes = 0;
-    c[0].ready_mono = 0;
-    c[1].ready_mono = 50000;
-    CHECK_INT(gq_sched_pick(&s, c, 2, 60000, &why), 0); /* waited 60 s: overdue */
+    c[0].head_mono = 1;
+    CHECK_INT(gq_sched_pick(&s, c, 2, 60000, &why), 1); /* the oldest for 60 s less 1 ms */
+    CHECK_INT(gq_sched_pick(&s, c, 2, 60001, &why), 0); /* 60 s beyond its FIFO turn: overdue */
+    CHECK(why == GQ_SCHED_AGED);
     /* A long mixed run: no job passed over more than max_passes times. */
     gq_sched_cand_t many[300];
     static const char *const models[] = {"a", "b", "c"};
@@ -120,6 +121,59 @@ static void test_fairness(void) {
     for (int k = 0; k < 16; k++)
         a_first16 += o[k] % 2 == 0;
     CHECK(a_first16 >= 11 && a_first16 <= 13);
+}
+
+/* The bench's workload (bench/run sched) on the policy alone: a big tenant's burst, then a
+ * medium and a small one, over three checkpoints at random. Fair takes at most a third of
+ * FIFO's model changes, the small tenant is done early, and aging still holds. */
+static int swaps_of(const gq_sched_cand_t *c, size_t n, const uint64_t *order) {
+    int swaps = 0;
+    const char *last = NULL;
+    for (size_t k = 0; k < n; k++)
+        for (size_t i = 0; i < n; i++)
+            if (c[i].order == order[k]) {
+                swaps += !last || strcmp(last, c[i].model) != 0;
+                last = c[i].model;
+            }
+    return swaps;
+}
+
+static void test_mixed(void) {
+    enum { N = 52 };
+    static const char *const models[] = {"a", "b", "c"};
+    gq_sched_cand_t base[N], c[N];
+    uint32_t rnd = 20261201;
+    for (int i = 0; i < N; i++) {
+        rnd = rnd * 1103515245u + 12345u;
+        base[i] = cand(0,
+                       i < 36   ? "big"
+                       : i < 48 ? "mid"
+                                : "small",
+                       models[(rnd >> 16) % 3], (uint64_t)i);
+    }
+    int swaps[2], small_done[2], worst[2];
+    for (int fair = 0; fair < 2; fair++) {
+        gq_sched_cfg_t cfg = cfg_default();
+        cfg.fifo = !fair;
+        cfg.max_passes = 32;
+        gq_sched_t s;
+        gq_sched_init(&s, &cfg);
+        memcpy(c, base, sizeof(c));
+        uint64_t order[N];
+        worst[fair] = drain(&s, c, N, order);
+        swaps[fair] = swaps_of(base, N, order);
+        small_done[fair] = 0;
+        for (int k = 0; k < N; k++)
+            if (order[k] >= 48)
+                small_done[fair] = k;
+    }
+    fprintf(stderr,
+            "test_sched: mixed: model changes fifo %d, fair %d; small tenant done at pick "
+            "%d (fifo %d); most passes %d\n",
+            swaps[0], swaps[1], small_done[1], small_done[0], worst[1]);
+    CHECK(swaps[1] * 3 <= swaps[0]);
+    CHECK(small_done[1] < small_done[0] / 2);
+    CHECK(worst[1] >= 0 && worst[1] <= 32);
 }
 
 static void test_quota(void) {
@@ -168,6 +222,7 @@ int main(void) {
     test_affinity();
     test_aging();
     test_fairness();
+    test_mixed();
     test_quota();
     test_lanes();
     return CHECK_DONE("test_sched");
