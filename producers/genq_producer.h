@@ -20,6 +20,9 @@
  *       gq_producer_send_prepared(p, prep, errstr, sizeof(errstr));
  *   }
  *
+ * With .lanes set, each request goes to the priority lane its priority names (the topics
+ * the workers serve most preferred first), for the C API and `genq produce` alike.
+ *
  * The producer is idempotent with acks=all, so a retried send never duplicates a message
  * within a session, and a delivered message is on every in-sync replica.
  */
@@ -47,8 +50,12 @@ typedef void(gq_producer_dr_cb_t)(const char *job_id, gq_status_t st, const char
                                   void *opaque);
 
 typedef struct gq_producer_conf {
-    const char *brokers;            /**< bootstrap servers */
-    const char *topic;              /**< default "genq.requests" */
+    const char *brokers; /**< bootstrap servers */
+    const char *topic;   /**< default "genq.requests" */
+    /** Priority lanes (GENQ_LANES: topics, most preferred first, comma-separated): each
+     * request goes to the lane of its priority (> 0 the first, < 0 the last, 0 the middle
+     * one; lanes.h), and `topic` is not used. NULL or "": every request goes to `topic`. */
+    const char *lanes;
     const char *const *kafka_props; /**< "key=value" librdkafka properties, may be NULL */
     size_t kafka_props_cnt;
     gq_producer_dr_cb_t *on_delivery; /**< may be NULL */

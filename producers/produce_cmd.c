@@ -402,6 +402,7 @@ int gq_cmd_produce(int argc, char **argv) {
     gq_producer_conf_t pc = {
         .brokers = gq_cfg_str(&cfg, "brokers"),
         .topic = gq_cfg_str(&cfg, "requests_topic"),
+        .lanes = gq_cfg_str(&cfg, "lanes"),
         .kafka_props = (const char *const *)cfg.kafka,
         .kafka_props_cnt = cfg.kafka_cnt,
         .on_delivery = produce_on_delivery,

@@ -1,6 +1,7 @@
 #include "genq_producer.h"
 #include "buf.h"
 #include "kafka.h"
+#include "lanes.h"
 #include "log.h"
 #include "util.h"
 
@@ -10,7 +11,9 @@
 
 struct gq_producer {
     rd_kafka_t *rk;
-    rd_kafka_topic_t *rkt; /* the topic, looked up once rather than by name per message */
+    /* the topic, or each lane's, looked up once rather than by name per message */
+    rd_kafka_topic_t *rkt[GQ_LANES_MAX];
+    gq_lanes_t lanes;
     char *topic;
     gq_producer_dr_cb_t *on_delivery;
     void *opaque;
@@ -44,6 +47,12 @@ gq_producer_t *gq_producer_new(const gq_producer_conf_t *conf, char *errstr, siz
     if (!p)
         return NULL;
     p->topic = strdup(conf->topic ? conf->topic : "genq.requests");
+    if (!p->topic ||
+        gq_lanes_init(&p->lanes, conf->lanes, p->topic, errstr, errstr_size) != GQ_OK) {
+        free(p->topic);
+        free(p);
+        return NULL;
+    }
     p->on_delivery = conf->on_delivery;
     p->opaque = conf->opaque;
 
@@ -91,25 +100,31 @@ gq_producer_t *gq_producer_new(const gq_producer_conf_t *conf, char *errstr, siz
     /* kc is owned by p->rk now. */
     bool reachable = true;
     if (conf->create_partitions > 0) {
-        const char *topics[] = {p->topic};
-        if (gq_kafka_topics_ensure(p->rk, topics, 1, conf->create_partitions, 10000, err,
-                                   sizeof(err)) != GQ_OK) {
-            gq_warn("could not ensure topic %s: %s", p->topic, err);
+        const char *topics[GQ_LANES_MAX];
+        for (int l = 0; l < p->lanes.n; l++)
+            topics[l] = p->lanes.topic[l];
+        if (gq_kafka_topics_ensure(p->rk, topics, (size_t)p->lanes.n, conf->create_partitions,
+                                   10000, err, sizeof(err)) != GQ_OK) {
+            gq_warn("could not ensure topic(s) %s: %s",
+                    conf->lanes && *conf->lanes ? conf->lanes : p->topic, err);
             reachable = false;
         }
     }
-    p->rkt = rd_kafka_topic_new(p->rk, p->topic, NULL);
-    if (!p->rkt) {
-        gq_errf(errstr, errstr_size, "kafka topic %s: %s", p->topic,
-                rd_kafka_err2str(rd_kafka_last_error()));
-        gq_producer_destroy(p);
-        return NULL;
+    for (int l = 0; l < p->lanes.n; l++) {
+        p->rkt[l] = rd_kafka_topic_new(p->rk, p->lanes.topic[l], NULL);
+        if (!p->rkt[l]) {
+            gq_errf(errstr, errstr_size, "kafka topic %s: %s", p->lanes.topic[l],
+                    rd_kafka_err2str(rd_kafka_last_error()));
+            gq_producer_destroy(p);
+            return NULL;
+        }
+        /* Without this, librdkafka learns the topic's partitions only on its next periodic
+         * scan, up to a second after the first message; waiting longer would gain nothing. */
+        const struct rd_kafka_metadata *md = NULL;
+        if (reachable &&
+            rd_kafka_metadata(p->rk, 0, p->rkt[l], &md, 1000) == RD_KAFKA_RESP_ERR_NO_ERROR)
+            rd_kafka_metadata_destroy(md);
     }
-    /* Without this, librdkafka learns the topic's partitions only on its next periodic scan,
-     * up to a second after the first message; waiting longer here would gain nothing. */
-    const struct rd_kafka_metadata *md = NULL;
-    if (reachable && rd_kafka_metadata(p->rk, 0, p->rkt, &md, 1000) == RD_KAFKA_RESP_ERR_NO_ERROR)
-        rd_kafka_metadata_destroy(md);
     return p;
 }
 
@@ -118,8 +133,9 @@ void gq_producer_destroy(gq_producer_t *p) {
         return;
     if (p->rk) {
         rd_kafka_flush(p->rk, 10000);
-        if (p->rkt)
-            rd_kafka_topic_destroy(p->rkt);
+        for (int l = 0; l < GQ_LANES_MAX; l++)
+            if (p->rkt[l])
+                rd_kafka_topic_destroy(p->rkt[l]);
         rd_kafka_destroy(p->rk);
     }
     free(p->topic);
@@ -127,11 +143,13 @@ void gq_producer_destroy(gq_producer_t *p) {
 }
 
 /* Enqueues one encoded request (copied), waiting out a full local queue. */
-static gq_status_t producer_enqueue(gq_producer_t *p, const char *job_id, const void *data,
-                                    size_t len, char *errstr, size_t errstr_size) {
+static gq_status_t producer_enqueue(gq_producer_t *p, int32_t priority, const char *job_id,
+                                    const void *data, size_t len, char *errstr,
+                                    size_t errstr_size) {
+    rd_kafka_topic_t *rkt = p->rkt[gq_lanes_for_priority(&p->lanes, priority)];
     for (;;) {
         rd_kafka_resp_err_t err = rd_kafka_producev(
-            p->rk, RD_KAFKA_V_RKT(p->rkt), RD_KAFKA_V_KEY(job_id, strlen(job_id)),
+            p->rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_KEY(job_id, strlen(job_id)),
             RD_KAFKA_V_VALUE((void *)data, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
             RD_KAFKA_V_HEADER("content-type", GQ_PRODUCER_CONTENT_TYPE, -1), RD_KAFKA_V_END);
         if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
@@ -156,7 +174,7 @@ gq_status_t gq_producer_send(gq_producer_t *p, const gq_request_t *req, char *er
     gq_buf_init(&b, 16u << 20);
     st = gq_request_encode(req, &b, errstr, errstr_size);
     if (st == GQ_OK)
-        st = producer_enqueue(p, req->job_id, b.data, b.len, errstr, errstr_size);
+        st = producer_enqueue(p, req->priority, req->job_id, b.data, b.len, errstr, errstr_size);
     gq_buf_release(&b);
     return st;
 }
@@ -165,7 +183,8 @@ gq_status_t gq_producer_send_prepared(gq_producer_t *p, const gq_request_prep_t 
                                       size_t errstr_size) {
     size_t len = 0;
     const void *data = gq_request_prep_data(prep, &len);
-    return producer_enqueue(p, gq_request_prep_job_id(prep), data, len, errstr, errstr_size);
+    return producer_enqueue(p, gq_request_prep_priority(prep), gq_request_prep_job_id(prep), data,
+                            len, errstr, errstr_size);
 }
 
 void gq_producer_poll(gq_producer_t *p, int timeout_ms) { rd_kafka_poll(p->rk, timeout_ms); }

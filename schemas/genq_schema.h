@@ -201,6 +201,8 @@ gq_status_t gq_request_prep_new_job_id(gq_request_prep_t *prep, char *errstr, si
 const char *gq_request_prep_job_id(const gq_request_prep_t *prep);
 /** The current single-object encoding, *len bytes; valid until the next change. */
 const void *gq_request_prep_data(const gq_request_prep_t *prep, size_t *len);
+/** The request's priority as it stands (a producer routes by it to a priority lane). */
+int32_t gq_request_prep_priority(const gq_request_prep_t *prep);
 /**
  * Decodes a single-object encoded request into req (initialised by this call; release it
  * even on failure). Safe on any byte string: lengths are checked against the input before

@@ -222,6 +222,7 @@ struct gq_request_prep {
     /* Field f is buf[off[f] .. off[f + 1]); off[GQ_REQ_FIELD_CNT] is the length. */
     size_t off[GQ_REQ_FIELD_CNT + 1];
     char job_id[37];
+    int32_t priority; /* kept for routing to a priority lane */
 };
 
 typedef enum prep_kind {
@@ -295,6 +296,7 @@ gq_request_prep_t *gq_request_prep_new(const gq_request_t *req, char *errstr, si
     }
     prep->off[GQ_REQ_FIELD_CNT] = e.n;
     memcpy(prep->job_id, req->job_id, sizeof(prep->job_id));
+    prep->priority = req->priority;
     return prep;
 }
 
@@ -394,8 +396,13 @@ gq_status_t gq_request_prep_set_int(gq_request_prep_t *prep, gq_request_field_t 
     } else {
         *(int32_t *)((char *)&v + pf->off) = (int32_t)x;
     }
-    return prep_set(prep, &v, field, errstr, errstr_size);
+    gq_status_t st = prep_set(prep, &v, field, errstr, errstr_size);
+    if (st == GQ_OK && field == GQ_REQ_PRIORITY)
+        prep->priority = (int32_t)x;
+    return st;
 }
+
+int32_t gq_request_prep_priority(const gq_request_prep_t *prep) { return prep->priority; }
 
 gq_status_t gq_request_prep_set_double(gq_request_prep_t *prep, gq_request_field_t field, double x,
                                        char *errstr, size_t errstr_size) {

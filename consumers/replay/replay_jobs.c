@@ -113,6 +113,7 @@ int gq_replay_jobs(const gq_cfg_t *cfg, gq_pg_t *pg) {
     }
     gq_producer_conf_t pc = {.brokers = gq_cfg_str(cfg, "brokers"),
                              .topic = gq_cfg_str(cfg, "requests_topic"),
+                             .lanes = gq_cfg_str(cfg, "lanes"),
                              .kafka_props = (const char *const *)cfg->kafka,
                              .kafka_props_cnt = cfg->kafka_cnt};
     gq_producer_t *prod = dry ? NULL : gq_producer_new(&pc, err, sizeof(err));
