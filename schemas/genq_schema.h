@@ -189,6 +189,9 @@ gq_status_t gq_schema_registry_set(const gq_registry_conf_t *conf, char *errstr,
  */
 gq_status_t gq_schema_registry_id(bool completed, const char *subject, int32_t *id, char *errstr,
                                   size_t errstr_size);
+/** Registers (or looks up) the schema given as JSON text under subject; *id is its id. */
+gq_status_t gq_schema_registry_register(const char *subject, const char *schema, size_t len,
+                                        int32_t *id, char *errstr, size_t errstr_size);
 
 /** Fills defaults for every field (as the .avsc defaults say), a new job_id and
  * submitted_at = now. */

@@ -53,6 +53,12 @@ static struct {
     size_t cnt;
     bool thread_started, stop;
     pthread_t thread;
+    struct {
+        char subject[256];
+        bool completed;
+        int32_t id;
+    } ids[16]; /* subjects registered or looked up by gq_schema_registry_id */
+    size_t ids_cnt;
 } reg;
 
 bool gq_schema_registry_on(void) { return atomic_load(&reg_on); }
@@ -341,6 +347,7 @@ static void reg_clear(void) {
     for (size_t i = 0; i < reg.cnt; i++)
         gq_schema_writer_destroy(reg.e[i].w);
     free(reg.e);
+    reg.ids_cnt = 0;
     free(reg.url);
     free(reg.username);
     free(reg.password);
@@ -399,17 +406,44 @@ gq_status_t gq_schema_registry_id(bool completed, const char *subject, int32_t *
     gq_status_t st = gq_schema_init(errstr, errstr_size);
     if (st != GQ_OK)
         return st;
-    if (!gq_schema_registry_on()) {
-        gq_errf(errstr, errstr_size, "no schema registry configured (GENQ_SCHEMA_REGISTRY_URL)");
-        return GQ_ERR_INVALID;
+    pthread_mutex_lock(&reg_lock);
+    for (size_t i = 0; i < reg.ids_cnt; i++) {
+        if (reg.ids[i].completed == completed && strcmp(reg.ids[i].subject, subject) == 0) {
+            *id = reg.ids[i].id;
+            pthread_mutex_unlock(&reg_lock);
+            return GQ_OK;
+        }
     }
+    pthread_mutex_unlock(&reg_lock);
     gq_schema_kind_t kind = completed ? GQ_SCHEMA_COMPLETED : GQ_SCHEMA_REQUEST;
     const gq_embedded_t *e = gq_embedded_find(gq_schema_kind_path(kind));
     if (!e) {
         gq_errf(errstr, errstr_size, "%s is not compiled in", gq_schema_kind_path(kind));
         return GQ_ERR;
     }
-    json_t *req = json_pack("{s:s%}", "schema", e->data, e->len);
+    if ((st = gq_schema_registry_register(subject, e->data, e->len, id, errstr, errstr_size)) !=
+        GQ_OK)
+        return st;
+    pthread_mutex_lock(&reg_lock);
+    if (reg.ids_cnt < GQ_ARRAY_LEN(reg.ids) && strlen(subject) < sizeof(reg.ids[0].subject)) {
+        gq_strlcpy(reg.ids[reg.ids_cnt].subject, subject, sizeof(reg.ids[0].subject));
+        reg.ids[reg.ids_cnt].completed = completed;
+        reg.ids[reg.ids_cnt].id = *id;
+        reg.ids_cnt++;
+    }
+    pthread_mutex_unlock(&reg_lock);
+    return GQ_OK;
+}
+
+gq_status_t gq_schema_registry_register(const char *subject, const char *schema, size_t len,
+                                        int32_t *id, char *errstr, size_t errstr_size) {
+    *id = -1;
+    if (!gq_schema_registry_on()) {
+        gq_errf(errstr, errstr_size, "no schema registry configured (GENQ_SCHEMA_REGISTRY_URL)");
+        return GQ_ERR_INVALID;
+    }
+    gq_status_t st;
+    json_t *req = json_pack("{s:s%}", "schema", schema, len);
     char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
     json_decref(req);
     if (!body) {
@@ -432,8 +466,8 @@ gq_status_t gq_schema_registry_id(bool completed, const char *subject, int32_t *
             json_integer_value(jid) <= INT32_MAX) {
             *id = (int32_t)json_integer_value(jid);
         } else if (http == 409 || http == 422) {
-            gq_errf(errstr, errstr_size, "schema registry refused %s under %s (HTTP %ld): %.300s",
-                    gq_schema_kind_name(kind), subject, http, b.data ? b.data : "");
+            gq_errf(errstr, errstr_size, "schema registry refused the schema under %s (HTTP %ld): "
+                    "%.300s", subject, http, b.data ? b.data : "");
             st = GQ_ERR_INVALID;
         } else {
             gq_errf(errstr, errstr_size, "schema registry answered HTTP %ld to POST %s: %.300s",

@@ -3,6 +3,7 @@
 #include "commands.h"
 #include "log.h"
 #include "reader.h"
+#include "schema_cfg.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -28,6 +29,11 @@ int gq_cmd_events(int argc, char **argv) {
         fprintf(stderr, "genq events: unexpected argument \"%s\"; try --help\n", argv[argi]);
         gq_cfg_release(&cfg);
         return GQ_EXIT_USAGE;
+    }
+    if (gq_schema_configure(&cfg, false, err, sizeof(err)) != GQ_OK) {
+        fprintf(stderr, "genq events: %s\n", err);
+        gq_cfg_release(&cfg);
+        return GQ_EXIT_CONFIG;
     }
     signal(SIGINT, events_on_signal);
     signal(SIGTERM, events_on_signal);

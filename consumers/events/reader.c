@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define READER_TRANSIENT_MS 60000
+
 struct gq_reader {
     rd_kafka_t *rk;
     int partitions;
@@ -156,6 +158,15 @@ gq_status_t gq_reader_next(gq_reader_t *r, int timeout_ms, gq_completed_t *ev, c
             continue;
         }
         gq_status_t st = gq_completed_decode(m->payload, m->len, ev, errstr, errstr_size);
+        /* Its writer's schema is in a registry that cannot be asked now: wait for it rather
+         * than skip the event (READER_TRANSIENT_MS at most, then it is reported). */
+        for (int64_t until = gq_mono_ms() + READER_TRANSIENT_MS;
+             st == GQ_ERR_TRANSIENT && gq_mono_ms() < until;) {
+            gq_completed_release(ev);
+            gq_debug("%s (waiting)", errstr);
+            gq_sleep_ms(500);
+            st = gq_completed_decode(m->payload, m->len, ev, errstr, errstr_size);
+        }
         if (st != GQ_OK) {
             size_t l = strlen(errstr);
             gq_errf(errstr + l, errstr_size - l, " (partition %d offset %lld)", (int)m->partition,
