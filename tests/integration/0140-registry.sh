@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# timeout: 300
+# The Schema Registry (a real one: Apicurio Registry's Confluent-compatible API, started by
+# tests/stack on demand). `genq schemas register` registers the schemas under the
+# topic-name subjects; requests framed the Confluent way (magic byte 0, a 4-byte schema id)
+# are rendered, whether written by `genq produce --framing confluent` or by a non-C client
+# (fastavro, registering its own newer writer schema through the REST API); an id the
+# registry does not have fails as decode_error; completion events written in the Confluent
+# framing decode with fastavro through the registry, and with `genq events` and
+# `genq produce --wait`, over HTTP and HTTPS (the stack's CA).
+source "$(dirname "$0")/lib.sh"
+t_fresh_db
+t_fresh_names
+t_registry
+py=$(t_fastavro)
+client="$GENQ_ROOT/tests/schemas/fastavro_client.py"
+subject="$GENQ_REQUESTS_TOPIC-value"
+
+"$GENQ" schemas register >"$T_TMP/register.txt" 2>"$T_TMP/register.log" || fail "genq schemas register: $(cat "$T_TMP/register.log")"
+grep -q "^GenerationRequest (current): subject $subject, id [0-9]" "$T_TMP/register.txt" || fail "register: $(cat "$T_TMP/register.txt")"
+grep -q "^GenerationCompleted (current): subject $GENQ_COMPLETED_TOPIC-value, id [0-9]" "$T_TMP/register.txt" || fail "register: $(cat "$T_TMP/register.txt")"
+req_id=$(sed -n "s/^GenerationRequest (current): subject .*, id \([0-9]*\)$/\1/p" "$T_TMP/register.txt")
+
+# genq's producer in the Confluent framing: the id of the registered schema.
+GENQ_FRAMING=confluent "$GENQ" produce -p "framed by genq" -m sd15.safetensors --width 64 --height 64 --steps 2 -n 3 \
+    >"$T_TMP/ids.txt" 2>"$T_TMP/produce.log" || fail "genq produce --framing confluent: $(tail -3 "$T_TMP/produce.log")"
+kcat -C -b "$GENQ_BROKERS" -t "$GENQ_REQUESTS_TOPIC" -e -q -f '%s' -c 1 2>/dev/null | head -c 5 | od -An -tx1 >"$T_TMP/head.txt"
+[ "$(tr -d ' \n' <"$T_TMP/head.txt")" = "$(printf '00%08x' "$req_id")" ] || fail "first bytes $(cat "$T_TMP/head.txt"), expected 00 and id $req_id"
+
+# A non-C client: fastavro with a newer writer schema it registers itself.
+t_avsc_variant "$T_TMP/v2.avsc" 'fields.append({"name": "style", "type": ["null", "string"], "default": None})'
+j_py=$(/usr/bin/python3 -c 'import uuid; print(uuid.uuid4())')
+"$py" "$client" encode "$T_TMP/v2.avsc" \
+    "{\"job_id\": \"$j_py\", \"prompt\": \"framed by fastavro\", \"model\": \"sd15.safetensors\", \"width\": 64, \"height\": 96, \"steps\": 2, \"style\": \"ink\", \"metadata\": {\"client\": \"python\"}}" \
+    --confluent "$GENQ_SCHEMA_REGISTRY_URL" "$subject" >"$T_TMP/py.bin" || fail "fastavro client"
+[ "$(head -c 1 "$T_TMP/py.bin" | od -An -tx1 | tr -d ' ')" = 00 ] || fail "the python message is not Confluent-framed"
+kcat -P -b "$GENQ_BROKERS" -t "$GENQ_REQUESTS_TOPIC" -k "$j_py" "$T_TMP/py.bin"
+# An id the registry does not have.
+j_unknown=$(/usr/bin/python3 -c 'import uuid; print(uuid.uuid4())')
+{ printf '\x00\x7f\xff\xff\x00'; tail -c +6 "$T_TMP/py.bin"; } | sed "s/$j_py/$j_unknown/" >"$T_TMP/unknown.bin"
+kcat -P -b "$GENQ_BROKERS" -t "$GENQ_REQUESTS_TOPIC" -k "$j_unknown" "$T_TMP/unknown.bin"
+
+GENQ_COMPLETED_FRAMING=confluent t_worker w1 "$GENQ_COMFYUI_URL"
+t_wait 90 "five jobs recorded" sql_is 5 "SELECT count(*) FROM genq.jobs WHERE status IN ('succeeded','failed')"
+[ "$(sql "SELECT count(*) FROM genq.jobs WHERE status = 'succeeded'")" -eq 4 ] || fail "expected 4 succeeded: $(sql "SELECT job_id, status, error FROM genq.jobs")"
+[ "$(sql "SELECT status || ' ' || width || 'x' || height FROM genq.jobs WHERE job_id = '$j_py'")" = "succeeded 64x96" ] || fail "python job: $(sql "SELECT status, error FROM genq.jobs WHERE job_id = '$j_py'")"
+sql "SELECT error_code || ': ' || error FROM genq.jobs WHERE job_id = '$j_unknown'" | grep -q "^decode_error: schema id 2147483392 is not in the schema registry" ||
+    fail "unknown id: $(sql "SELECT error_code, error FROM genq.jobs WHERE job_id = '$j_unknown'")"
+grep -q "completion events in Confluent framing: schema id" "$T_TMP/w1.log" || fail "the worker did not say its events' schema id"
+
+# The events, Confluent-framed, decoded by fastavro through the registry.
+kcat -C -b "$GENQ_BROKERS" -t "$GENQ_COMPLETED_TOPIC" -e -q -f '%R%s' >"$T_TMP/events.raw" 2>/dev/null
+"$py" "$client" decode "$GENQ_SCHEMA_REGISTRY_URL" <"$T_TMP/events.raw" >"$T_TMP/events-py.jsonl" || fail "fastavro could not decode the events"
+[ "$(grep -c '"_framing": "confluent"' "$T_TMP/events-py.jsonl")" -eq 5 ] || fail "expected 5 Confluent-framed events: $(cat "$T_TMP/events-py.jsonl")"
+grep "\"$j_py\"" "$T_TMP/events-py.jsonl" | grep -q '"status": "SUCCEEDED"' || fail "no SUCCEEDED event for the python job"
+grep "\"$j_py\"" "$T_TMP/events-py.jsonl" | grep -q '"client": "python"' || fail "the python job's metadata not echoed"
+# ... and by genq itself (a fresh process fetches the id), over HTTP and HTTPS.
+"$GENQ" events --from beginning >"$T_TMP/events.jsonl" 2>"$T_TMP/events.log" || fail "genq events"
+[ "$(wc -l <"$T_TMP/events.jsonl")" -eq 5 ] || fail "genq events printed $(wc -l <"$T_TMP/events.jsonl") events: $(cat "$T_TMP/events.log")"
+GENQ_SCHEMA_REGISTRY_URL=$GENQ_STACK_REGISTRY_TLS_URL GENQ_SCHEMA_REGISTRY_CA_FILE=$GENQ_STACK_REGISTRY_CA \
+    "$GENQ" events --from beginning >"$T_TMP/events-tls.jsonl" 2>"$T_TMP/events-tls.log" || fail "genq events over https"
+[ "$(wc -l <"$T_TMP/events-tls.jsonl")" -eq 5 ] || fail "genq events over https: $(cat "$T_TMP/events-tls.log")"
+# Without the CA the registry's certificate is not trusted: the event waits, and says why.
+GENQ_SCHEMA_REGISTRY_URL=$GENQ_STACK_REGISTRY_TLS_URL timeout 4 "$GENQ" events -v --from beginning --limit 1 \
+    >/dev/null 2>"$T_TMP/events-noca.log" || true
+grep -qi "certificate" "$T_TMP/events-noca.log" || fail "no certificate error without the CA: $(tail -3 "$T_TMP/events-noca.log")"
+
+# produce --wait follows Confluent-framed events too.
+GENQ_FRAMING=confluent "$GENQ" produce -p "waited for" -m sd15.safetensors --width 64 --height 64 --steps 2 --wait --wait-timeout 60 \
+    >"$T_TMP/wait.txt" 2>"$T_TMP/wait.log" || fail "genq produce --wait: $(tail -5 "$T_TMP/wait.log")"
+kill -0 "$PID_w1" || fail "the worker died"
+t_stop_workers w1
+note "registry id $req_id; genq and fastavro Confluent-framed requests rendered; events decoded by fastavro and genq (http, https)"
