@@ -30,16 +30,15 @@ static const gq_cfg_key_t cfg_keys[] = {
      W | P | E | R | S, true, "Schema Registry basic-auth password"},
     {"schema_registry_ca_file", 0, "GENQ_SCHEMA_REGISTRY_CA_FILE", GQ_CFG_STR, NULL, 0, 0,
      W | P | E | R | S, false, "PEM file of the CA(s) that sign an https registry's certificate"},
-    {"schema_registry_timeout", 0, "GENQ_SCHEMA_REGISTRY_TIMEOUT", GQ_CFG_INT, "5000", 100,
-     600000, W | P | E | R | S, false, "milliseconds one Schema Registry request may take"},
+    {"schema_registry_timeout", 0, "GENQ_SCHEMA_REGISTRY_TIMEOUT", GQ_CFG_INT, "5000", 100, 600000,
+     W | P | E | R | S, false, "milliseconds one Schema Registry request may take"},
     {"schema_dir", 0, "GENQ_SCHEMA_DIR", GQ_CFG_STR, NULL, 0, 0, W | P | E | R | S, false,
      "directory of extra writer schemas (*.avsc, e.g. a newer version) that readers resolve by "
      "fingerprint, besides the released versions compiled in"},
     {"framing", 0, "GENQ_FRAMING", GQ_CFG_STR, "single-object", 0, 0, P, false,
      "how requests are framed: single-object, or confluent (Schema Registry id; the schema is "
      "registered or looked up under <requests_topic>-value)"},
-    {"completed_framing", 0, "GENQ_COMPLETED_FRAMING", GQ_CFG_STR, "single-object", 0, 0, W,
-     false,
+    {"completed_framing", 0, "GENQ_COMPLETED_FRAMING", GQ_CFG_STR, "single-object", 0, 0, W, false,
      "how completion events are framed: single-object, or confluent (the schema is registered "
      "or looked up under <completed_topic>-value when the worker starts)"},
     /* Topics and group */

@@ -34,8 +34,8 @@ typedef enum avs_type {
 } avs_type_t;
 
 static const char *const avs_type_names[] = {
-    "null", "boolean", "int", "long",  "float", "double", "bytes",
-    "string", "record", "enum", "array", "map", "union", "fixed",
+    "null",   "boolean", "int",  "long",  "float", "double", "bytes",
+    "string", "record",  "enum", "array", "map",   "union",  "fixed",
 };
 
 typedef struct avs avs_t;
@@ -50,9 +50,9 @@ typedef struct avs_field {
 
 struct avs {
     avs_type_t t;
-    char *fullname;  /* named types */
+    char *fullname;   /* named types */
     const char *name; /* the unqualified part of fullname */
-    char **aliases;  /* named types: full names */
+    char **aliases;   /* named types: full names */
     size_t aliases_cnt;
     avs_field_t *fields;
     size_t fields_cnt;
@@ -319,8 +319,8 @@ static avs_t *parse_object(parse_t *ps, json_t *j, const char *ns, int depth) {
     if (!n)
         return NULL;
     if (kind == T_ARRAY || kind == T_MAP) {
-        n->items = parse_type(ps, json_object_get(j, kind == T_ARRAY ? "items" : "values"), ns,
-                              depth + 1);
+        n->items =
+            parse_type(ps, json_object_get(j, kind == T_ARRAY ? "items" : "values"), ns, depth + 1);
         return n->items ? n : NULL;
     }
     char *inner = NULL;
@@ -481,8 +481,8 @@ static gq_status_t default_encode(const avs_t *t, json_t *d, gq_buf_t *b, int de
                                   size_t errstr_size);
 
 /* The bytes of a JSON string default of bytes or fixed: code points 0..255, one byte each. */
-static gq_status_t default_octets(json_t *d, gq_buf_t *b, size_t want, bool with_len,
-                                  char *errstr, size_t errstr_size) {
+static gq_status_t default_octets(json_t *d, gq_buf_t *b, size_t want, bool with_len, char *errstr,
+                                  size_t errstr_size) {
     const unsigned char *s = (const unsigned char *)json_string_value(d);
     size_t n = json_string_length(d), cnt = 0;
     if (!s) {
@@ -526,8 +526,8 @@ static gq_status_t default_bad(const avs_t *t, char *errstr, size_t errstr_size)
     return GQ_ERR_INVALID;
 }
 
-static gq_status_t default_record(const avs_t *t, json_t *d, gq_buf_t *b, int depth,
-                                  char *errstr, size_t errstr_size) {
+static gq_status_t default_record(const avs_t *t, json_t *d, gq_buf_t *b, int depth, char *errstr,
+                                  size_t errstr_size) {
     if (!json_is_object(d))
         return default_bad(t, errstr, errstr_size);
     for (size_t i = 0; i < t->fields_cnt; i++) {
@@ -561,7 +561,7 @@ static gq_status_t default_encode(const avs_t *t, json_t *d, gq_buf_t *b, int de
     case T_INT:
     case T_LONG:
         if (!json_is_integer(d) || (t->t == T_INT && (json_integer_value(d) < INT32_MIN ||
-                                                     json_integer_value(d) > INT32_MAX)))
+                                                      json_integer_value(d) > INT32_MAX)))
             return default_bad(t, errstr, errstr_size);
         return put_varint(b, json_integer_value(d));
     case T_FLOAT:
@@ -624,10 +624,10 @@ static gq_status_t default_encode(const avs_t *t, json_t *d, gq_buf_t *b, int de
  * Plans */
 
 typedef enum pop {
-    P_ERR,      /* what the reader cannot take; fails when a datum gets there */
+    P_ERR, /* what the reader cannot take; fails when a datum gets there */
     P_NULL,
     P_BOOL,
-    P_INT,      /* int, or int read as long: the same bytes */
+    P_INT, /* int, or int read as long: the same bytes */
     P_LONG,
     P_INT_FLOAT,
     P_INT_DOUBLE,
@@ -636,15 +636,15 @@ typedef enum pop {
     P_FLOAT,
     P_FLOAT_DOUBLE,
     P_DOUBLE,
-    P_STRING,   /* string, or bytes read as string: must be UTF-8 without NUL */
-    P_BYTES,    /* bytes, or string read as bytes */
+    P_STRING, /* string, or bytes read as string: must be UTF-8 without NUL */
+    P_BYTES,  /* bytes, or string read as bytes */
     P_FIXED,
     P_ENUM,
     P_RECORD,
     P_ARRAY,
     P_MAP,
-    P_WUNION,   /* the writer's union: a plan per branch */
-    P_RUNION,   /* a non-union writer into a reader's union: the branch index, then sub */
+    P_WUNION, /* the writer's union: a plan per branch */
+    P_RUNION, /* a non-union writer into a reader's union: the branch index, then sub */
 } pop_t;
 
 typedef struct pnode pnode_t;
@@ -779,9 +779,10 @@ static pop_t compile_op(const avs_t *w, const avs_t *r) {
     case T_INT: return w->t == T_INT ? P_INT : P_ERR;
     case T_LONG: return w->t == T_INT ? P_INT : w->t == T_LONG ? P_LONG : P_ERR;
     case T_FLOAT:
-        return w->t == T_INT ? P_INT_FLOAT : w->t == T_LONG ? P_LONG_FLOAT
-                                         : w->t == T_FLOAT  ? P_FLOAT
-                                                            : P_ERR;
+        return w->t == T_INT     ? P_INT_FLOAT
+               : w->t == T_LONG  ? P_LONG_FLOAT
+               : w->t == T_FLOAT ? P_FLOAT
+                                 : P_ERR;
     case T_DOUBLE:
         return w->t == T_INT      ? P_INT_DOUBLE
                : w->t == T_LONG   ? P_LONG_DOUBLE
@@ -886,7 +887,8 @@ static pnode_t *compile_enum(compile_t *c, pnode_t *n, const avs_t *w, const avs
             if (strcmp(w->symbols[i], r->symbols[k]) == 0)
                 n->enum_map[i] = (int)k;
         if (n->enum_map[i] < 0 && c->strict) {
-            compile_fail(c, "symbol %s of enum %s is not in the reader's enum, which has no default",
+            compile_fail(c,
+                         "symbol %s of enum %s is not in the reader's enum, which has no default",
                          w->symbols[i], w->fullname);
             return NULL;
         }
@@ -956,8 +958,9 @@ static pnode_t *compile_node(compile_t *c, const avs_t *w, const avs_t *r) {
     pop_t op = compile_op(w, r);
     if (op == P_ERR) {
         bool named = w->fullname && r->fullname && w->t == r->t;
-        compile_fail(c, named ? "the writer's %s %s does not match the reader's %s"
-                              : "the writer's %s cannot be read as %s%s",
+        compile_fail(c,
+                     named ? "the writer's %s %s does not match the reader's %s"
+                           : "the writer's %s cannot be read as %s%s",
                      named ? avs_type_names[w->t] : type_label(w),
                      named ? w->fullname : type_label(r), named ? r->fullname : "");
         return NULL;
@@ -1032,8 +1035,10 @@ gq_status_t gq_avro_compatible(const gq_avsc_t *newer, const gq_avsc_t *older,
     if (level & GQ_AVRO_BACKWARD) {
         gq_avro_plan_t *p = gq_avro_plan_new(older, newer, true, err, sizeof(err));
         if (!p) {
-            gq_errf(errstr, errstr_size, "not backward compatible (the new schema cannot read "
-                                         "data written with the old one): %s", err);
+            gq_errf(errstr, errstr_size,
+                    "not backward compatible (the new schema cannot read "
+                    "data written with the old one): %s",
+                    err);
             return GQ_ERR_INVALID;
         }
         gq_avro_plan_destroy(p);
@@ -1041,8 +1046,10 @@ gq_status_t gq_avro_compatible(const gq_avsc_t *newer, const gq_avsc_t *older,
     if (level & GQ_AVRO_FORWARD) {
         gq_avro_plan_t *p = gq_avro_plan_new(newer, older, true, err, sizeof(err));
         if (!p) {
-            gq_errf(errstr, errstr_size, "not forward compatible (the old schema cannot read "
-                                         "data written with the new one): %s", err);
+            gq_errf(errstr, errstr_size,
+                    "not forward compatible (the old schema cannot read "
+                    "data written with the new one): %s",
+                    err);
             return GQ_ERR_INVALID;
         }
         gq_avro_plan_destroy(p);
@@ -1316,8 +1323,8 @@ static gq_status_t xc_node(xc_t *x, const pnode_t *n, gq_buf_t *out) {
     return st;
 }
 
-gq_status_t gq_avro_resolve(const gq_avro_plan_t *p, const void *data, size_t len,
-                            size_t max_items, gq_buf_t *out, char *errstr, size_t errstr_size) {
+gq_status_t gq_avro_resolve(const gq_avro_plan_t *p, const void *data, size_t len, size_t max_items,
+                            gq_buf_t *out, char *errstr, size_t errstr_size) {
     xc_t x = {.p = data,
               .end = (const unsigned char *)data + len,
               .items_left = max_items,

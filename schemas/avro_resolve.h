@@ -56,8 +56,8 @@ void gq_avro_plan_destroy(gq_avro_plan_t *p);
  * well-formed datum of the writer's schema or that uses what the reader cannot take;
  * GQ_ERR_NOMEM; GQ_ERR_TOOBIG when out's limit is reached.
  */
-gq_status_t gq_avro_resolve(const gq_avro_plan_t *p, const void *data, size_t len,
-                            size_t max_items, gq_buf_t *out, char *errstr, size_t errstr_size);
+gq_status_t gq_avro_resolve(const gq_avro_plan_t *p, const void *data, size_t len, size_t max_items,
+                            gq_buf_t *out, char *errstr, size_t errstr_size);
 
 /** Compatibility levels, as schema registries name them. */
 typedef enum gq_avro_compat {

@@ -156,8 +156,7 @@ gq_status_t gq_framing_parse(const char *s, gq_framing_t *out);
  * given framing in place (Confluent: 5 bytes shorter). GQ_ERR_INVALID when there is no
  * message there or schema_id is negative.
  */
-gq_status_t gq_schema_reframe(gq_buf_t *msg, size_t start, gq_framing_t framing,
-                              int32_t schema_id);
+gq_status_t gq_schema_reframe(gq_buf_t *msg, size_t start, gq_framing_t framing, int32_t schema_id);
 
 /**
  * The Schema Registry (Confluent REST API; Apicurio's ccompat/v7 speaks it). One per process:
@@ -169,8 +168,8 @@ typedef struct gq_registry_conf {
                                info in it (https://user:pass@host) is basic auth */
     const char *username; /**< basic auth (overrides the URL's) */
     const char *password;
-    const char *ca_file;  /**< PEM bundle to verify an https registry with */
-    int timeout_ms;       /**< per request (0: 5000) */
+    const char *ca_file; /**< PEM bundle to verify an https registry with */
+    int timeout_ms;      /**< per request (0: 5000) */
     /** Nonzero: a reader never waits on the registry. A schema id not cached yet is fetched
      * in the background, and decoding answers GQ_ERR_TRANSIENT until it is there (the
      * worker's admission retries such a message later). Zero: fetched while decoding. */
@@ -267,12 +266,12 @@ const void *gq_request_prep_data(const gq_request_prep_t *prep, size_t *len);
  * Decodes a single-object encoded (or, with a registry, Confluent-framed) request into req
  * (initialised by this call; release it even on failure). A writer schema other than the
  * current one is resolved into it (gq_schema_load_dir). GQ_ERR_TRANSIENT: the writer's
- * schema is in the registry, which cannot be asked now: try again later. Safe on any byte string: lengths are checked against the input before
- * avro-c allocates anything. On bad input, returns GQ_ERR_INVALID with errstr naming the
- * problem (and the field path), and req->job_id is set if the job id could still be read
- * and is a canonical uuid (job_id is the first field in every version of the schema, so
- * this works even for an unknown fingerprint); otherwise it is "". Success does not mean
- * the values are acceptable: call gq_request_validate().
+ * schema is in the registry, which cannot be asked now: try again later. Safe on any byte string:
+ * lengths are checked against the input before avro-c allocates anything. On bad input, returns
+ * GQ_ERR_INVALID with errstr naming the problem (and the field path), and req->job_id is set if the
+ * job id could still be read and is a canonical uuid (job_id is the first field in every version of
+ * the schema, so this works even for an unknown fingerprint); otherwise it is "". Success does not
+ * mean the values are acceptable: call gq_request_validate().
  */
 gq_status_t gq_request_decode(const void *data, size_t len, gq_request_t *req, char *errstr,
                               size_t errstr_size);

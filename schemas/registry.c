@@ -130,7 +130,8 @@ static gq_status_t reg_http(const reg_cfg_t *c, const char *path, const char *bo
         gq_errf(errstr, errstr_size, "curl_easy_init failed");
         return GQ_ERR_TRANSIENT;
     }
-    struct curl_slist *hdrs = curl_slist_append(NULL, "Accept: application/vnd.schemaregistry.v1+json, application/json");
+    struct curl_slist *hdrs =
+        curl_slist_append(NULL, "Accept: application/vnd.schemaregistry.v1+json, application/json");
     if (body)
         hdrs = curl_slist_append(hdrs, "Content-Type: application/vnd.schemaregistry.v1+json");
     curl_easy_setopt(h, CURLOPT_URL, url);
@@ -298,8 +299,10 @@ gq_status_t gq_schema_registry_writer(int32_t id, gq_writer_t **w, char *errstr,
                 gq_errf(errstr, errstr_size, "schema id %d: fetching it from the schema registry",
                         (int)id);
             else
-                gq_errf(errstr, errstr_size, "schema id %d: still fetching it from the schema "
-                                             "registry", (int)id);
+                gq_errf(errstr, errstr_size,
+                        "schema id %d: still fetching it from the schema "
+                        "registry",
+                        (int)id);
             e->state = REG_FETCHING;
             if (!reg.thread_started) {
                 reg.stop = false;
@@ -466,8 +469,10 @@ gq_status_t gq_schema_registry_register(const char *subject, const char *schema,
             json_integer_value(jid) <= INT32_MAX) {
             *id = (int32_t)json_integer_value(jid);
         } else if (http == 409 || http == 422) {
-            gq_errf(errstr, errstr_size, "schema registry refused the schema under %s (HTTP %ld): "
-                    "%.300s", subject, http, b.data ? b.data : "");
+            gq_errf(errstr, errstr_size,
+                    "schema registry refused the schema under %s (HTTP %ld): "
+                    "%.300s",
+                    subject, http, b.data ? b.data : "");
             st = GQ_ERR_INVALID;
         } else {
             gq_errf(errstr, errstr_size, "schema registry answered HTTP %ld to POST %s: %.300s",

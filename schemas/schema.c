@@ -293,8 +293,7 @@ const char *gq_schema_kind_name(gq_schema_kind_t kind) { return schema_types[kin
 /* The plan that reads w's data as the kind's record (compiled on first use), or NULL with
  * errstr saying why it cannot be read. */
 static const gq_avro_plan_t *writer_plan(gq_writer_t *w, const schema_type_t *t,
-                                         gq_schema_kind_t kind, char *errstr,
-                                         size_t errstr_size) {
+                                         gq_schema_kind_t kind, char *errstr, size_t errstr_size) {
     pthread_mutex_lock(&writers_lock);
     if (!w->compiled[kind]) {
         char err[300];
@@ -374,8 +373,8 @@ static gq_status_t schema_single_object(const schema_type_t *t, const unsigned c
 
 /* The datum in the reader's schema: as it is, or resolved from the writer's into tmp. */
 static gq_status_t schema_resolve(const schema_type_t *t, gq_schema_kind_t kind, gq_writer_t *w,
-                                  const unsigned char **p, size_t *len, gq_buf_t *tmp,
-                                  char *errstr, size_t errstr_size) {
+                                  const unsigned char **p, size_t *len, gq_buf_t *tmp, char *errstr,
+                                  size_t errstr_size) {
     if (!w || w->fp == t->fp)
         return GQ_OK;
     const gq_avro_plan_t *plan = writer_plan(w, t, kind, errstr, errstr_size);

@@ -3,8 +3,7 @@
 #include "cfg.h"
 #include "schema_cfg.h"
 
-gq_status_t gq_schema_configure(const gq_cfg_t *cfg, bool async, char *errstr,
-                                size_t errstr_size) {
+gq_status_t gq_schema_configure(const gq_cfg_t *cfg, bool async, char *errstr, size_t errstr_size) {
     gq_status_t st = gq_schema_init(errstr, errstr_size);
     if (st != GQ_OK)
         return st;

@@ -13,8 +13,7 @@
  * Loads the schema directory and sets the registry (or none) from cfg. async: a reader never
  * waits on the registry (the worker); otherwise decoding fetches a schema id it lacks.
  */
-gq_status_t gq_schema_configure(const gq_cfg_t *cfg, bool async, char *errstr,
-                                size_t errstr_size);
+gq_status_t gq_schema_configure(const gq_cfg_t *cfg, bool async, char *errstr, size_t errstr_size);
 /** Reads a framing key ("framing", "completed_framing"). */
 gq_status_t gq_schema_cfg_framing(const gq_cfg_t *cfg, const char *key, gq_framing_t *out,
                                   char *errstr, size_t errstr_size);

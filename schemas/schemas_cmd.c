@@ -154,8 +154,7 @@ static int schemas_list(void) {
     size_t n = gq_schema_writers(fps, labels, 256);
     for (size_t i = 0; i < n && i < 256; i++)
         if (strncmp(labels[i], "schemas/history/", 16) != 0)
-            printf("%-28s %-8s 0x%016" PRIx64 " %s\n", "(writer schema)", "dir", fps[i],
-                   labels[i]);
+            printf("%-28s %-8s 0x%016" PRIx64 " %s\n", "(writer schema)", "dir", fps[i], labels[i]);
     set_release(&cur);
     set_release(&hist);
     return GQ_EXIT_OK;
@@ -288,7 +287,8 @@ static int schemas_check(const gq_cfg_t *cfg) {
         snprintf(hpath, sizeof(hpath), "%s/history", from);
         hdir = hpath;
     }
-    gq_status_t st = from ? set_dir(&cur, from, false, err, sizeof(err)) : set_embedded(&cur, false);
+    gq_status_t st =
+        from ? set_dir(&cur, from, false, err, sizeof(err)) : set_embedded(&cur, false);
     if (st == GQ_OK)
         st = hdir ? set_dir(&hist, hdir, true, err, sizeof(err)) : set_embedded(&hist, true);
     if (st != GQ_OK) {

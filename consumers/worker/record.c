@@ -118,8 +118,8 @@ static gq_status_t record_framing(gq_record_t *r, char *errstr, size_t errstr_si
     const char *f = gq_cfg_str(r->cfg, "completed_framing");
     r->event_schema_id = -1;
     if (gq_framing_parse(f, &r->framing) != GQ_OK) {
-        gq_errf(errstr, errstr_size, "completed_framing \"%s\": expected single-object or "
-                                     "confluent", f ? f : "");
+        gq_errf(errstr, errstr_size,
+                "completed_framing \"%s\": expected single-object or confluent", f ? f : "");
         return GQ_ERR_INVALID;
     }
     if (r->framing == GQ_FRAMING_SINGLE_OBJECT)

@@ -117,7 +117,8 @@ static void test_records(void) {
         "\"type\":\"long\",\"default\":7},{\"name\":\"y\",\"type\":[\"null\",\"string\"]}]},"
         "\"default\":{\"y\":null}},"
         "{\"name\":\"a\",\"type\":\"long\"},"
-        "{\"name\":\"m\",\"type\":{\"type\":\"map\",\"values\":\"double\"},\"default\":{\"k\":1.5}}]}";
+        "{\"name\":\"m\",\"type\":{\"type\":\"map\",\"values\":\"double\"},\"default\":{\"k\":1.5}}"
+        "]}";
     put_long(&d, 42);
     put_long(&d, 2);
     put_str(&d, "skip");
@@ -137,12 +138,13 @@ static void test_records(void) {
     /* The same field order: streamed through, defaults appended. */
     const char *w2 = "{\"type\":\"record\",\"name\":\"R\",\"fields\":[{\"name\":\"a\",\"type\":"
                      "\"string\"}]}";
-    const char *r2 = "{\"type\":\"record\",\"name\":\"R\",\"fields\":[{\"name\":\"a\",\"type\":"
-                     "\"string\"},{\"name\":\"z\",\"type\":[\"null\",\"int\"],\"default\":null},"
-                     "{\"name\":\"e\",\"type\":{\"type\":\"enum\",\"name\":\"E\",\"symbols\":[\"P\","
-                     "\"Q\"]},\"default\":\"Q\"},{\"name\":\"bs\",\"type\":\"bytes\",\"default\":"
-                     "\"\\u00ff\\u0001\"},{\"name\":\"arr\",\"type\":{\"type\":\"array\",\"items\":"
-                     "\"int\"},\"default\":[1,2]}]}";
+    const char *r2 =
+        "{\"type\":\"record\",\"name\":\"R\",\"fields\":[{\"name\":\"a\",\"type\":"
+        "\"string\"},{\"name\":\"z\",\"type\":[\"null\",\"int\"],\"default\":null},"
+        "{\"name\":\"e\",\"type\":{\"type\":\"enum\",\"name\":\"E\",\"symbols\":[\"P\","
+        "\"Q\"]},\"default\":\"Q\"},{\"name\":\"bs\",\"type\":\"bytes\",\"default\":"
+        "\"\\u00ff\\u0001\"},{\"name\":\"arr\",\"type\":{\"type\":\"array\",\"items\":"
+        "\"int\"},\"default\":[1,2]}]}";
     gq_buf_reset(&d);
     gq_buf_reset(&want);
     put_str(&d, "x");
@@ -213,7 +215,8 @@ static void test_enums_unions(void) {
     gq_buf_init(&d, 1 << 20);
     gq_buf_init(&want, 1 << 20);
     const char *we = "{\"type\":\"enum\",\"name\":\"S\",\"symbols\":[\"A\",\"B\",\"C\"]}";
-    const char *re = "{\"type\":\"enum\",\"name\":\"S\",\"symbols\":[\"C\",\"A\"],\"default\":\"A\"}";
+    const char *re =
+        "{\"type\":\"enum\",\"name\":\"S\",\"symbols\":[\"C\",\"A\"],\"default\":\"A\"}";
     const char *rx = "{\"type\":\"enum\",\"name\":\"S\",\"symbols\":[\"C\",\"A\"]}";
     put_long(&d, 2); /* C */
     put_long(&want, 0);
@@ -305,7 +308,9 @@ static void test_hostile(void) {
     gq_avsc_destroy(rs);
     gq_buf_release(&d);
     /* Schemas that are not: bad JSON, unknown names, duplicates. */
-    const char *bad[] = {"{", "\"nosuch\"", "[\"int\",\"int\"]",
+    const char *bad[] = {"{",
+                         "\"nosuch\"",
+                         "[\"int\",\"int\"]",
                          "{\"type\":\"record\",\"name\":\"R\",\"fields\":[{\"name\":\"a\","
                          "\"type\":\"int\"},{\"name\":\"a\",\"type\":\"int\"}]}",
                          "{\"type\":\"enum\",\"name\":\"E\",\"symbols\":[\"A\"],\"default\":\"B\"}",
@@ -368,7 +373,8 @@ static void test_compat(void) {
                        "\"type\":\"int\"},{\"name\":\"e\",\"type\":{\"type\":\"enum\","
                        "\"name\":\"E\",\"symbols\":[\"X\",\"Y\",\"Z\"]}}]}";
     expect_compat(more, v1, GQ_AVRO_FORWARD, false, "symbol Z of enum E");
-    expect_compat(widened, v1, GQ_AVRO_FORWARD, false, "a: the writer's long cannot be read as int");
+    expect_compat(widened, v1, GQ_AVRO_FORWARD, false,
+                  "a: the writer's long cannot be read as int");
 }
 
 /* The current GenerationRequest with fields changed by edit() (a jansson array of fields). */
@@ -401,8 +407,8 @@ static void edit_v0(json_t *fields) {
 
 /* v2: a new optional field at the end. */
 static void edit_v2(json_t *fields) {
-    json_array_append_new(fields, json_pack("{s:s, s:[s,s], s:n}", "name", "style", "type",
-                                            "null", "string", "default"));
+    json_array_append_new(fields, json_pack("{s:s, s:[s,s], s:n}", "name", "style", "type", "null",
+                                            "string", "default"));
 }
 
 static void write_file(const char *path, const char *text) {
