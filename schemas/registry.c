@@ -16,6 +16,7 @@
  * schema or, when the subject has it already, answers its existing id.
  */
 #include "schema_int.h"
+#include "cfg.h"
 #include "embedded.h"
 #include "log.h"
 #include "util.h"
@@ -161,7 +162,9 @@ static gq_status_t reg_http(const reg_cfg_t *c, const char *path, const char *bo
         return GQ_ERR_TRANSIENT;
     }
     if (rc != CURLE_OK) {
-        gq_errf(errstr, errstr_size, "schema registry unreachable (%s%s): %s", c->url, path,
+        char shown[1100];
+        gq_cfg_redact_url(c->url, shown, sizeof(shown)); /* no password in logs */
+        gq_errf(errstr, errstr_size, "schema registry unreachable (%s%s): %s", shown, path,
                 curl_easy_strerror(rc));
         return GQ_ERR_TRANSIENT;
     }

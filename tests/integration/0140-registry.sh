@@ -7,7 +7,8 @@
 # (fastavro, registering its own newer writer schema through the REST API); an id the
 # registry does not have fails as decode_error; completion events written in the Confluent
 # framing decode with fastavro through the registry, and with `genq events` and
-# `genq produce --wait`, over HTTP and HTTPS (the stack's CA).
+# `genq produce --wait`, over HTTP and HTTPS (the stack's CA), with basic auth (user info in
+# the URL, or username and password settings).
 source "$(dirname "$0")/lib.sh"
 t_fresh_db
 t_fresh_names
@@ -65,9 +66,28 @@ GENQ_SCHEMA_REGISTRY_URL=$GENQ_STACK_REGISTRY_TLS_URL timeout 4 "$GENQ" events -
     >/dev/null 2>"$T_TMP/events-noca.log" || true
 grep -qi "certificate" "$T_TMP/events-noca.log" || fail "no certificate error without the CA: $(tail -3 "$T_TMP/events-noca.log")"
 
+# Basic auth (Apicurio itself authenticates through OpenID only: a forwarding proxy in front
+# of it asks for the password): in the URL's user info, or in the separate settings.
+/usr/bin/python3 "$GENQ_ROOT/tests/schemas/registry_auth_proxy.py" "$GENQ_SCHEMA_REGISTRY_URL" genq 's3cret' "$T_TMP/proxy.port" 2>"$T_TMP/proxy.log" &
+proxy_pid=$!
+T_PIDS+=($proxy_pid)
+t_wait 10 "the auth proxy" test -s "$T_TMP/proxy.port"
+proxy="127.0.0.1:$(cat "$T_TMP/proxy.port")"
+GENQ_SCHEMA_REGISTRY_URL="http://genq:s3cret@$proxy" "$GENQ" events --from beginning >"$T_TMP/events-auth.jsonl" 2>"$T_TMP/events-auth.log" || fail "genq events with user info"
+[ "$(wc -l <"$T_TMP/events-auth.jsonl")" -eq 5 ] || fail "genq events with user info: $(cat "$T_TMP/events-auth.log")"
+GENQ_SCHEMA_REGISTRY_URL="http://$proxy" GENQ_SCHEMA_REGISTRY_USERNAME=genq GENQ_SCHEMA_REGISTRY_PASSWORD=s3cret \
+    "$GENQ" events --from beginning >"$T_TMP/events-auth2.jsonl" 2>"$T_TMP/events-auth2.log" || fail "genq events with username/password"
+[ "$(wc -l <"$T_TMP/events-auth2.jsonl")" -eq 5 ] || fail "genq events with username/password: $(cat "$T_TMP/events-auth2.log")"
+GENQ_SCHEMA_REGISTRY_URL="http://genq:wrong@$proxy" timeout 4 "$GENQ" events -v --from beginning --limit 1 \
+    >/dev/null 2>"$T_TMP/events-noauth.log" || true
+grep -q "HTTP 401" "$T_TMP/events-noauth.log" || fail "no 401 with a wrong password: $(tail -3 "$T_TMP/events-noauth.log")"
+grep -q "wrong" "$T_TMP/events-noauth.log" && fail "the password was logged"
+grep -q 'GET /schemas/ids/' "$T_TMP/proxy.log" || fail "nothing went through the proxy"
+kill "$proxy_pid" && wait "$proxy_pid" 2>/dev/null || true
+
 # produce --wait follows Confluent-framed events too.
 GENQ_FRAMING=confluent "$GENQ" produce -p "waited for" -m sd15.safetensors --width 64 --height 64 --steps 2 --wait --wait-timeout 60 \
     >"$T_TMP/wait.txt" 2>"$T_TMP/wait.log" || fail "genq produce --wait: $(tail -5 "$T_TMP/wait.log")"
 kill -0 "$PID_w1" || fail "the worker died"
 t_stop_workers w1
-note "registry id $req_id; genq and fastavro Confluent-framed requests rendered; events decoded by fastavro and genq (http, https)"
+note "registry id $req_id; genq and fastavro Confluent-framed requests rendered; events decoded by fastavro and genq (http, https, basic auth)"
