@@ -6,8 +6,8 @@
  *     GQ_ERR_INVALID with a reason, and what succeeds must encode and decode again.
  *   1 mod 2: a writer schema (the bytes up to the first NUL, as JSON, the way a registry
  *     hands one over) and a datum (the rest): parsed, compiled leniently against the current
- *     GenerationRequest, and the datum resolved; whatever comes out must pass the checks
- *     avro-c's input gets (gq_avro_datum_check against the reader's schema).
+ *     GenerationRequest, and the datum resolved; whatever comes out must pass the check that
+ *     every input of avro-c passes (gq_avro_datum_check against the reader's schema).
  * ASAN/UBSan catch memory errors, LeakSanitizer leaks, abort() broken invariants.
  */
 #include "avro_canon.h"
