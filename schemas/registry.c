@@ -326,17 +326,21 @@ gq_status_t gq_schema_registry_writer(int32_t id, gq_writer_t **w, char *errstr,
     if (st == GQ_ERR_TRANSIENT)
         return st;
     pthread_mutex_lock(&reg_lock);
-    e = reg_find(id);
-    if (!e && (e = reg_add(id)) != NULL)
-        reg_store(e, st, nw, err);
-    else if (!e || e->state == REG_OK)
-        st = GQ_ERR_TRANSIENT; /* a full cache, or a race: not ours to keep; ask again */
-    else
-        reg_store(e, st, nw, err);
-    if (st == GQ_OK)
-        *w = nw;
-    else if (st == GQ_ERR_TRANSIENT)
+    if (!(e = reg_find(id)))
+        e = reg_add(id);
+    if (!e) {
         gq_schema_writer_destroy(nw);
+        gq_errf(errstr, errstr_size, "more than %d schema ids in use", REG_MAX_IDS);
+        st = GQ_ERR_INVALID;
+    } else if (e->state == REG_OK) { /* another thread stored it meanwhile */
+        gq_schema_writer_destroy(nw);
+        *w = e->w;
+        st = GQ_OK;
+    } else {
+        reg_store(e, st, nw, err);
+        if (st == GQ_OK)
+            *w = nw;
+    }
     pthread_mutex_unlock(&reg_lock);
     return st;
 }
