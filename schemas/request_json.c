@@ -283,8 +283,8 @@ static json_t *json_out_field(const json_field_t *f, const gq_request_t *req) {
         size_t cnt = *(const size_t *)(base + f->cnt_off);
         json_t *o = json_object();
         for (size_t i = 0; o && i < cnt; i++)
-            if (kv[i].key && json_object_set_new(o, kv[i].key, json_string(kv[i].value ? kv[i].value
-                                                                                       : "")) != 0) {
+            if (kv[i].key && json_object_set_new(
+                                 o, kv[i].key, json_string(kv[i].value ? kv[i].value : "")) != 0) {
                 json_decref(o);
                 return NULL;
             }
