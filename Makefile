@@ -49,7 +49,7 @@ CFLAGS   := $(CSTD) $(OPT) $(WARN) $(INC) -MMD -MP -pthread
 LDLIBS   := -pthread -lm
 
 LIB_SRC  := $(sort $(wildcard lib/*.c schemas/*.c producers/*.c consumers/*.c consumers/*/*.c consumers/*/*/*.c migrations/*.c))
-EMBED_IN := $(sort $(wildcard schemas/*.avsc migrations/*.sql workflows/*.json))
+EMBED_IN := $(sort $(wildcard schemas/*.avsc schemas/history/*.avsc migrations/*.sql workflows/*.json))
 EMBED_C  := $(BUILDDIR)/gen/embedded.c
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILDDIR)/%.o) $(BUILDDIR)/gen/embedded.o
 LIBGENQ  := $(BUILDDIR)/libgenq.a

@@ -28,6 +28,7 @@ static const cmd_t commands[] = {
     {"events", gq_cmd_events, "print completion events as JSON lines"},
     {"lag", gq_cmd_lag, "consumer lag and replicas, as KEDA computes them"},
     {"replay", gq_cmd_replay, "re-publish dead letters or failed jobs; move offsets"},
+    {"schemas", gq_cmd_schemas, "the Avro schemas: list, show, check compatibility, register"},
 };
 
 static void usage(FILE *out) {

@@ -23,6 +23,7 @@ enum {
     GQ_CMD_EVENTS = 1 << 3,
     GQ_CMD_REPLAY = 1 << 4,
     GQ_CMD_LAG = 1 << 5,
+    GQ_CMD_SCHEMAS = 1 << 6,
     GQ_CMD_ALL = 0xff,
 };
 

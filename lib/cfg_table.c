@@ -8,6 +8,7 @@
 #define E GQ_CMD_EVENTS
 #define R GQ_CMD_REPLAY
 #define L GQ_CMD_LAG
+#define S GQ_CMD_SCHEMAS
 #define I64MAX INT64_MAX
 
 static const gq_cfg_key_t cfg_keys[] = {
@@ -18,12 +19,34 @@ static const gq_cfg_key_t cfg_keys[] = {
      true, "PostgreSQL connection URI or key=value string"},
     {"comfyui_url", 'c', "GENQ_COMFYUI_URL", GQ_CFG_STR, "http://127.0.0.1:8188", 0, 0, W, true,
      "base URL of this worker's ComfyUI"},
+    /* Schemas: writer schemas and the Schema Registry */
+    {"schema_registry_url", 0, "GENQ_SCHEMA_REGISTRY_URL", GQ_CFG_STR, NULL, 0, 0,
+     W | P | E | R | S, true,
+     "Schema Registry (Confluent REST API, e.g. Apicurio's /apis/ccompat/v7): readers then also "
+     "take Confluent-framed messages; https://user:password@host works for basic auth"},
+    {"schema_registry_username", 0, "GENQ_SCHEMA_REGISTRY_USERNAME", GQ_CFG_STR, NULL, 0, 0,
+     W | P | E | R | S, false, "Schema Registry basic-auth user (overrides the URL's)"},
+    {"schema_registry_password", 0, "GENQ_SCHEMA_REGISTRY_PASSWORD", GQ_CFG_STR, NULL, 0, 0,
+     W | P | E | R | S, true, "Schema Registry basic-auth password"},
+    {"schema_registry_ca_file", 0, "GENQ_SCHEMA_REGISTRY_CA_FILE", GQ_CFG_STR, NULL, 0, 0,
+     W | P | E | R | S, false, "PEM file of the CA(s) that sign an https registry's certificate"},
+    {"schema_registry_timeout", 0, "GENQ_SCHEMA_REGISTRY_TIMEOUT", GQ_CFG_INT, "5000", 100, 600000,
+     W | P | E | R | S, false, "milliseconds one Schema Registry request may take"},
+    {"schema_dir", 0, "GENQ_SCHEMA_DIR", GQ_CFG_STR, NULL, 0, 0, W | P | E | R | S, false,
+     "directory of extra writer schemas (*.avsc, e.g. a newer version) that readers resolve by "
+     "fingerprint, besides the released versions compiled in"},
+    {"framing", 0, "GENQ_FRAMING", GQ_CFG_STR, "single-object", 0, 0, P, false,
+     "how requests are framed: single-object, or confluent (Schema Registry id; the schema is "
+     "registered or looked up under <requests_topic>-value)"},
+    {"completed_framing", 0, "GENQ_COMPLETED_FRAMING", GQ_CFG_STR, "single-object", 0, 0, W, false,
+     "how completion events are framed: single-object, or confluent (the schema is registered "
+     "or looked up under <completed_topic>-value when the worker starts)"},
     /* Topics and group */
-    {"requests_topic", 't', "GENQ_REQUESTS_TOPIC", GQ_CFG_STR, "genq.requests", 0, 0, W | P | R | L,
-     false, "topic of GenerationRequest messages"},
+    {"requests_topic", 't', "GENQ_REQUESTS_TOPIC", GQ_CFG_STR, "genq.requests", 0, 0,
+     W | P | R | L | S, false, "topic of GenerationRequest messages"},
     {"completed_topic", 0, "GENQ_COMPLETED_TOPIC", GQ_CFG_STR, "genq.completed", 0, 0,
-     W | P | E | R, false, "topic of GenerationCompleted events"},
-    {"lanes", 0, "GENQ_LANES", GQ_CFG_STR, NULL, 0, 0, W | P | L | R, false,
+     W | P | E | R | S, false, "topic of GenerationCompleted events"},
+    {"lanes", 0, "GENQ_LANES", GQ_CFG_STR, NULL, 0, 0, W | P | L | R | S, false,
      "priority lanes: request topics, most preferred first (priority > 0 goes to the first, "
      "< 0 to the last, 0 to the middle one); default: requests_topic alone"},
     {"dlq_topic", 0, "GENQ_DLQ_TOPIC", GQ_CFG_STR, "genq.requests.dlq", 0, 0, W | R, false,
@@ -177,6 +200,15 @@ static const gq_cfg_key_t cfg_keys[] = {
     {"min_replicas", 0, NULL, GQ_CFG_INT, "0", 0, 10000, L, false, "minReplicaCount"},
     {"max_replicas", 0, NULL, GQ_CFG_INT, "100", 1, 10000, L, false, "maxReplicaCount"},
     {"format", 0, NULL, GQ_CFG_STR, "text", 0, 0, L, false, "text or json"},
+    /* schemas */
+    {"level", 0, NULL, GQ_CFG_STR, "full", 0, 0, S, false,
+     "schemas check: backward, forward or full compatibility with every released version"},
+    {"history_dir", 0, NULL, GQ_CFG_STR, NULL, 0, 0, S, false,
+     "schemas check: released versions from this directory (<Name>.v<N>.avsc) instead of the "
+     "ones compiled in"},
+    {"schemas_from", 0, NULL, GQ_CFG_STR, NULL, 0, 0, S, false,
+     "schemas check/show: the current .avsc files from this directory instead of the ones "
+     "compiled in"},
     /* replay */
     {"dry_run", 'n', NULL, GQ_CFG_BOOL, "false", 0, 0, R, false,
      "show what would be replayed, change nothing"},

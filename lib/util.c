@@ -233,3 +233,27 @@ gq_status_t gq_strlcpy(char *dst, const char *src, size_t dst_size) {
     memcpy(dst, src, n + 1);
     return GQ_OK;
 }
+
+gq_status_t gq_read_file(const char *path, size_t max, char **out, size_t *len, char *errstr,
+                         size_t errstr_size) {
+    *out = NULL;
+    *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        gq_errf(errstr, errstr_size, "%s: %s", path, strerror(errno));
+        return GQ_ERR_NOTFOUND;
+    }
+    char *buf = malloc(max + 2);
+    size_t n = buf ? fread(buf, 1, max + 1, f) : 0;
+    bool bad = !buf || ferror(f);
+    fclose(f);
+    if (bad || n > max) {
+        free(buf);
+        gq_errf(errstr, errstr_size, "%s: %s", path, bad ? "cannot be read" : "too large");
+        return bad ? GQ_ERR : GQ_ERR_TOOBIG;
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return GQ_OK;
+}

@@ -51,4 +51,9 @@ bool gq_name_safe(const char *name, size_t max);
 /** Copies src into dst (size dst_size), always NUL-terminated; returns GQ_ERR_TOOBIG if cut. */
 gq_status_t gq_strlcpy(char *dst, const char *src, size_t dst_size);
 
+/** Reads a whole file of at most max bytes into *out (owned, NUL-terminated, *len bytes
+ * before the NUL). GQ_ERR_TOOBIG when larger; errstr names the file. */
+gq_status_t gq_read_file(const char *path, size_t max, char **out, size_t *len, char *errstr,
+                         size_t errstr_size);
+
 #endif

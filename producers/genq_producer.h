@@ -25,6 +25,17 @@
  *
  * The producer is idempotent with acks=all, so a retried send never duplicates a message
  * within a session, and a delivered message is on every in-sync replica.
+ *
+ * Messages are single-object encoded unless .framing is GQ_FRAMING_CONFLUENT: then each
+ * carries the Schema Registry id of GenerationRequest under the topic-name subject
+ * "<topic>-value" (registered there, or looked up, once by gq_producer_new):
+ *
+ *   gq_registry_conf_t reg = {.url = "https://user:pass@registry:8081"};
+ *   gq_producer_conf_t conf = {.brokers = "...", .framing = GQ_FRAMING_CONFLUENT,
+ *                              .registry = &reg};
+ *
+ * libgenq-producer.a then also needs libcurl (pkg-config libcurl), as it always does for
+ * reading Confluent-framed messages.
  */
 #ifndef GQ_PRODUCER_H
 #define GQ_PRODUCER_H
@@ -65,10 +76,17 @@ typedef struct gq_producer_conf {
      * (GQ_PRODUCER_BULK_*); zero: linger.ms=5, librdkafka's defaults otherwise. Both are
      * idempotent with acks=all. */
     int bulk;
+    /** GQ_FRAMING_SINGLE_OBJECT (0, the default) or GQ_FRAMING_CONFLUENT. */
+    gq_framing_t framing;
+    /** When set, the process's Schema Registry is set to it (gq_schema_registry_set);
+     * otherwise the one set before is used. Needed for GQ_FRAMING_CONFLUENT. */
+    const gq_registry_conf_t *registry;
 } gq_producer_conf_t;
 
 /**
  * Creates the producer; with create_partitions, creates the topic if missing (up to 10 s).
+ * With GQ_FRAMING_CONFLUENT it first registers or looks up the schema id (NULL when the
+ * registry cannot be reached or refuses the schema: errstr says which).
  * It then asks for the topic's metadata (up to 1 s) so that the first message does not wait
  * for librdkafka's periodic topic scan. Kafka being down is not an error here: messages wait
  * in the local queue until it is reachable or their delivery times out.
@@ -98,6 +116,9 @@ void gq_producer_poll(gq_producer_t *p, int timeout_ms);
  */
 gq_status_t gq_producer_flush(gq_producer_t *p, int timeout_ms, size_t *failed, char *errstr,
                               size_t errstr_size);
+
+/** The Schema Registry id the messages carry (GQ_FRAMING_CONFLUENT), else -1. */
+int32_t gq_producer_schema_id(const gq_producer_t *p);
 
 /** For callers that want the underlying handle (e.g. to add their own topics). */
 struct rd_kafka_s *gq_producer_handle(gq_producer_t *p);

@@ -5,6 +5,7 @@
 #include "idset.h"
 #include "log.h"
 #include "reader.h"
+#include "schema_cfg.h"
 #include "util.h"
 
 #include <signal.h>
@@ -25,6 +26,8 @@ typedef struct produce_state {
     gq_producer_t *p; /* where requests go: Kafka, */
     FILE *messages;   /* or, with --write-messages, a file */
     const char *messages_path;
+    gq_framing_t framing; /* of the messages */
+    int32_t schema_id;    /* GQ_FRAMING_CONFLUENT: the registry's id of GenerationRequest */
 } produce_state_t;
 
 static volatile sig_atomic_t produce_stop;
@@ -139,13 +142,28 @@ static gq_status_t produce_from_flags(const gq_cfg_t *cfg, gq_request_t *req, ch
  * key, u32 big-endian value length, value. The job id is printed as if delivered. */
 static gq_status_t produce_write(produce_state_t *ps, const char *job_id, const void *data,
                                  size_t len, char *errstr, size_t errstr_size) {
-    size_t klen = strlen(job_id);
+    unsigned char hdr[5];
+    const unsigned char *datum = data;
+    size_t hlen = 0;
+    if (ps->framing == GQ_FRAMING_CONFLUENT && len >= 10) {
+        uint32_t id = (uint32_t)ps->schema_id;
+        hdr[0] = 0;
+        hdr[1] = (unsigned char)(id >> 24);
+        hdr[2] = (unsigned char)(id >> 16);
+        hdr[3] = (unsigned char)(id >> 8);
+        hdr[4] = (unsigned char)id;
+        hlen = 5;
+        datum += 10;
+        len -= 10;
+    }
+    size_t klen = strlen(job_id), vlen = hlen + len;
     unsigned char kl[4] = {(unsigned char)(klen >> 24), (unsigned char)(klen >> 16),
                            (unsigned char)(klen >> 8), (unsigned char)klen};
-    unsigned char vl[4] = {(unsigned char)(len >> 24), (unsigned char)(len >> 16),
-                           (unsigned char)(len >> 8), (unsigned char)len};
+    unsigned char vl[4] = {(unsigned char)(vlen >> 24), (unsigned char)(vlen >> 16),
+                           (unsigned char)(vlen >> 8), (unsigned char)vlen};
     if (fwrite(kl, 1, 4, ps->messages) != 4 || fwrite(job_id, 1, klen, ps->messages) != klen ||
-        fwrite(vl, 1, 4, ps->messages) != 4 || fwrite(data, 1, len, ps->messages) != len) {
+        fwrite(vl, 1, 4, ps->messages) != 4 || fwrite(hdr, 1, hlen, ps->messages) != hlen ||
+        fwrite(datum, 1, len, ps->messages) != len) {
         gq_errf(errstr, errstr_size, "cannot write to %s", ps->messages_path);
         return GQ_ERR;
     }
@@ -336,6 +354,25 @@ static int produce_wait(gq_reader_t *r, produce_state_t *ps, int64_t timeout_s) 
     return failed ? GQ_EXIT_FAILURE : GQ_EXIT_OK;
 }
 
+/* Writer schemas, the registry, and the framing (with Confluent's, the schema id, looked up
+ * or registered once here). An exit code. */
+static int produce_schemas(const gq_cfg_t *cfg, produce_state_t *ps) {
+    char err[1024];
+    ps->schema_id = -1;
+    gq_status_t st = gq_schema_configure(cfg, false, err, sizeof(err));
+    if (st == GQ_OK)
+        st = gq_schema_cfg_framing(cfg, "framing", &ps->framing, err, sizeof(err));
+    if (st == GQ_OK && ps->framing == GQ_FRAMING_CONFLUENT) {
+        char subject[512];
+        snprintf(subject, sizeof(subject), "%s-value", gq_cfg_str(cfg, "requests_topic"));
+        st = gq_schema_registry_id(false, subject, &ps->schema_id, err, sizeof(err));
+    }
+    if (st == GQ_OK)
+        return GQ_EXIT_OK;
+    gq_err("%s", err);
+    return st == GQ_ERR_TRANSIENT ? GQ_EXIT_UNAVAILABLE : GQ_EXIT_CONFIG;
+}
+
 int gq_cmd_produce(int argc, char **argv) {
     gq_cfg_t cfg;
     int argi = 0;
@@ -377,6 +414,13 @@ int gq_cmd_produce(int argc, char **argv) {
     gq_idset_init(&ps.jobs);
     ps.track = wait;
     char err[1024];
+    int schemas_rc = produce_schemas(&cfg, &ps);
+    if (schemas_rc != GQ_EXIT_OK) {
+        gq_request_prep_destroy(prep);
+        gq_idset_release(&ps.jobs);
+        gq_cfg_release(&cfg);
+        return schemas_rc;
+    }
     int partitions = (int)gq_cfg_int(&cfg, "partitions");
     int bad = 0;
     int exit_code = GQ_EXIT_OK;
@@ -409,6 +453,7 @@ int gq_cmd_produce(int argc, char **argv) {
         .opaque = &ps,
         .create_partitions = partitions,
         .bulk = from_file || gq_cfg_int(&cfg, "count") > 1,
+        .framing = ps.framing,
     };
     ps.p = gq_producer_new(&pc, err, sizeof(err));
     if (!ps.p) {

@@ -129,6 +129,69 @@ void gq_schema_shutdown(void);
 uint64_t gq_schema_request_fingerprint(void);
 uint64_t gq_schema_completed_fingerprint(void);
 
+/**
+ * Writer schemas. Besides its own schemas, a reader knows every released version compiled
+ * in (schemas/history/), the .avsc files of a schema directory given here (GENQ_SCHEMA_DIR:
+ * newer writer schemas, before a genq built with them is deployed), and, with a registry,
+ * the schemas of Confluent-framed messages. Data written with any of them is resolved into
+ * the reader's schema by the Avro rules (defaults filled, fields skipped, promotions,
+ * aliases, enum defaults). Loading a directory twice adds what is new.
+ */
+gq_status_t gq_schema_load_dir(const char *dir, char *errstr, size_t errstr_size);
+/** The writer schemas known by fingerprint: fills up to max entries, returns how many there
+ * are. labels stay valid until gq_schema_shutdown. */
+size_t gq_schema_writers(uint64_t *fps, const char **labels, size_t max);
+
+/** How messages are framed. */
+typedef enum gq_framing {
+    GQ_FRAMING_SINGLE_OBJECT = 0, /**< C3 01, 8-byte LE fingerprint, datum (the default) */
+    GQ_FRAMING_CONFLUENT = 1,     /**< 00, 4-byte BE Schema Registry id, datum */
+} gq_framing_t;
+
+/** Parses "single-object" or "confluent". */
+gq_status_t gq_framing_parse(const char *s, gq_framing_t *out);
+
+/**
+ * Turns the single-object encoded message at msg->data + start (up to msg->len) into the
+ * given framing in place (Confluent: 5 bytes shorter). GQ_ERR_INVALID when there is no
+ * message there or schema_id is negative.
+ */
+gq_status_t gq_schema_reframe(gq_buf_t *msg, size_t start, gq_framing_t framing, int32_t schema_id);
+
+/**
+ * The Schema Registry (Confluent REST API; Apicurio's ccompat/v7 speaks it). One per process:
+ * readers use it for Confluent-framed messages (magic byte 0 and a schema id), writers to
+ * register or look up their schema id.
+ */
+typedef struct gq_registry_conf {
+    const char *url;      /**< base URL, e.g. http://host:8081 or .../apis/ccompat/v7; user
+                               info in it (https://user:pass@host) is basic auth */
+    const char *username; /**< basic auth (overrides the URL's) */
+    const char *password;
+    const char *ca_file; /**< PEM bundle to verify an https registry with */
+    int timeout_ms;      /**< per request (0: 5000) */
+    /** Nonzero: a reader never waits on the registry. A schema id not cached yet is fetched
+     * in the background, and decoding answers GQ_ERR_TRANSIENT until it is there (the
+     * worker's admission retries such a message later). Zero: fetched while decoding. */
+    int async;
+} gq_registry_conf_t;
+
+/** Sets (or with a NULL/empty url, turns off) the registry. Call before decoding. */
+gq_status_t gq_schema_registry_set(const gq_registry_conf_t *conf, char *errstr,
+                                   size_t errstr_size);
+/**
+ * The registry's id for the current schema of requests (completed false) or completion
+ * events (true) under subject, registering it there when it is not (POST
+ * /subjects/<subject>/versions: the registry answers the existing id for a schema it has).
+ * The topic-name strategy's subject is "<topic>-value". GQ_ERR_TRANSIENT when the
+ * registry cannot be reached, GQ_ERR_INVALID when it refuses the schema (incompatible).
+ */
+gq_status_t gq_schema_registry_id(bool completed, const char *subject, int32_t *id, char *errstr,
+                                  size_t errstr_size);
+/** Registers (or looks up) the schema given as JSON text under subject; *id is its id. */
+gq_status_t gq_schema_registry_register(const char *subject, const char *schema, size_t len,
+                                        int32_t *id, char *errstr, size_t errstr_size);
+
 /** Fills defaults for every field (as the .avsc defaults say), a new job_id and
  * submitted_at = now. */
 void gq_request_init(gq_request_t *req);
@@ -204,13 +267,15 @@ const void *gq_request_prep_data(const gq_request_prep_t *prep, size_t *len);
 /** The request's priority as it stands (a producer routes by it to a priority lane). */
 int32_t gq_request_prep_priority(const gq_request_prep_t *prep);
 /**
- * Decodes a single-object encoded request into req (initialised by this call; release it
- * even on failure). Safe on any byte string: lengths are checked against the input before
- * avro-c allocates anything. On bad input, returns GQ_ERR_INVALID with errstr naming the
- * problem (and the field path), and req->job_id is set if the job id could still be read
- * and is a canonical uuid (job_id is the first field in every version of the schema, so
- * this works even for an unknown fingerprint); otherwise it is "". Success does not mean
- * the values are acceptable: call gq_request_validate().
+ * Decodes a single-object encoded (or, with a registry, Confluent-framed) request into req
+ * (initialised by this call; release it even on failure). A writer schema other than the
+ * current one is resolved into it (gq_schema_load_dir). GQ_ERR_TRANSIENT: the writer's
+ * schema is in the registry, which cannot be asked now: try again later. Safe on any byte string:
+ * lengths are checked against the input before avro-c allocates anything. On bad input, returns
+ * GQ_ERR_INVALID with errstr naming the problem (and the field path), and req->job_id is set if the
+ * job id could still be read and is a canonical uuid (job_id is the first field in every version of
+ * the schema, so this works even for an unknown fingerprint); otherwise it is "". Success does not
+ * mean the values are acceptable: call gq_request_validate().
  */
 gq_status_t gq_request_decode(const void *data, size_t len, gq_request_t *req, char *errstr,
                               size_t errstr_size);
@@ -237,7 +302,8 @@ struct json_t *gq_request_to_json(const gq_request_t *req);
 void gq_completed_init(gq_completed_t *ev);
 void gq_completed_release(gq_completed_t *ev);
 /** Appends the single-object encoding of ev to out; worker_id, each output's uri and mime,
- * and error_code/error_message when has_error must not be NULL. */
+ * and error_code/error_message when has_error must not be NULL (gq_schema_reframe() turns
+ * it into the Confluent framing). */
 gq_status_t gq_completed_encode(const gq_completed_t *ev, gq_buf_t *out, char *errstr,
                                 size_t errstr_size);
 /** Decodes like gq_request_decode() (same guarantees); ev is initialised by this call. */

@@ -17,6 +17,8 @@
 
 /* The single-object header: C3 01 and the 8-byte little-endian fingerprint. */
 #define GQ_SCHEMA_HEADER_LEN 10
+/* The Confluent header: 00 and the 4-byte big-endian schema id. */
+#define GQ_SCHEMA_CONFLUENT_HEADER_LEN 5
 
 /* The .avsc defaults of GenerationRequest's strings that have one besides "" (test_schema
  * checks these against the schema file through gq_request_init). */
@@ -26,8 +28,42 @@
 
 typedef enum gq_schema_kind { GQ_SCHEMA_REQUEST = 0, GQ_SCHEMA_COMPLETED = 1 } gq_schema_kind_t;
 
+/** The kind's .avsc path in the binary ("schemas/GenerationRequest.avsc") and record name. */
+const char *gq_schema_kind_path(gq_schema_kind_t kind);
+const char *gq_schema_kind_name(gq_schema_kind_t kind);
+
 /**
- * Checks the single-object header and the datum (gq_avro_datum_check), then reads it into
+ * A writer schema: parsed, fingerprinted, with the plans that resolve it into each reader
+ * (compiled on first use). gq_schema_writer_new() makes one from its JSON text (label says
+ * where it came from, in messages); NULL with errstr when it is not a valid schema.
+ */
+typedef struct gq_writer gq_writer_t;
+gq_writer_t *gq_schema_writer_new(const char *json, size_t len, const char *label, char *errstr,
+                                  size_t errstr_size);
+void gq_schema_writer_destroy(gq_writer_t *w);
+uint64_t gq_schema_writer_fp(const gq_writer_t *w);
+const char *gq_schema_writer_label(const gq_writer_t *w);
+const char *gq_schema_writer_name(const gq_writer_t *w);
+/** GQ_OK when data written with w can be read as kind (lenient resolution). */
+gq_status_t gq_schema_writer_check(gq_writer_t *w, gq_schema_kind_t kind, char *errstr,
+                                   size_t errstr_size);
+
+/* The registry's side (registry.c). */
+/** True when a registry is configured (gq_schema_registry_set). */
+bool gq_schema_registry_on(void);
+/**
+ * The writer schema of a Confluent-framed message's schema id, from the cache or the
+ * registry. GQ_OK: *w is set (owned by the cache). GQ_ERR_INVALID: the registry says there
+ * is no such id (permanent). GQ_ERR_TRANSIENT: the registry cannot be asked now, or (in the
+ * asynchronous mode) the schema is being fetched: ask again later.
+ */
+gq_status_t gq_schema_registry_writer(int32_t id, gq_writer_t **w, char *errstr,
+                                      size_t errstr_size);
+
+/**
+ * Checks the header (single-object, or Confluent with a registry) and the datum
+ * (gq_avro_datum_check), resolving a writer schema other than the reader's into the
+ * reader's first (avro_resolve.c), then reads it into
  * a new value *val that the caller releases with avro_value_decref() (only on GQ_OK).
  * id (37 bytes) receives the first field of the datum when it is a string that can be
  * read, whatever happens next, and "" otherwise.

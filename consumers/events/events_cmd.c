@@ -3,6 +3,7 @@
 #include "commands.h"
 #include "log.h"
 #include "reader.h"
+#include "schema_cfg.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -29,6 +30,11 @@ int gq_cmd_events(int argc, char **argv) {
         gq_cfg_release(&cfg);
         return GQ_EXIT_USAGE;
     }
+    if (gq_schema_configure(&cfg, false, err, sizeof(err)) != GQ_OK) {
+        fprintf(stderr, "genq events: %s\n", err);
+        gq_cfg_release(&cfg);
+        return GQ_EXIT_CONFIG;
+    }
     signal(SIGINT, events_on_signal);
     signal(SIGTERM, events_on_signal);
     bool follow = gq_cfg_bool(&cfg, "follow");
@@ -42,6 +48,7 @@ int gq_cmd_events(int argc, char **argv) {
     const char *job = gq_cfg_str(&cfg, "job");
     int64_t limit = gq_cfg_int(&cfg, "limit"), printed = 0;
     int exit_code = GQ_EXIT_OK;
+    bool waiting = false; /* the next event waits for its schema (said once) */
     gq_buf_t out;
     gq_buf_init(&out, 64u << 20);
     while (!events_stop && (limit == 0 || printed < limit)) {
@@ -49,6 +56,13 @@ int gq_cmd_events(int argc, char **argv) {
         gq_status_t st = gq_reader_next(r, 200, &ev, err, sizeof(err));
         if (st == GQ_ERR_TIMEOUT)
             continue;
+        if (st == GQ_ERR_TRANSIENT) {
+            if (!waiting)
+                gq_warn("%s (waiting for the schema registry)", err);
+            waiting = true;
+            continue;
+        }
+        waiting = false;
         if (st == GQ_ERR_NOTFOUND)
             break;
         if (st != GQ_OK) {

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define READER_RETRY_MS 500 /* a held message is decoded again after this */
+
 struct gq_reader {
     rd_kafka_t *rk;
     int partitions;
@@ -13,6 +15,8 @@ struct gq_reader {
     int at_eof;   /**< partitions that reached the end seen at open */
     bool *eof;    /**< per partition */
     int64_t *end; /**< high watermark at open */
+    /** A message whose writer's schema could not be fetched: decoded again next time. */
+    rd_kafka_message_t *held;
 };
 
 static gq_status_t reader_positions(gq_reader_t *r, const char *topic, const char *from,
@@ -120,6 +124,8 @@ gq_reader_t *gq_reader_new(const gq_cfg_t *cfg, const char *topic, const char *f
 void gq_reader_destroy(gq_reader_t *r) {
     if (!r)
         return;
+    if (r->held)
+        rd_kafka_message_destroy(r->held);
     if (r->rk) {
         rd_kafka_consumer_close(r->rk);
         rd_kafka_destroy(r->rk);
@@ -138,7 +144,8 @@ gq_status_t gq_reader_next(gq_reader_t *r, int timeout_ms, gq_completed_t *ev, c
         int64_t left = deadline - gq_mono_ms();
         if (left < 0)
             return GQ_ERR_TIMEOUT;
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(r->rk, (int)left);
+        rd_kafka_message_t *m = r->held ? r->held : rd_kafka_consumer_poll(r->rk, (int)left);
+        r->held = NULL;
         if (!m)
             return GQ_ERR_TIMEOUT;
         if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
@@ -156,6 +163,15 @@ gq_status_t gq_reader_next(gq_reader_t *r, int timeout_ms, gq_completed_t *ev, c
             continue;
         }
         gq_status_t st = gq_completed_decode(m->payload, m->len, ev, errstr, errstr_size);
+        if (st == GQ_ERR_TRANSIENT) {
+            /* Its writer's schema is in a registry that cannot be asked now: the event is
+             * kept, not skipped, and decoded again by the next call, a while later. */
+            gq_completed_release(ev);
+            r->held = m;
+            left = deadline - gq_mono_ms();
+            gq_sleep_ms(left < READER_RETRY_MS ? (left > 0 ? left : 0) : READER_RETRY_MS);
+            return st;
+        }
         if (st != GQ_OK) {
             size_t l = strlen(errstr);
             gq_errf(errstr + l, errstr_size - l, " (partition %d offset %lld)", (int)m->partition,

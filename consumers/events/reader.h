@@ -27,7 +27,9 @@ void gq_reader_destroy(gq_reader_t *r);
  * Waits up to timeout_ms for the next event. GQ_OK: *ev filled (release it).
  * GQ_ERR_TIMEOUT: nothing yet. GQ_ERR_NOTFOUND: without follow, every partition is at
  * the end it had at open. GQ_ERR_INVALID: an undecodable message (skipped;
- * errstr says where).
+ * errstr says where). GQ_ERR_TRANSIENT: the next event's writer schema is in a Schema
+ * Registry that cannot be asked now (errstr says why); it is kept and decoded again by the
+ * next call (which waits a little first), so no event is skipped for an outage.
  */
 gq_status_t gq_reader_next(gq_reader_t *r, int timeout_ms, gq_completed_t *ev, char *errstr,
                            size_t errstr_size);

@@ -1,4 +1,5 @@
 /* genq replay: the thin main. */
+#include "schema_cfg.h"
 #include "cli.h"
 #include "commands.h"
 #include "log.h"
@@ -84,6 +85,11 @@ int gq_cmd_replay(int argc, char **argv) {
     }
     char err[1024];
     gq_status_t st;
+    if (gq_schema_configure(&cfg, false, err, sizeof(err)) != GQ_OK) {
+        gq_err("%s", err);
+        gq_cfg_release(&cfg);
+        return GQ_EXIT_CONFIG;
+    }
     gq_pg_t *pg = gq_pg_connect(gq_cfg_str(&cfg, "database_url"), 10, &st, err, sizeof(err));
     if (!pg) {
         gq_err("%s", err);

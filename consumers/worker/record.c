@@ -47,6 +47,8 @@ struct gq_record {
     rd_kafka_queue_t *queue;
     int io[2];
     const char *completed_topic, *dlq_topic;
+    gq_framing_t framing;    /* of completion events */
+    int32_t event_schema_id; /* their Schema Registry id, with the Confluent framing */
     record_pending_t *pending;
     /* Rows Kafka acknowledged, to delete from genq.outbox; `flight` is the batch sent. */
     int64_t *done, *flight;
@@ -110,6 +112,23 @@ static void record_publish(gq_record_t *r, int64_t id, const char *topic, const 
     }
 }
 
+/* The framing of completion events; Confluent's needs their schema id (cached by the
+ * worker's start, which asked the registry). */
+static gq_status_t record_framing(gq_record_t *r, char *errstr, size_t errstr_size) {
+    const char *f = gq_cfg_str(r->cfg, "completed_framing");
+    r->event_schema_id = -1;
+    if (gq_framing_parse(f, &r->framing) != GQ_OK) {
+        gq_errf(errstr, errstr_size,
+                "completed_framing \"%s\": expected single-object or confluent", f ? f : "");
+        return GQ_ERR_INVALID;
+    }
+    if (r->framing == GQ_FRAMING_SINGLE_OBJECT)
+        return GQ_OK;
+    char subject[512];
+    snprintf(subject, sizeof(subject), "%s-value", r->completed_topic);
+    return gq_schema_registry_id(true, subject, &r->event_schema_id, errstr, errstr_size);
+}
+
 gq_record_t *gq_record_new(const gq_cfg_t *cfg, const char *worker_id, gq_recorder_t *rec,
                            gq_metrics_t *metrics, char *errstr, size_t errstr_size) {
     gq_record_t *r = calloc(1, sizeof(*r));
@@ -126,6 +145,10 @@ gq_record_t *gq_record_new(const gq_cfg_t *cfg, const char *worker_id, gq_record
     r->completed_topic = gq_cfg_str(cfg, "completed_topic");
     r->dlq_topic = gq_cfg_str(cfg, "dlq_topic");
     r->io[0] = r->io[1] = -1;
+    if (record_framing(r, errstr, errstr_size) != GQ_OK) {
+        free(r);
+        return NULL;
+    }
     if (pipe2(r->io, O_NONBLOCK | O_CLOEXEC) != 0) {
         gq_errf(errstr, errstr_size, "pipe: %s", strerror(errno));
         free(r);
@@ -236,6 +259,8 @@ gq_status_t gq_record_send(gq_record_t *r, const gq_record_job_t *job, uint64_t 
     if (job->ev) {
         /* No record without its event: an event that cannot be encoded stops it here. */
         st = gq_completed_encode(job->ev, &p->event, errstr, errstr_size);
+        if (st == GQ_OK)
+            st = gq_schema_reframe(&p->event, 0, r->framing, r->event_schema_id);
         if (st != GQ_OK) {
             record_pending_free(p);
             return GQ_ERR_INVALID;

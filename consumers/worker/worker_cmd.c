@@ -2,6 +2,8 @@
 #include "cli.h"
 #include "commands.h"
 #include "log.h"
+#include "schema_cfg.h"
+#include "util.h"
 #include "worker.h"
 
 #include <signal.h>
@@ -20,6 +22,31 @@ static void worker_on_signal(int sig) {
         ssize_t n = write(worker_wake_fd, "s", 1);
         (void)n;
     }
+}
+
+/* Writer schemas and the registry; with Confluent-framed events, the events' schema id (the
+ * registry is asked until start_wait runs out; the record module finds the id cached). */
+static gq_status_t worker_schemas(const gq_cfg_t *cfg, char *errstr, size_t errstr_size) {
+    gq_status_t st = gq_schema_configure(cfg, true, errstr, errstr_size);
+    gq_framing_t framing;
+    if (st == GQ_OK)
+        st = gq_schema_cfg_framing(cfg, "completed_framing", &framing, errstr, errstr_size);
+    if (st != GQ_OK || framing == GQ_FRAMING_SINGLE_OBJECT)
+        return st;
+    char subject[512];
+    snprintf(subject, sizeof(subject), "%s-value", gq_cfg_str(cfg, "completed_topic"));
+    int64_t until = gq_mono_ms() + gq_cfg_int(cfg, "start_wait") * 1000;
+    int32_t id;
+    while ((st = gq_schema_registry_id(true, subject, &id, errstr, errstr_size)) ==
+               GQ_ERR_TRANSIENT &&
+           gq_mono_ms() < until && !worker_stop) {
+        gq_warn("%s (retrying)", errstr);
+        gq_sleep_ms(1000);
+    }
+    if (st == GQ_OK)
+        gq_info("completion events in Confluent framing: schema id %d (subject %s)", (int)id,
+                subject);
+    return st;
 }
 
 int gq_cmd_worker(int argc, char **argv) {
@@ -49,7 +76,12 @@ int gq_cmd_worker(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
 
     char err[1024];
-    gq_status_t st = GQ_OK;
+    gq_status_t st = worker_schemas(&cfg, err, sizeof(err));
+    if (st != GQ_OK) {
+        gq_err("%s", err);
+        gq_cfg_release(&cfg);
+        return st == GQ_ERR_TRANSIENT ? GQ_EXIT_UNAVAILABLE : GQ_EXIT_CONFIG;
+    }
     gq_worker_t *w = gq_worker_new(&cfg, &worker_stop, &st, err, sizeof(err));
     if (!w) {
         gq_err("%s", err);

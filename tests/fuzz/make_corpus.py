@@ -91,7 +91,38 @@ def main():
     for path in interop.AVSC.values():
         write("avro_canon", os.path.basename(path), interop.schema_text(
             "request" if "Request" in path else "completed"))
+    schema_resolve()
+
+
+def schema_resolve():
+    """fuzz_schema_resolve: byte 0 picks the way (0: v0/v2 by the schema directory, 2: a
+    writer schema given inline), then its input. Needs no Avro library."""
+    def ln(v):
+        return varint(v)
+
+    def s(x):
+        b = x.encode()
+        return ln(len(b)) + b
+    job = "0b7a3f0e-1c2d-4e5f-8a9b-0c1d2e3f4a5b"
+    head = s(job) + ln(1767225600123) + s("txt2img") + ln(0) + s("a lighthouse")
+    mid = (s("") + ln(512) + ln(512) + ln(42) + ln(20) + struct.pack("<d", 7.0) + s("euler")
+           + s("normal") + ln(1) + s("sd15.safetensors") + ln(1) + ln(1) + s("3.denoise")
+           + s("0.5") + ln(0) + ln(0) + s("tenant"))
+    v0 = head + mid + ln(0)                       # max_attempts null; no timeout_s, metadata
+    v2 = head + ln(1) + s("watercolour") + mid + ln(0) + ln(0) + ln(1) + s("k") + s("v") + ln(0)
+    write("schema_resolve", "v0.bin", b"\x00\x00" + v0)
+    write("schema_resolve", "v2.bin", b"\x00\x01" + v2)
+    write("schema_resolve", "v2-cut.bin", b"\x00\x01" + v2[:-7])
+    tiny = ('{"type":"record","name":"GenerationRequest","namespace":"genq.v1","fields":['
+            '{"name":"job_id","type":"string"},{"name":"prompt","type":"bytes"},'
+            '{"name":"width","type":"long","aliases":["w"]},'
+            '{"name":"extra","type":{"type":"array","items":["null","float"]}}]}')
+    write("schema_resolve", "inline-schema.bin", b"\x02" + tiny.encode() + b"\x00"
+          + s(job) + s("p") + ln(64) + ln(2) + ln(1) + struct.pack("<f", 1.5) + ln(0) + ln(0))
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["schema_resolve"]:
+        schema_resolve()
+    else:
+        main()

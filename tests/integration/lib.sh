@@ -205,3 +205,38 @@ t_service_fault() {
     wasted=$(($(t_sim_renders) - before - 150))
     note "150/150 succeeded; $summary; $(sql "SELECT count(*) FROM genq.jobs WHERE attempts > 1") jobs retried; $wasted renders thrown away"
 }
+
+# t_registry: the stack's Schema Registry (Apicurio, Confluent-compatible API), started by the
+# first test that asks (tests/stack start registry does nothing when it runs); exports
+# GENQ_SCHEMA_REGISTRY_URL and the stack's GENQ_STACK_REGISTRY_* (TLS URL, CA).
+t_registry() {
+    "$GENQ_ROOT/tests/stack" start registry >/dev/null 2>>"$T_TMP/stack.log" ||
+        fail "tests/stack start registry: $(tail -n 5 "$T_TMP/stack.log")"
+    # shellcheck disable=SC1091
+    source "$GENQ_STACK_DIR/registry.env"
+    export GENQ_SCHEMA_REGISTRY_URL=$GENQ_STACK_REGISTRY_URL
+}
+
+# t_fastavro: the python of a cached venv with fastavro (a non-C Avro client), installed
+# once into ~/.cache/genq/venv-avro from PyPI.
+t_fastavro() {
+    local venv=${GENQ_CACHE_DIR:-$HOME/.cache/genq}/venv-avro
+    if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import fastavro' 2>/dev/null; then
+        (flock -w 300 9 && { "$venv/bin/python" -c 'import fastavro' 2>/dev/null ||
+            { /usr/bin/python3 -m venv "$venv" && "$venv/bin/pip" install -q 'fastavro==1.13.1'; }; }) \
+            9>"$venv.lock" >/dev/null 2>&1 || fail "installing fastavro into $venv"
+    fi
+    echo "$venv/bin/python"
+}
+
+# t_avsc_variant OUT EDIT: writes the current GenerationRequest.avsc changed by the python
+# statement EDIT (on `fields`, the list of field objects) to OUT.
+t_avsc_variant() {
+    /usr/bin/python3 - "$GENQ_ROOT/schemas/GenerationRequest.avsc" "$1" "$2" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+fields = s["fields"]
+exec(sys.argv[3])
+json.dump(s, open(sys.argv[2], "w"), indent=1)
+PY
+}
