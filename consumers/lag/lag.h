@@ -156,6 +156,7 @@ typedef struct gq_lag_plan {
     gq_lag_scale_t scale;
     char formula_text[256]; /**< GQ_LAG_SUM: as written (lanes: the topics joined by +) */
     bool value_metric;      /**< scalingModifiers.metricType: Value */
+    bool lanes;             /**< from lanes, not from a ScaledObject */
 } gq_lag_plan_t;
 
 /**

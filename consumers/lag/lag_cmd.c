@@ -438,7 +438,14 @@ static void lag_print(const lag_run_t *r) {
                res->active ? "active" : "inactive", (long long)res->replicas,
                (long long)r->opts[k].threshold);
     }
-    if (plan->scale.combine == GQ_LAG_SUM)
+    if (plan->scale.combine == GQ_LAG_SUM && plan->lanes)
+        printf("total lag %lld; the lanes summed (as k8s/components/priority-lanes scales): "
+               "%g, %s (activationTarget %g), %lld replica(s) at target %g (without the sum, the "
+               "largest lane's count: %lld)\n",
+               (long long)total, t->value, t->active ? "active" : "inactive",
+               plan->scale.activation, (long long)t->replicas, plan->scale.target,
+               (long long)t->replicas_max);
+    else if (plan->scale.combine == GQ_LAG_SUM)
         printf("total lag %lld; scalingModifiers formula %s = %g, %s (activationTarget %g), "
                "%lld replica(s) at target %g (without the formula, the largest trigger's count: "
                "%lld)\n",

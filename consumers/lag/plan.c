@@ -52,6 +52,7 @@ static gq_status_t plan_lanes(gq_lag_plan_t *plan, const gq_cfg_t *cfg, const gq
                    : used + (size_t)w;
     }
     plan->scale.combine = l->n > 1 ? GQ_LAG_SUM : GQ_LAG_ONE;
+    plan->lanes = true;
     plan->scale.target = (double)gq_cfg_int(cfg, "lag_threshold");
     plan->scale.activation = (double)gq_cfg_int(cfg, "activation_lag_threshold");
     return GQ_OK;
