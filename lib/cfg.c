@@ -158,6 +158,23 @@ void gq_cfg_release(gq_cfg_t *cfg) {
     cfg->kafka_cnt = 0;
 }
 
+gq_status_t gq_cfg_copy(gq_cfg_t *dst, const gq_cfg_t *src) {
+    *dst = *src;
+    for (size_t i = 0; i < GQ_CFG_MAX_KEYS; i++)
+        dst->values[i] = NULL;
+    dst->kafka_cnt = 0;
+    for (size_t i = 0; i < GQ_CFG_MAX_KEYS; i++)
+        if (src->values[i] && !(dst->values[i] = strdup(src->values[i])))
+            goto nomem;
+    for (; dst->kafka_cnt < src->kafka_cnt; dst->kafka_cnt++)
+        if (!(dst->kafka[dst->kafka_cnt] = strdup(src->kafka[dst->kafka_cnt])))
+            goto nomem;
+    return GQ_OK;
+nomem:
+    gq_cfg_release(dst);
+    return GQ_ERR_NOMEM;
+}
+
 static int cfg_short(unsigned cmd, char c) {
     size_t n;
     const gq_cfg_key_t *t = gq_cfg_table(&n);

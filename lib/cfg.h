@@ -74,6 +74,12 @@ const gq_cfg_key_t *gq_cfg_table(size_t *cnt);
 gq_status_t gq_cfg_init(gq_cfg_t *cfg, unsigned cmd, const char *cmd_name, char *errstr,
                         size_t errstr_size);
 void gq_cfg_release(gq_cfg_t *cfg);
+/**
+ * Makes dst an independent copy of src (values, sources, kafka properties), for settings
+ * that vary around a common base (genq lag's one copy per trigger). On GQ_ERR_NOMEM dst
+ * holds nothing to release.
+ */
+gq_status_t gq_cfg_copy(gq_cfg_t *dst, const gq_cfg_t *src);
 
 /**
  * Applies flags. Returns GQ_OK, GQ_CFG_HELP (at once), GQ_CFG_DUMP (once every flag, before

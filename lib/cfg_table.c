@@ -171,8 +171,9 @@ static const gq_cfg_key_t cfg_keys[] = {
     {"job", 0, NULL, GQ_CFG_STR, NULL, 0, 0, E, false, "only events of this job id"},
     /* lag: KEDA's kafka trigger (a ScaledObject file sets them all; a flag still wins) */
     {"scaled_object", 'f', NULL, GQ_CFG_STR, NULL, 0, 0, L, false,
-     "a KEDA ScaledObject (YAML): compute with its kafka trigger's settings and replica "
-     "bounds"},
+     "a KEDA ScaledObject (YAML): compute with its kafka triggers' settings and replica "
+     "bounds (several triggers: summed by its scalingModifiers formula, else the HPA's "
+     "largest count)"},
     {"all_topics", 0, NULL, GQ_CFG_BOOL, "false", 0, 0, L, false,
      "every topic the group has committed offsets for (a trigger without topic)"},
     {"lag_threshold", 0, NULL, GQ_CFG_INT, "10", 1, I64MAX, L, false, "KEDA lagThreshold"},

@@ -140,19 +140,62 @@ def check_genq(rep, objs, genq, metrics_names):
         check_rules(rep, rule_obj, metrics_names)
 
 
+def worker_lanes(cfg):
+    """The request topics the worker consumes: GENQ_LANES, or requests_topic alone."""
+    lanes = cfg.get("lanes", "")
+    if lanes in ("", "(null)"):
+        return [cfg["requests_topic"]]
+    return lanes.split(",")
+
+
+def formula_terms(formula):
+    """The names a formula sums ('high + normal + low + 1' -> ['high', 'normal', 'low']),
+    or None when it is not a plain sum of names and numbers."""
+    terms = [t.strip() for t in str(formula).split("+")]
+    if not all(re.fullmatch(r"[A-Za-z_]\w*|\d+(\.\d+)?", t) for t in terms):
+        return None
+    return [t for t in terms if not t[0].isdigit()]
+
+
 def check_scaledobject(rep, w):
-    """The ScaledObject against the worker: same brokers, topic, group, offset policy and security; no more replicas than partitions."""
-    dep, so, env, cfg, props = w.dep, w.so, w.env, w.cfg, w.props
+    """The ScaledObject against the worker: one kafka trigger per lane (GENQ_LANES, or the
+    requests topic), each with the worker's brokers, group, offset policy and security;
+    several triggers summed by a scalingModifiers formula; no more replicas than partitions."""
+    dep, so, cfg, props = w.dep, w.so, w.cfg, w.props
     sw = obj_name(so)
     spec = so["spec"]
     target = spec.get("scaleTargetRef", {})
     if target.get("kind", "Deployment") != "Deployment" or target.get("name") != dep["metadata"]["name"]:
         rep.fail(sw, f"scaleTargetRef {target} is not the worker Deployment {dep['metadata']['name']}")
     kafka = [t for t in spec.get("triggers", []) if t.get("type") in ("kafka", "apache-kafka")]
-    if len(kafka) != 1:
-        rep.fail(sw, f"expected one kafka trigger, found {len(kafka)}")
+    if not kafka:
+        rep.fail(sw, "expected a kafka trigger, found none")
         return
-    md = kafka[0].get("metadata", {})
+    lanes = worker_lanes(cfg)
+    topics = []
+    for i, trig in enumerate(kafka):
+        label = sw if len(kafka) == 1 else f"{sw} trigger {trig.get('name') or i}"
+        topics.append(check_trigger(rep, w, label, trig, lanes))
+    if len(lanes) > 1:
+        for lane in lanes:
+            if lane not in topics:
+                rep.fail(sw, f"lane {lane!r} (GENQ_LANES) has no kafka trigger: its backlog "
+                             "would never scale the workers")
+    if len(kafka) > 1:
+        check_lane_formula(rep, sw, spec, kafka)
+    parts = int(cfg["partitions"])
+    max_r = spec.get("maxReplicaCount", 100)
+    if max_r > parts:
+        rep.fail(sw, f"maxReplicaCount {max_r} exceeds the partition count {parts} "
+                     "(GENQ_PARTITIONS): the extra workers would hold GPUs and get no partition")
+    if spec.get("minReplicaCount", 0) != 0:
+        rep.fail(sw, f"minReplicaCount is {spec.get('minReplicaCount')}, not 0: idle GPUs are paid for")
+
+
+def check_trigger(rep, w, sw, trig, lanes):
+    """One kafka trigger against the worker; returns its topic."""
+    env, cfg, props = w.env, w.cfg, w.props
+    md = trig.get("metadata", {})
 
     def md_value(name):
         if name in md:
@@ -161,21 +204,19 @@ def check_scaledobject(rep, w):
             return env.get(md[name + "FromEnv"], f"<unset {md[name + 'FromEnv']}>")
         return None
 
-    for param, key in (("bootstrapServers", "brokers"), ("topic", "requests_topic"),
-                       ("consumerGroup", "group")):
+    for param, key in (("bootstrapServers", "brokers"), ("consumerGroup", "group")):
         if md_value(param) != cfg[key]:
             rep.fail(sw, f"{param} is {md_value(param)!r} but the worker's {key} is {cfg[key]!r}")
+    topic = md_value("topic")
+    if len(lanes) == 1 and topic != lanes[0]:
+        rep.fail(sw, f"topic is {topic!r} but the worker's requests_topic is {lanes[0]!r}")
+    elif len(lanes) > 1 and topic not in lanes:
+        rep.fail(sw, f"topic is {topic!r}, none of the worker's lanes "
+                     f"(GENQ_LANES={','.join(lanes)})")
     reset = props.get("auto.offset.reset", WORKER_AUTO_OFFSET_RESET)
     if md.get("offsetResetPolicy", "latest") != reset:
         rep.fail(sw, f"offsetResetPolicy is {md.get('offsetResetPolicy', 'latest')!r} but the "
                      f"worker's auto.offset.reset is {reset!r}")
-    parts = int(cfg["partitions"])
-    max_r = spec.get("maxReplicaCount", 100)
-    if max_r > parts:
-        rep.fail(sw, f"maxReplicaCount {max_r} exceeds the partition count {parts} "
-                     "(GENQ_PARTITIONS): the extra workers would hold GPUs and get no partition")
-    if spec.get("minReplicaCount", 0) != 0:
-        rep.fail(sw, f"minReplicaCount is {spec.get('minReplicaCount')}, not 0: idle GPUs are paid for")
     proto = props.get("security.protocol", "plaintext").upper()
     tls_on = proto in ("SSL", "SASL_SSL")
     if (md.get("tls", "disable") == "enable") != tls_on:
@@ -185,6 +226,59 @@ def check_scaledobject(rep, w):
     if (sasl != "none") != (mech is not None) or (mech and SASL_MECHANISMS.get(sasl) != mech):
         rep.fail(sw, f"sasl is {sasl!r} but the worker uses security.protocol {proto}"
                      + (f", sasl.mechanism {mech}" if mech else ""))
+    return topic
+
+
+# Why several triggers need a formula: KEDA gives the HPA one metric per trigger and the HPA
+# takes the largest replica count among them (KEDA 2.21, controllers/keda/hpa.go; Kubernetes'
+# HPA computeReplicasForMetrics), so lanes are not added up.
+MAX_VS_SUM = ("without a formula KEDA gives the HPA one metric per trigger and the HPA takes "
+              "the LARGEST of their replica counts, not their sum: a backlog spread over the "
+              "lanes under-scales (three lanes 5 behind each at lagThreshold 5 get 1 worker, "
+              "not 3)")
+
+
+def check_lane_formula(rep, sw, spec, kafka):
+    """Several kafka triggers: advanced.scalingModifiers sums every one of them."""
+    names = [t.get("name") for t in kafka]
+    want = " + ".join(n or "?" for n in names)
+    sm = (spec.get("advanced") or {}).get("scalingModifiers") or {}
+    if not sm.get("formula"):
+        rep.fail(sw, f"{len(kafka)} kafka triggers but no advanced.scalingModifiers.formula: "
+                     f"{MAX_VS_SUM}; sum them: formula '{want}' (k8s/components/priority-lanes)")
+        return
+    if not all(names):
+        rep.fail(sw, "every kafka trigger needs a name for the scalingModifiers formula to "
+                     "sum it (KEDA leaves an unnamed trigger out of the formula)")
+        return
+    terms = formula_terms(sm["formula"])
+    if terms is None:
+        rep.fail(sw, f"scalingModifiers.formula {sm['formula']!r} is not a sum of the "
+                     f"triggers: sum them, '{want}'")
+        return
+    missing = [n for n in names if n not in terms]
+    if missing:
+        rep.fail(sw, f"scalingModifiers.formula {sm['formula']!r} leaves out trigger(s) "
+                     f"{', '.join(missing)}: a lane left out of the formula never scales the "
+                     f"workers; sum them all, '{want}'")
+    unknown = [t for t in terms if t not in names]
+    if unknown:
+        rep.fail(sw, f"scalingModifiers.formula names {', '.join(unknown)}, which is no "
+                     "kafka trigger's name (KEDA refuses it)")
+    if sm.get("metricType", "AverageValue") != "AverageValue":
+        rep.fail(sw, f"scalingModifiers.metricType is {sm['metricType']!r}: AverageValue "
+                     "divides the summed lag by target to get replicas")
+    thresholds = {t.get("metadata", {}).get("lagThreshold", "10") for t in kafka}
+    if len(thresholds) == 1:
+        lt = thresholds.pop()
+        try:
+            same = float(sm.get("target", "nan")) == float(lt)
+        except ValueError:
+            same = False
+        if not same:
+            rep.fail(sw, f"scalingModifiers.target is {sm.get('target')!r} but the triggers' "
+                         f"lagThreshold is {lt!r}: the summed lag would be divided by another "
+                         "number of requests per worker than one lane's")
 
 
 def check_shutdown(rep, w):

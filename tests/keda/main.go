@@ -9,6 +9,12 @@
 //	    parameters (-auth-file: from a file, for ca). One JSON line per poll:
 //	    {"metric": N, "active": B} or {"error": "..."}; before each poll after the first, a
 //	    line is read from stdin (the scaler keeps its state between polls, as KEDA's does).
+//	keda-lag scale-so -f scaledobject.yaml [-auth k=v] [-auth-file k=path] key=value...
+//	    Every kafka trigger of the ScaledObject (key=value metadata on top of each), one poll
+//	    each, then, when the object has advanced.scalingModifiers, KEDA's own formula code
+//	    (pkg/scaling/modifiers) over their metrics, and the activity as KEDA's
+//	    getScaledObjectState decides it. One JSON line: {"triggers": [{"name", "metric",
+//	    "active"}], "active": B[, "composite": N]} or {"error": "..."}.
 //	keda-lag commit BROKERS GROUP TOPIC PARTITION OFFSET   commits OFFSET as it is (-2, past the end)
 //	keda-lag delete-records BROKERS TOPIC PARTITION BEFORE  moves the log start to BEFORE
 //	keda-lag create-topic BROKERS TOPIC PARTITIONS
@@ -20,16 +26,21 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/go-logr/logr"
 	kedav1alpha1 "github.com/kedacore/keda/v2/apis/keda/v1alpha1"
 	"github.com/kedacore/keda/v2/pkg/scalers"
 	"github.com/kedacore/keda/v2/pkg/scalers/scalersconfig"
+	"github.com/kedacore/keda/v2/pkg/scaling/cache"
+	"github.com/kedacore/keda/v2/pkg/scaling/modifiers"
 	v2 "k8s.io/api/autoscaling/v2"
+	"k8s.io/metrics/pkg/apis/external_metrics"
 	"sigs.k8s.io/yaml"
 )
 
@@ -143,6 +154,109 @@ func scale(args []string) {
 	}
 }
 
+// scaleSO polls every kafka trigger of a ScaledObject once and combines them as KEDA does.
+func scaleSO(args []string) {
+	fs := flag.NewFlagSet("scale-so", flag.ExitOnError)
+	file := fs.String("f", "", "the ScaledObject")
+	auth, authFiles := pairs{}, pairs{}
+	fs.Var(auth, "auth", "a TriggerAuthentication parameter, key=value")
+	fs.Var(authFiles, "auth-file", "a TriggerAuthentication parameter read from a file, key=path")
+	_ = fs.Parse(args)
+	data, err := os.ReadFile(*file)
+	if err != nil {
+		die("%v", err)
+	}
+	var so kedav1alpha1.ScaledObject
+	if err := yaml.UnmarshalStrict(data, &so); err != nil {
+		die("%s: %v", *file, err)
+	}
+	for k, path := range authFiles {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			die("%v", err)
+		}
+		auth[k] = string(b)
+	}
+	ctx := context.Background()
+	var metrics []external_metrics.ExternalMetricValue
+	pairList := map[string]string{}
+	triggers := []map[string]any{}
+	anyActive := false
+	for i, t := range so.Spec.Triggers {
+		if t.Type != "kafka" {
+			continue
+		}
+		md := maps.Clone(t.Metadata)
+		for _, kv := range fs.Args() {
+			k, v, _ := strings.Cut(kv, "=")
+			md[k] = v
+		}
+		cfg := &scalersconfig.ScalerConfig{
+			ScalableObjectName:      so.Name,
+			ScalableObjectNamespace: "genq",
+			ScalableObjectType:      "ScaledObject",
+			GlobalHTTPTimeout:       10 * time.Second,
+			TriggerType:             "kafka",
+			TriggerName:             t.Name,
+			TriggerIndex:            i,
+			TriggerMetadata:         md,
+			ResolvedEnv:             map[string]string{},
+			AuthParams:              auth,
+			MetricType:              v2.AverageValueMetricType,
+		}
+		s, err := scalers.NewKafkaScaler(ctx, cfg)
+		if err != nil {
+			emit(map[string]any{"error": err.Error()})
+			return
+		}
+		name := s.GetMetricSpecForScaling(ctx)[0].External.Metric.Name
+		m, active, err := s.GetMetricsAndActivity(ctx, name)
+		s.Close(ctx)
+		if err != nil {
+			emit(map[string]any{"error": err.Error()})
+			return
+		}
+		// As the scale handler pairs each metric with its trigger's name for the formula.
+		p, err := modifiers.GetPairTriggerAndMetric(&so, name, t.Name)
+		if err != nil {
+			emit(map[string]any{"error": err.Error()})
+			return
+		}
+		maps.Copy(pairList, p)
+		metrics = append(metrics, m...)
+		anyActive = anyActive || active
+		triggers = append(triggers, map[string]any{"name": t.Name, "metric": m[0].Value.Value(), "active": active})
+	}
+	out := map[string]any{"triggers": triggers, "active": anyActive}
+	if so.IsUsingModifiers() {
+		program, err := kedav1alpha1.ValidateAndCompileScalingModifiers(&so)
+		if err != nil {
+			emit(map[string]any{"error": err.Error()})
+			return
+		}
+		res := modifiers.HandleScalingModifiers(&so, metrics, pairList, false, nil,
+			&cache.ScalersCache{CompiledFormula: program}, logr.Discard())
+		if len(res) != 1 || res[0].MetricName != kedav1alpha1.CompositeMetricName {
+			emit(map[string]any{"error": "the formula gave no composite metric"})
+			return
+		}
+		// getScaledObjectState (pkg/scaling/scale_handler.go) with a formula: active when the
+		// composite value is above activationTarget (0 when unset); triggers' own activity
+		// no longer counts.
+		activation := 0.0
+		if a := so.Spec.Advanced.ScalingModifiers.ActivationTarget; a != "" {
+			if activation, err = strconv.ParseFloat(a, 64); err != nil {
+				emit(map[string]any{"error": err.Error()})
+				return
+			}
+		}
+		v := res[0].Value.AsApproximateFloat64()
+		out["composite"] = v
+		out["active"] = v > activation
+	}
+	emit(out)
+}
+
 func client(brokers string) sarama.Client {
 	c := sarama.NewConfig()
 	c.Version = sarama.V2_1_0_0
@@ -220,11 +334,13 @@ func createTopic(a []string) {
 
 func main() {
 	if len(os.Args) < 2 {
-		die("scale | commit | delete-records | create-topic")
+		die("scale | scale-so | commit | delete-records | create-topic")
 	}
 	switch os.Args[1] {
 	case "scale":
 		scale(os.Args[2:])
+	case "scale-so":
+		scaleSO(os.Args[2:])
 	case "commit":
 		commit(os.Args[2:])
 	case "delete-records":
