@@ -41,7 +41,7 @@ typedef struct gq_cfg_key {
     const char *help;
 } gq_cfg_key_t;
 
-#define GQ_CFG_MAX_KEYS 96
+#define GQ_CFG_MAX_KEYS 192
 #define GQ_CFG_MAX_KAFKA 64
 
 /** Where a value came from, in rising precedence. GQ_SRC_FILE: a file a command reads

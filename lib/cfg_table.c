@@ -231,6 +231,10 @@ static const gq_cfg_key_t cfg_keys[] = {
     {"partition", 0, NULL, GQ_CFG_INT, NULL, 0, 100000, R, false, "offsets: only this partition"},
 };
 
+/* gq_cfg_t holds one value per key: a table beyond it would write past its arrays. */
+_Static_assert(sizeof(cfg_keys) / sizeof(cfg_keys[0]) <= GQ_CFG_MAX_KEYS,
+               "lib/cfg_table.c has more keys than GQ_CFG_MAX_KEYS (lib/cfg.h)");
+
 const gq_cfg_key_t *gq_cfg_table(size_t *cnt) {
     *cnt = sizeof(cfg_keys) / sizeof(cfg_keys[0]);
     return cfg_keys;
