@@ -35,6 +35,9 @@ static const gq_cfg_key_t cfg_keys[] = {
     {"schema_dir", 0, "GENQ_SCHEMA_DIR", GQ_CFG_STR, NULL, 0, 0, W | P | E | R | S, false,
      "directory of extra writer schemas (*.avsc, e.g. a newer version) that readers resolve by "
      "fingerprint, besides the released versions compiled in"},
+    {"traceparent", 0, "GENQ_TRACEPARENT", GQ_CFG_STR, NULL, 0, 0, P, false,
+     "W3C traceparent the requests carry (00-<trace id>-<parent id>-<flags>); default: each "
+     "request starts a trace of its own"},
     {"framing", 0, "GENQ_FRAMING", GQ_CFG_STR, "single-object", 0, 0, P, false,
      "how requests are framed: single-object, or confluent (Schema Registry id; the schema is "
      "registered or looked up under <requests_topic>-value)"},

@@ -184,6 +184,46 @@ gq_status_t gq_uuid_v4(char out[37]) {
     return GQ_OK;
 }
 
+static bool util_hex_run(const char *s, size_t n, bool *zero) {
+    *zero = true;
+    for (size_t i = 0; i < n; i++) {
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+        *zero &= s[i] == '0';
+    }
+    return true;
+}
+
+bool gq_traceparent_valid(const char *s, size_t len) {
+    /* Version 00 only: a later version may be longer, and is not what we would forward. */
+    bool z0, zt, zp, zf;
+    return s && len == GQ_TRACEPARENT_LEN && s[0] == '0' && s[1] == '0' && s[2] == '-' &&
+           s[35] == '-' && s[52] == '-' && util_hex_run(s, 2, &z0) &&
+           util_hex_run(s + 3, 32, &zt) && !zt && util_hex_run(s + 36, 16, &zp) && !zp &&
+           util_hex_run(s + 53, 2, &zf);
+}
+
+gq_status_t gq_traceparent_new(char out[GQ_TRACEPARENT_LEN + 1]) {
+    unsigned char r[24];
+    static const char hex[] = "0123456789abcdef";
+    if (util_random(r, sizeof(r)) != GQ_OK)
+        return GQ_ERR;
+    r[0] |= 1; /* never all zeros */
+    r[16] |= 1;
+    char *o = out;
+    *o++ = '0';
+    *o++ = '0';
+    *o++ = '-';
+    for (int i = 0; i < 24; i++) {
+        if (i == 16)
+            *o++ = '-';
+        *o++ = hex[r[i] >> 4];
+        *o++ = hex[r[i] & 15];
+    }
+    memcpy(o, "-01", 4);
+    return GQ_OK;
+}
+
 bool gq_uuid_valid(const char *s) {
     if (!s)
         return false;

@@ -35,6 +35,13 @@ uint64_t gq_random_u64(void);
 gq_status_t gq_uuid_v4(char out[37]);
 /** True if s is a canonical lowercase 8-4-4-4-12 hex uuid. */
 bool gq_uuid_valid(const char *s);
+
+/** A W3C Trace Context traceparent: "00-" 32 hex trace id "-" 16 hex parent id "-" 2 hex flags
+ * (lowercase, neither id all zeros); len is the header value's length. */
+#define GQ_TRACEPARENT_LEN 55
+bool gq_traceparent_valid(const char *s, size_t len);
+/** A new trace: a random trace id and parent id, flags 01 (sampled). */
+gq_status_t gq_traceparent_new(char out[GQ_TRACEPARENT_LEN + 1]);
 /** Parses 16 raw bytes (Avro "fixed" uuid or bytes) into canonical text. */
 void gq_uuid_format(const unsigned char raw[16], char out[37]);
 

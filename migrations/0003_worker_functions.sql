@@ -40,6 +40,11 @@ COMMENT ON COLUMN genq.jobs.cache_hit IS
     'true: answered from the outputs of an earlier job with the same cache_key, without a '
     'render (attempts 0, render_ms 0).';
 COMMENT ON COLUMN genq.jobs.cache_source IS 'cache_hit: the job whose outputs were reused.';
+ALTER TABLE genq.jobs ADD COLUMN traceparent text;
+COMMENT ON COLUMN genq.jobs.traceparent IS
+    'The W3C traceparent header the request carried (carried on to its completion event), '
+    'NULL when it had none: join with your tracing backend on its trace id '
+    '(split_part(traceparent, ''-'', 2)).';
 
 -- An outbox row that cannot be published (a dead letter larger than the producer may send,
 -- a topic that refuses it) is tried again after a while, then parked: never in a tight loop,
@@ -240,7 +245,7 @@ END $$;
 -- message is written. p_result holds the GenerationCompleted fields: status ("succeeded" or
 -- "failed"), attempt, finished_at (ms), queue_ms, render_ms, total_ms, worker_id, model,
 -- source, error_code, error, error_retryable, and what the record adds: lane, sched_wait_ms,
--- cache_key, cache_source (a cache hit: no attempt is recorded). p_outputs is an array of
+-- cache_key, cache_source (a cache hit: no attempt is recorded), traceparent. p_outputs is an array of
 -- {uri, sha256, bytes, width, height, mime}.
 CREATE FUNCTION genq.job_finish(
     p_job_id uuid, p_request jsonb, p_result jsonb, p_outputs jsonb,
@@ -287,6 +292,7 @@ BEGIN
         cache_key = coalesce(p_result->>'cache_key', cache_key),
         cache_hit = v_hit,
         cache_source = (p_result->>'cache_source')::uuid,
+        traceparent = coalesce(p_result->>'traceparent', traceparent),
         kafka_topic = coalesce(kafka_topic, p_topic),
         kafka_partition = coalesce(kafka_partition, p_partition),
         kafka_offset = coalesce(kafka_offset, p_offset),

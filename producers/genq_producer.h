@@ -67,6 +67,11 @@ typedef struct gq_producer_conf {
      * request goes to the lane of its priority (> 0 the first, < 0 the last, 0 the middle
      * one; lanes.h), and `topic` is not used. NULL or "": every request goes to `topic`. */
     const char *lanes;
+    /** Nonzero: a request sent without a traceparent starts a new trace (a random W3C
+     * traceparent header), so that its completion event and its record can be found by it. */
+    int start_traces;
+    /** A traceparent every request sent without its own carries (NULL: none). */
+    const char *traceparent;
     const char *const *kafka_props; /**< "key=value" librdkafka properties, may be NULL */
     size_t kafka_props_cnt;
     gq_producer_dr_cb_t *on_delivery; /**< may be NULL */
@@ -101,6 +106,14 @@ void gq_producer_destroy(gq_producer_t *p);
  */
 gq_status_t gq_producer_send(gq_producer_t *p, const gq_request_t *req, char *errstr,
                              size_t errstr_size);
+/**
+ * gq_producer_send with the W3C trace context the request belongs to: traceparent (the
+ * header's value, "00-<trace id>-<parent id>-<flags>") travels as the message's traceparent
+ * header to the completion event and the job's record. NULL: none, or a new one with
+ * .start_traces. An invalid value: GQ_ERR_INVALID.
+ */
+gq_status_t gq_producer_send_traced(gq_producer_t *p, const gq_request_t *req,
+                                    const char *traceparent, char *errstr, size_t errstr_size);
 /**
  * Enqueues the request prep holds as it stands (key = its job_id), like gq_producer_send but
  * without validating or encoding anything: prep's setters validated each value and keep it

@@ -447,6 +447,8 @@ int gq_cmd_produce(int argc, char **argv) {
         .brokers = gq_cfg_str(&cfg, "brokers"),
         .topic = gq_cfg_str(&cfg, "requests_topic"),
         .lanes = gq_cfg_str(&cfg, "lanes"),
+        .start_traces = 1,
+        .traceparent = gq_cfg_str(&cfg, "traceparent"),
         .kafka_props = (const char *const *)cfg.kafka,
         .kafka_props_cnt = cfg.kafka_cnt,
         .on_delivery = produce_on_delivery,

@@ -15,6 +15,8 @@ struct gq_producer {
     /* the topic, or each lane's, looked up once rather than by name per message */
     rd_kafka_topic_t *rkt[GQ_LANES_MAX];
     gq_lanes_t lanes;
+    bool start_traces;
+    char traceparent[GQ_TRACEPARENT_LEN + 1]; /* every request's, unless its own ("": none) */
     char *topic;
     gq_producer_dr_cb_t *on_delivery;
     void *opaque;
@@ -57,6 +59,18 @@ gq_producer_t *gq_producer_new(const gq_producer_conf_t *conf, char *errstr, siz
         free(p->topic);
         free(p);
         return NULL;
+    }
+    p->start_traces = conf->start_traces != 0;
+    if (conf->traceparent) {
+        if (!gq_traceparent_valid(conf->traceparent, strlen(conf->traceparent))) {
+            gq_errf(errstr, errstr_size,
+                    "traceparent \"%.64s\" is not a W3C traceparent (00-<32 hex>-<16 hex>-<2 hex>)",
+                    conf->traceparent);
+            free(p->topic);
+            free(p);
+            return NULL;
+        }
+        gq_strlcpy(p->traceparent, conf->traceparent, sizeof(p->traceparent));
     }
     p->on_delivery = conf->on_delivery;
     p->opaque = conf->opaque;
@@ -169,12 +183,24 @@ void gq_producer_destroy(gq_producer_t *p) {
 
 /* Enqueues one encoded request (copied), waiting out a full local queue. */
 static gq_status_t producer_produce(gq_producer_t *p, rd_kafka_topic_t *rkt, const char *job_id,
-                                    const void *data, size_t len, char *errstr, size_t errstr_size);
+                                    const char *traceparent, const void *data, size_t len,
+                                    char *errstr, size_t errstr_size);
 
 static gq_status_t producer_enqueue(gq_producer_t *p, int32_t priority, const char *job_id,
-                                    const void *data, size_t len, char *errstr,
-                                    size_t errstr_size) {
+                                    const char *traceparent, const void *data, size_t len,
+                                    char *errstr, size_t errstr_size) {
     rd_kafka_topic_t *rkt = p->rkt[gq_lanes_for_priority(&p->lanes, priority)];
+    char fresh[GQ_TRACEPARENT_LEN + 1];
+    if (traceparent && !gq_traceparent_valid(traceparent, strlen(traceparent))) {
+        gq_errf(errstr, errstr_size,
+                "traceparent \"%.64s\" is not a W3C traceparent (00-<32 hex>-<16 hex>-<2 hex>)",
+                traceparent);
+        return GQ_ERR_INVALID;
+    }
+    if (!traceparent && p->traceparent[0])
+        traceparent = p->traceparent;
+    else if (!traceparent && p->start_traces && gq_traceparent_new(fresh) == GQ_OK)
+        traceparent = fresh;
     unsigned char small[2048], *framed = NULL;
     if (p->framing == GQ_FRAMING_CONFLUENT) {
         /* 00, the id big-endian, the datum: the single-object header (10 bytes) replaced. */
@@ -197,7 +223,7 @@ static gq_status_t producer_enqueue(gq_producer_t *p, int32_t priority, const ch
         data = framed;
         len -= 5;
     }
-    gq_status_t st = producer_produce(p, rkt, job_id, data, len, errstr, errstr_size);
+    gq_status_t st = producer_produce(p, rkt, job_id, traceparent, data, len, errstr, errstr_size);
     if (framed && framed != small)
         free(framed);
     return st;
@@ -206,13 +232,21 @@ static gq_status_t producer_enqueue(gq_producer_t *p, int32_t priority, const ch
 int32_t gq_producer_schema_id(const gq_producer_t *p) { return p->schema_id; }
 
 static gq_status_t producer_produce(gq_producer_t *p, rd_kafka_topic_t *rkt, const char *job_id,
-                                    const void *data, size_t len, char *errstr,
-                                    size_t errstr_size) {
+                                    const char *traceparent, const void *data, size_t len,
+                                    char *errstr, size_t errstr_size) {
     for (;;) {
-        rd_kafka_resp_err_t err = rd_kafka_producev(
-            p->rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_KEY(job_id, strlen(job_id)),
-            RD_KAFKA_V_VALUE((void *)data, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_HEADER("content-type", GQ_PRODUCER_CONTENT_TYPE, -1), RD_KAFKA_V_END);
+        rd_kafka_resp_err_t err =
+            traceparent
+                ? rd_kafka_producev(
+                      p->rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_KEY(job_id, strlen(job_id)),
+                      RD_KAFKA_V_VALUE((void *)data, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                      RD_KAFKA_V_HEADER("content-type", GQ_PRODUCER_CONTENT_TYPE, -1),
+                      RD_KAFKA_V_HEADER("traceparent", traceparent, -1), RD_KAFKA_V_END)
+                : rd_kafka_producev(
+                      p->rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_KEY(job_id, strlen(job_id)),
+                      RD_KAFKA_V_VALUE((void *)data, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                      RD_KAFKA_V_HEADER("content-type", GQ_PRODUCER_CONTENT_TYPE, -1),
+                      RD_KAFKA_V_END);
         if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             rd_kafka_poll(p->rk, 100);
             continue;
@@ -228,6 +262,11 @@ static gq_status_t producer_produce(gq_producer_t *p, rd_kafka_topic_t *rkt, con
 
 gq_status_t gq_producer_send(gq_producer_t *p, const gq_request_t *req, char *errstr,
                              size_t errstr_size) {
+    return gq_producer_send_traced(p, req, NULL, errstr, errstr_size);
+}
+
+gq_status_t gq_producer_send_traced(gq_producer_t *p, const gq_request_t *req,
+                                    const char *traceparent, char *errstr, size_t errstr_size) {
     gq_status_t st = gq_request_validate(req, errstr, errstr_size);
     if (st != GQ_OK)
         return st;
@@ -235,7 +274,8 @@ gq_status_t gq_producer_send(gq_producer_t *p, const gq_request_t *req, char *er
     gq_buf_init(&b, 16u << 20);
     st = gq_request_encode(req, &b, errstr, errstr_size);
     if (st == GQ_OK)
-        st = producer_enqueue(p, req->priority, req->job_id, b.data, b.len, errstr, errstr_size);
+        st = producer_enqueue(p, req->priority, req->job_id, traceparent, b.data, b.len, errstr,
+                              errstr_size);
     gq_buf_release(&b);
     return st;
 }
@@ -244,8 +284,8 @@ gq_status_t gq_producer_send_prepared(gq_producer_t *p, const gq_request_prep_t 
                                       size_t errstr_size) {
     size_t len = 0;
     const void *data = gq_request_prep_data(prep, &len);
-    return producer_enqueue(p, gq_request_prep_priority(prep), gq_request_prep_job_id(prep), data,
-                            len, errstr, errstr_size);
+    return producer_enqueue(p, gq_request_prep_priority(prep), gq_request_prep_job_id(prep), NULL,
+                            data, len, errstr, errstr_size);
 }
 
 void gq_producer_poll(gq_producer_t *p, int timeout_ms) { rd_kafka_poll(p->rk, timeout_ms); }

@@ -72,6 +72,12 @@ int gq_cmd_events(int argc, char **argv) {
         if (!job || strcmp(job, ev.job_id) == 0) {
             gq_buf_reset(&out);
             if (gq_completed_to_json(&ev, &out) == GQ_OK) {
+                /* The trace context travels in the headers: shown beside the event's fields. */
+                const char *tp = gq_reader_traceparent(r);
+                if (tp[0] && out.len > 1 && out.data[out.len - 1] == '}')
+                    out.len--;
+                if (tp[0] && out.len > 0)
+                    gq_buf_appendf(&out, ",\"traceparent\":\"%s\"}", tp);
                 fwrite(out.data, 1, out.len, stdout);
                 fputc('\n', stdout);
                 fflush(stdout);

@@ -17,6 +17,7 @@ struct gq_reader {
     int64_t *end; /**< high watermark at open */
     /** A message whose writer's schema could not be fetched: decoded again next time. */
     rd_kafka_message_t *held;
+    char traceparent[GQ_TRACEPARENT_LEN + 1]; /**< the last event's ("": none) */
 };
 
 static gq_status_t reader_positions(gq_reader_t *r, const char *topic, const char *from,
@@ -135,6 +136,8 @@ void gq_reader_destroy(gq_reader_t *r) {
     free(r);
 }
 
+const char *gq_reader_traceparent(const gq_reader_t *r) { return r->traceparent; }
+
 gq_status_t gq_reader_next(gq_reader_t *r, int timeout_ms, gq_completed_t *ev, char *errstr,
                            size_t errstr_size) {
     int64_t deadline = gq_mono_ms() + timeout_ms;
@@ -163,6 +166,17 @@ gq_status_t gq_reader_next(gq_reader_t *r, int timeout_ms, gq_completed_t *ev, c
             continue;
         }
         gq_status_t st = gq_completed_decode(m->payload, m->len, ev, errstr, errstr_size);
+        rd_kafka_headers_t *hdrs = NULL;
+        const void *tp = NULL;
+        size_t tp_len = 0;
+        r->traceparent[0] = '\0';
+        if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+            rd_kafka_header_get_last(hdrs, "traceparent", &tp, &tp_len) ==
+                RD_KAFKA_RESP_ERR_NO_ERROR &&
+            gq_traceparent_valid(tp, tp_len)) {
+            memcpy(r->traceparent, tp, tp_len);
+            r->traceparent[tp_len] = '\0';
+        }
         if (st == GQ_ERR_TRANSIENT) {
             /* Its writer's schema is in a registry that cannot be asked now: the event is
              * kept, not skipped, and decoded again by the next call, a while later. */

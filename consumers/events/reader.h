@@ -34,4 +34,7 @@ void gq_reader_destroy(gq_reader_t *r);
 gq_status_t gq_reader_next(gq_reader_t *r, int timeout_ms, gq_completed_t *ev, char *errstr,
                            size_t errstr_size);
 
+/** The W3C traceparent header of the event gq_reader_next returned last ("": none). */
+const char *gq_reader_traceparent(const gq_reader_t *r);
+
 #endif

@@ -29,6 +29,13 @@ static const char *const job_state_names[JOB_STATES] = {
 
 const char *job_state_name(job_state_t s) { return s < JOB_STATES ? job_state_names[s] : "?"; }
 
+void job_set_traceparent(job_t *j, const void *value, size_t len) {
+    if (value && gq_traceparent_valid(value, len)) {
+        memcpy(j->traceparent, value, len);
+        j->traceparent[len] = '\0';
+    }
+}
+
 job_t *job_new(uint64_t serial, int lane, int32_t partition, int64_t offset, const void *payload,
                size_t len, const void *key, size_t key_len, int64_t now_wall) {
     job_t *j = calloc(1, sizeof(*j));

@@ -30,6 +30,7 @@
 #include "genq_schema.h"
 #include "recorder.h"
 #include "store.h"
+#include "util.h"
 
 #include <stdbool.h>
 
@@ -104,6 +105,7 @@ typedef struct job {
     int64_t ready_mono;    /**< when it last became READY (the scheduler's aging) */
     int64_t sched_wait_ms; /**< READY until it got its slot, summed over attempts */
     char cache_key[65];    /**< the result cache's key ("": no cache for this job) */
+    char traceparent[GQ_TRACEPARENT_LEN + 1]; /**< the request's W3C trace context ("": none) */
     char cache_source[37]; /**< a cache hit: the job whose outputs answer this one */
     /* the loop's bookkeeping for the scheduler (scheduler.h), not a state */
     int passes;         /**< times a younger job was chosen before it */
@@ -200,6 +202,8 @@ typedef struct job_env {
 job_t *job_new(uint64_t serial, int lane, int32_t partition, int64_t offset, const void *payload,
                size_t len, const void *key, size_t key_len, int64_t now_wall);
 void job_free(job_t *j);
+/** Keeps the request's traceparent header (value, len) when it is a valid one. */
+void job_set_traceparent(job_t *j, const void *value, size_t len);
 
 /** Advances j by ev. */
 void job_step(job_t *j, const job_ev_t *ev, const job_env_t *env, job_acts_t *acts);

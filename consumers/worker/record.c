@@ -26,6 +26,9 @@ typedef struct record_pending {
     size_t dead_len;
     gq_kv_t dead_headers[10];
     size_t dead_headers_cnt;
+    gq_kv_t ev_headers[2]; /* content-type, and the request's traceparent */
+    size_t ev_headers_cnt;
+    char traceparent[GQ_TRACEPARENT_LEN + 1];
     char bufs[4][24];
     char dead_reason[32], error_code[32], error_message[512];
     bool counted_dead;
@@ -241,9 +244,6 @@ static void record_dead_headers(gq_record_t *r, const gq_record_job_t *job, reco
     }
 }
 
-static const gq_kv_t record_ev_headers[] = {
-    {"content-type", "application/vnd.genq.completed+avro"}};
-
 gq_status_t gq_record_send(gq_record_t *r, const gq_record_job_t *job, uint64_t tag, char *errstr,
                            size_t errstr_size) {
     record_pending_t *p = calloc(1, sizeof(*p));
@@ -281,8 +281,14 @@ gq_status_t gq_record_send(gq_record_t *r, const gq_record_job_t *job, uint64_t 
         p->dead_len =
             job->dead_cut && job->dead_cut < job->payload_len ? job->dead_cut : job->payload_len;
     }
-    gq_outbox_msg_t event = {r->completed_topic, p->event.data, p->event.len, record_ev_headers,
-                             GQ_ARRAY_LEN(record_ev_headers)};
+    p->ev_headers[0] = (gq_kv_t){"content-type", "application/vnd.genq.completed+avro"};
+    p->ev_headers_cnt = 1;
+    if (job->traceparent && gq_traceparent_valid(job->traceparent, strlen(job->traceparent))) {
+        gq_strlcpy(p->traceparent, job->traceparent, sizeof(p->traceparent));
+        p->ev_headers[p->ev_headers_cnt++] = (gq_kv_t){"traceparent", p->traceparent};
+    }
+    gq_outbox_msg_t event = {r->completed_topic, p->event.data, p->event.len, p->ev_headers,
+                             p->ev_headers_cnt};
     gq_outbox_msg_t dead = {r->dlq_topic, job->dead_letter ? p->dead : NULL, p->dead_len,
                             p->dead_headers, p->dead_headers_cnt};
     if (job->dead_letter && !p->dead)
@@ -293,8 +299,9 @@ gq_status_t gq_record_send(gq_record_t *r, const gq_record_job_t *job, uint64_t 
         st = gq_recorder_reject_send(r->rec, &a, tag, errstr, errstr_size);
     } else {
         gq_rec_finish_t a = {
-            job->req, job->ev,   job->ref,           r->worker_id,   event,
-            dead,     job->lane, job->sched_wait_ms, job->cache_key, job->cache_source};
+            job->req,      job->ev,   job->ref,           r->worker_id,   event,
+            dead,          job->lane, job->sched_wait_ms, job->cache_key, job->cache_source,
+            p->traceparent};
         st = gq_recorder_finish_send(r->rec, &a, tag, errstr, errstr_size);
     }
     if (st != GQ_OK) {
@@ -338,7 +345,7 @@ gq_status_t gq_record_answer(gq_record_t *r, const gq_pgq_done_t *d, bool *alrea
         const char *key = p->job_id[0] ? p->job_id : NULL;
         if (ev_id >= 0)
             record_publish(r, ev_id, r->completed_topic, key, p->event.data, p->event.len,
-                           record_ev_headers, GQ_ARRAY_LEN(record_ev_headers));
+                           p->ev_headers, p->ev_headers_cnt);
         if (dead_id >= 0) {
             record_publish(r, dead_id, r->dlq_topic, key, p->dead ? p->dead : "", p->dead_len,
                            p->dead_headers, p->dead_headers_cnt);
@@ -348,11 +355,13 @@ gq_status_t gq_record_answer(gq_record_t *r, const gq_pgq_done_t *d, bool *alrea
             gq_metrics_job_done(r->metrics, p->model[0] ? p->model : NULL,
                                 p->status == GQ_JOB_SUCCEEDED, p->queue_ms / 1000.0,
                                 p->render_ms / 1000.0, p->total_ms / 1000.0);
-            gq_info("job %s %s: attempt %d, queue %lld ms, render %lld ms, total %lld ms, %zu "
-                    "output(s)",
-                    p->job_id, gq_job_status_name(p->status), (int)p->attempt,
-                    (long long)p->queue_ms, (long long)p->render_ms, (long long)p->total_ms,
-                    p->outputs);
+            gq_log_job(GQ_LOG_INFO, p->job_id,
+                       "%s: attempt %d, queue %lld ms, render %lld ms, total %lld ms, %zu "
+                       "output(s)%s%.32s",
+                       gq_job_status_name(p->status), (int)p->attempt, (long long)p->queue_ms,
+                       (long long)p->render_ms, (long long)p->total_ms, p->outputs,
+                       p->traceparent[0] ? ", trace " : "",
+                       p->traceparent[0] ? p->traceparent + 3 : "");
         } else if (p->has_ev) {
             gq_info("job %s: already recorded; offset moved", p->job_id);
         }

@@ -40,6 +40,7 @@ typedef struct gq_record_job {
     int64_t sched_wait_ms;
     const char *cache_key;
     const char *cache_source;
+    const char *traceparent; /**< the request's; carried on the event ("" or NULL: none) */
 } gq_record_job_t;
 
 gq_record_t *gq_record_new(const gq_cfg_t *cfg, const char *worker_id, gq_recorder_t *rec,

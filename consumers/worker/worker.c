@@ -174,6 +174,7 @@ static void worker_record(gq_worker_t *w, job_t *j) {
         .sched_wait_ms = j->sched_wait_ms,
         .cache_key = j->cache_key,
         .cache_source = j->cache_source,
+        .traceparent = j->traceparent,
     };
     char err[512];
     gq_status_t st = gq_record_send(w->record, &r, j->serial, err, sizeof(err));
@@ -454,6 +455,12 @@ static void worker_message(gq_worker_t *w, int lane, rd_kafka_message_t *m) {
         gq_intake_pause(w->intake, -1, true);
         return;
     }
+    rd_kafka_headers_t *hdrs = NULL;
+    const void *tp = NULL;
+    size_t tp_len = 0;
+    if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        rd_kafka_header_get_last(hdrs, "traceparent", &tp, &tp_len) == RD_KAFKA_RESP_ERR_NO_ERROR)
+        job_set_traceparent(j, tp, tp_len);
     if (w->jobs_tail)
         w->jobs_tail->next = j;
     else

@@ -223,7 +223,29 @@ static void test_cfg(void) {
     CHECK_STR(red, "http://gpu1:8188/view?f=a@b");
 }
 
+/* W3C trace context: the examples of the specification, and what it forbids. */
+static void test_traceparent(void) {
+    const char *ok = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    CHECK(gq_traceparent_valid(ok, strlen(ok)));
+    CHECK(!gq_traceparent_valid(ok, strlen(ok) - 1));
+    static const char *const bad[] = {
+        "00-00000000000000000000000000000000-00f067aa0ba902b7-01", /* zero trace id */
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01", /* zero parent id */
+        "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01", /* uppercase */
+        "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", /* another version */
+        "00-4bf92f3577b34da6a3ce929d0e0e4736_00f067aa0ba902b7-01", /* separator */
+        "00-4bf92f3577b34da6a3ce929d0e0e473g-00f067aa0ba902b7-01", /* not hex */
+    };
+    for (size_t i = 0; i < GQ_ARRAY_LEN(bad); i++)
+        CHECK(!gq_traceparent_valid(bad[i], strlen(bad[i])));
+    CHECK(!gq_traceparent_valid(NULL, 55));
+    char a[GQ_TRACEPARENT_LEN + 1], b[GQ_TRACEPARENT_LEN + 1];
+    CHECK(gq_traceparent_new(a) == GQ_OK && gq_traceparent_new(b) == GQ_OK);
+    CHECK(gq_traceparent_valid(a, strlen(a)) && strcmp(a, b) != 0);
+}
+
 int main(void) {
+    test_traceparent();
     test_parse();
     test_buf();
     test_uuid_names();

@@ -362,6 +362,8 @@ static json_t *rec_result_json(const gq_rec_finish_t *a) {
         json_object_set_new(o, "cache_key", json_string(a->cache_key));
     if (a->cache_source && a->cache_source[0])
         json_object_set_new(o, "cache_source", json_string(a->cache_source));
+    if (a->traceparent && a->traceparent[0])
+        json_object_set_new(o, "traceparent", json_string(a->traceparent));
     return o;
 }
 

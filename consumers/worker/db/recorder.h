@@ -148,6 +148,7 @@ typedef struct gq_rec_finish {
     int64_t sched_wait_ms;
     const char *cache_key;
     const char *cache_source; /**< a cache hit: the job whose outputs were reused */
+    const char *traceparent;  /**< the request's W3C trace context */
 } gq_rec_finish_t;
 
 typedef struct gq_rec_finished {
