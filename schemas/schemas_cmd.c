@@ -185,8 +185,7 @@ static int schemas_show(const char *what, bool canonical) {
     }
     int rc = GQ_EXIT_OK;
     if (!hit) {
-        fprintf(stderr, "genq schemas show: no schema \"%s\" (genq schemas list shows them)\n",
-                what);
+        gq_err("no schema \"%s\" (genq schemas list shows them)", what);
         rc = GQ_EXIT_DATAERR;
     } else if (canonical) {
         gq_buf_t b;
@@ -195,7 +194,7 @@ static int schemas_show(const char *what, bool canonical) {
             fwrite(b.data, 1, b.len, stdout);
             fputc('\n', stdout);
         } else {
-            fprintf(stderr, "genq schemas show: %s\n", err);
+            gq_err("%s", err);
             rc = GQ_EXIT_DATAERR;
         }
         gq_buf_release(&b);
@@ -277,7 +276,7 @@ static int schemas_check(const gq_cfg_t *cfg) {
                              : strcmp(lv, "full") == 0    ? GQ_AVRO_FULL
                                                           : 0;
     if (!level) {
-        fprintf(stderr, "genq schemas check: --level must be backward, forward or full\n");
+        gq_err("--level must be backward, forward or full");
         return GQ_EXIT_USAGE;
     }
     avsc_set_t cur = {0}, hist = {0};
@@ -292,7 +291,7 @@ static int schemas_check(const gq_cfg_t *cfg) {
     if (st == GQ_OK)
         st = hdir ? set_dir(&hist, hdir, true, err, sizeof(err)) : set_embedded(&hist, true);
     if (st != GQ_OK) {
-        fprintf(stderr, "genq schemas check: %s\n", err);
+        gq_err("%s", err);
         set_release(&cur);
         set_release(&hist);
         return GQ_EXIT_DATAERR;
@@ -323,7 +322,7 @@ static int schemas_check(const gq_cfg_t *cfg) {
 static int schemas_register(const gq_cfg_t *cfg) {
     char err[1024];
     if (!gq_cfg_str(cfg, "schema_registry_url")) {
-        fprintf(stderr, "genq schemas register: set GENQ_SCHEMA_REGISTRY_URL\n");
+        gq_err("set GENQ_SCHEMA_REGISTRY_URL");
         return GQ_EXIT_USAGE;
     }
     avsc_set_t hist = {0};
@@ -394,7 +393,7 @@ int gq_cmd_schemas(int argc, char **argv) {
         return rc;
     char err[1024];
     if (!mode) {
-        fprintf(stderr, "genq schemas: expected list, show, check or register; try --help\n");
+        gq_err("expected list, show, check or register; try --help");
         gq_cfg_release(&cfg);
         return GQ_EXIT_USAGE;
     }
@@ -421,7 +420,7 @@ int gq_cmd_schemas(int argc, char **argv) {
         rc = GQ_EXIT_USAGE;
     }
     if (rc == GQ_EXIT_USAGE)
-        fprintf(stderr, "genq schemas: bad arguments; try --help\n");
+        gq_err("bad arguments; try --help");
     gq_cfg_release(&cfg);
     return rc;
 }

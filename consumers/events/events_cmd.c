@@ -31,7 +31,7 @@ int gq_cmd_events(int argc, char **argv) {
         return GQ_EXIT_USAGE;
     }
     if (gq_schema_configure(&cfg, false, err, sizeof(err)) != GQ_OK) {
-        fprintf(stderr, "genq events: %s\n", err);
+        gq_err("%s", err);
         gq_cfg_release(&cfg);
         return GQ_EXIT_CONFIG;
     }

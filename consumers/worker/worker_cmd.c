@@ -64,7 +64,7 @@ int gq_cmd_worker(int argc, char **argv) {
     if (rc >= 0)
         return rc;
     if (argi != argc) {
-        fprintf(stderr, "genq worker: unexpected argument \"%s\"; try --help\n", argv[argi]);
+        gq_err("unexpected argument \"%s\"; try genq worker --help", argv[argi]);
         gq_cfg_release(&cfg);
         return GQ_EXIT_USAGE;
     }
