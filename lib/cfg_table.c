@@ -9,46 +9,57 @@
 #define R GQ_CMD_REPLAY
 #define L GQ_CMD_LAG
 #define S GQ_CMD_SCHEMAS
+#define C GQ_CMD_CANCEL
 #define I64MAX INT64_MAX
 
 static const gq_cfg_key_t cfg_keys[] = {
     /* Services */
-    {"brokers", 'b', "GENQ_BROKERS", GQ_CFG_STR, "127.0.0.1:9092", 0, 0, W | P | E | R | L, false,
-     "Kafka bootstrap servers, host:port[,host:port]"},
-    {"database_url", 'd', "GENQ_DATABASE_URL", GQ_CFG_STR, "postgresql:///genq", 0, 0, W | M | R,
-     true, "PostgreSQL connection URI or key=value string"},
+    {"brokers", 'b', "GENQ_BROKERS", GQ_CFG_STR, "127.0.0.1:9092", 0, 0, W | P | E | R | L | C,
+     false, "Kafka bootstrap servers, host:port[,host:port]"},
+    {"database_url", 'd', "GENQ_DATABASE_URL", GQ_CFG_STR, "postgresql:///genq", 0, 0,
+     W | M | R | C, true,
+     "PostgreSQL connection URI or key=value string (genq cancel reads it only when set, to "
+     "say how a job that already ended ended)"},
     {"comfyui_url", 'c', "GENQ_COMFYUI_URL", GQ_CFG_STR, "http://127.0.0.1:8188", 0, 0, W, true,
      "base URL of this worker's ComfyUI"},
     /* Schemas: writer schemas and the Schema Registry */
     {"schema_registry_url", 0, "GENQ_SCHEMA_REGISTRY_URL", GQ_CFG_STR, NULL, 0, 0,
-     W | P | E | R | S, true,
+     W | P | E | R | S | C, true,
      "Schema Registry (Confluent REST API, e.g. Apicurio's /apis/ccompat/v7): readers then also "
      "take Confluent-framed messages; https://user:password@host works for basic auth"},
     {"schema_registry_username", 0, "GENQ_SCHEMA_REGISTRY_USERNAME", GQ_CFG_STR, NULL, 0, 0,
-     W | P | E | R | S, false, "Schema Registry basic-auth user (overrides the URL's)"},
+     W | P | E | R | S | C, false, "Schema Registry basic-auth user (overrides the URL's)"},
     {"schema_registry_password", 0, "GENQ_SCHEMA_REGISTRY_PASSWORD", GQ_CFG_STR, NULL, 0, 0,
-     W | P | E | R | S, true, "Schema Registry basic-auth password"},
+     W | P | E | R | S | C, true, "Schema Registry basic-auth password"},
     {"schema_registry_ca_file", 0, "GENQ_SCHEMA_REGISTRY_CA_FILE", GQ_CFG_STR, NULL, 0, 0,
-     W | P | E | R | S, false, "PEM file of the CA(s) that sign an https registry's certificate"},
+     W | P | E | R | S | C, false,
+     "PEM file of the CA(s) that sign an https registry's certificate"},
     {"schema_registry_timeout", 0, "GENQ_SCHEMA_REGISTRY_TIMEOUT", GQ_CFG_INT, "5000", 100, 600000,
-     W | P | E | R | S, false, "milliseconds one Schema Registry request may take"},
-    {"schema_dir", 0, "GENQ_SCHEMA_DIR", GQ_CFG_STR, NULL, 0, 0, W | P | E | R | S, false,
+     W | P | E | R | S | C, false, "milliseconds one Schema Registry request may take"},
+    {"schema_dir", 0, "GENQ_SCHEMA_DIR", GQ_CFG_STR, NULL, 0, 0, W | P | E | R | S | C, false,
      "directory of extra writer schemas (*.avsc, e.g. a newer version) that readers resolve by "
      "fingerprint, besides the released versions compiled in"},
     {"traceparent", 0, "GENQ_TRACEPARENT", GQ_CFG_STR, NULL, 0, 0, P, false,
      "W3C traceparent the requests carry (00-<trace id>-<parent id>-<flags>); default: each "
      "request starts a trace of its own"},
-    {"framing", 0, "GENQ_FRAMING", GQ_CFG_STR, "single-object", 0, 0, P, false,
-     "how requests are framed: single-object, or confluent (Schema Registry id; the schema is "
-     "registered or looked up under <requests_topic>-value)"},
+    {"framing", 0, "GENQ_FRAMING", GQ_CFG_STR, "single-object", 0, 0, P | C, false,
+     "how requests (genq cancel: cancel requests) are framed: single-object, or confluent "
+     "(Schema Registry id; the schema is registered or looked up under <requests_topic>-value, "
+     "<cancel_topic>-value)"},
     {"completed_framing", 0, "GENQ_COMPLETED_FRAMING", GQ_CFG_STR, "single-object", 0, 0, W, false,
-     "how completion events are framed: single-object, or confluent (the schema is registered "
-     "or looked up under <completed_topic>-value when the worker starts)"},
+     "how completion and progress events are framed: single-object, or confluent (the schemas "
+     "are registered or looked up under <completed_topic>-value and <progress_topic>-value "
+     "when the worker starts)"},
     /* Topics and group */
     {"requests_topic", 't', "GENQ_REQUESTS_TOPIC", GQ_CFG_STR, "genq.requests", 0, 0,
      W | P | R | L | S, false, "topic of GenerationRequest messages"},
     {"completed_topic", 0, "GENQ_COMPLETED_TOPIC", GQ_CFG_STR, "genq.completed", 0, 0,
-     W | P | E | R | S, false, "topic of GenerationCompleted events"},
+     W | P | E | R | S | C, false, "topic of GenerationCompleted events"},
+    {"progress_topic", 0, "GENQ_PROGRESS_TOPIC", GQ_CFG_STR, "genq.progress", 0, 0, W | P | E | S,
+     false, "topic of GenerationProgress events (how far each job has got; best effort)"},
+    {"cancel_topic", 0, "GENQ_CANCEL_TOPIC", GQ_CFG_STR, "genq.cancel", 0, 0, W | S | C, false,
+     "compacted topic of CancelRequest messages, read whole by every worker (created compacted "
+     "with one partition when missing)"},
     {"lanes", 0, "GENQ_LANES", GQ_CFG_STR, NULL, 0, 0, W | P | L | R | S, false,
      "priority lanes: request topics, most preferred first (priority > 0 goes to the first, "
      "< 0 to the last, 0 to the middle one); default: requests_topic alone"},
@@ -126,6 +137,9 @@ static const gq_cfg_key_t cfg_keys[] = {
      "(alive, not ready), instead of exiting 69 or 78 at once"},
     {"http_listen", 0, "GENQ_HTTP_LISTEN", GQ_CFG_STR, NULL, 0, 0, W, false,
      "address:port of /healthz, /readyz and /metrics (off unless set)"},
+    {"progress_interval", 0, "GENQ_PROGRESS_INTERVAL", GQ_CFG_INT, "500", 0, 3600000, W, false,
+     "milliseconds between two progress events of one job (one more at each change of its "
+     "state, node or queue position); 0: no progress events"},
     {"warmup", 0, "GENQ_WARMUP", GQ_CFG_STR, NULL, 0, 0, W, false,
      "templates (comma-separated) rendered once at start, before ready: loads their models"},
     /* Logging */
@@ -159,9 +173,9 @@ static const gq_cfg_key_t cfg_keys[] = {
     {"source", 0, "GENQ_SOURCE", GQ_CFG_STR, "genq-cli", 0, 0, P, false,
      "source/tenant recorded with the job"},
     {"timeout", 0, NULL, GQ_CFG_INT, NULL, 1, 86400, P, false, "render deadline in seconds"},
-    {"wait", 0, NULL, GQ_CFG_BOOL, "false", 0, 0, P, false,
-     "follow completion events of the published jobs until all are done"},
-    {"wait_timeout", 0, NULL, GQ_CFG_INT, "3600", 1, 604800, P, false, "seconds --wait waits"},
+    {"wait", 0, NULL, GQ_CFG_BOOL, "false", 0, 0, P | C, false,
+     "follow the jobs' completion events (produce: and their progress) until all are done"},
+    {"wait_timeout", 0, NULL, GQ_CFG_INT, "3600", 1, 604800, P | C, false, "seconds --wait waits"},
     {"write_messages", 0, NULL, GQ_CFG_STR, NULL, 0, 0, P, false,
      "write the messages to this file instead of publishing them (each as u32 big-endian key "
      "length, key, u32 big-endian value length, value); ids are printed as if delivered"},
@@ -172,6 +186,11 @@ static const gq_cfg_key_t cfg_keys[] = {
     {"limit", 0, NULL, GQ_CFG_INT, "0", 0, I64MAX, E | R, false,
      "stop after this many (0: no limit)"},
     {"job", 0, NULL, GQ_CFG_STR, NULL, 0, 0, E, false, "only events of this job id"},
+    {"progress", 0, NULL, GQ_CFG_BOOL, "false", 0, 0, E, false,
+     "progress events (the progress topic) instead of completion events: live bars on a "
+     "terminal (text logs), else JSON lines"},
+    {"json", 0, NULL, GQ_CFG_BOOL, "false", 0, 0, E, false,
+     "with --progress: JSON lines even on a terminal"},
     /* lag: KEDA's kafka trigger (a ScaledObject file sets them all; a flag still wins) */
     {"scaled_object", 'f', NULL, GQ_CFG_STR, NULL, 0, 0, L, false,
      "a KEDA ScaledObject (YAML): compute with its kafka triggers' settings and replica "
@@ -218,8 +237,9 @@ static const gq_cfg_key_t cfg_keys[] = {
      "show what would be replayed, change nothing"},
     {"force", 0, NULL, GQ_CFG_BOOL, "false", 0, 0, R, false,
      "also replay jobs that already succeeded (they render again)"},
-    {"reason", 0, NULL, GQ_CFG_STR, NULL, 0, 0, R, false,
-     "dlq: only dead letters with this genq-reason"},
+    {"reason", 0, NULL, GQ_CFG_STR, NULL, 0, 0, R | C, false,
+     "replay dlq: only dead letters with this genq-reason; cancel: why (at most 512 bytes, "
+     "kept in genq.cancels and the completion event's error.message)"},
     {"include_undecodable", 0, NULL, GQ_CFG_BOOL, "false", 0, 0, R, false,
      "dlq: also re-publish messages that could not be decoded"},
     {"since", 0, NULL, GQ_CFG_STR, NULL, 0, 0, R, false,
@@ -232,6 +252,11 @@ static const gq_cfg_key_t cfg_keys[] = {
     {"to_time", 0, NULL, GQ_CFG_STR, NULL, 0, 0, R, false,
      "offsets: move to the first offset at or after this time"},
     {"partition", 0, NULL, GQ_CFG_INT, NULL, 0, 100000, R, false, "offsets: only this partition"},
+    /* cancel */
+    {"requested_by", 0, "GENQ_REQUESTED_BY", GQ_CFG_STR, "genq-cli", 0, 0, C, false,
+     "who asks for the cancel: a service or tenant (at most 128 bytes)"},
+    {"if_source", 0, NULL, GQ_CFG_STR, NULL, 0, 0, C, false,
+     "cancel only if the job's source (tenant) is this"},
 };
 
 /* gq_cfg_t holds one value per key: a table beyond it would write past its arrays. */

@@ -127,15 +127,22 @@ gq_status_t gq_kafka_partition_count(rd_kafka_t *rk, const char *topic, int time
     }
 }
 
-gq_status_t gq_kafka_topics_ensure(rd_kafka_t *rk, const char *const *topics, size_t cnt,
-                                   int partitions, int timeout_ms, char *errstr,
-                                   size_t errstr_size) {
+static gq_status_t kafka_topics_create(rd_kafka_t *rk, const char *const *topics, size_t cnt,
+                                       int partitions, bool compact, int timeout_ms, char *errstr,
+                                       size_t errstr_size) {
     rd_kafka_NewTopic_t *nt[16];
     if (cnt > GQ_ARRAY_LEN(nt))
         return GQ_ERR_INVALID;
     char why[256];
     for (size_t i = 0; i < cnt; i++) {
         nt[i] = rd_kafka_NewTopic_new(topics[i], partitions, -1, why, sizeof(why));
+        if (nt[i] && compact &&
+            rd_kafka_NewTopic_set_config(nt[i], "cleanup.policy", "compact") !=
+                RD_KAFKA_RESP_ERR_NO_ERROR) {
+            rd_kafka_NewTopic_destroy(nt[i]);
+            nt[i] = NULL;
+            gq_strlcpy(why, "cannot set cleanup.policy", sizeof(why));
+        }
         if (!nt[i]) {
             gq_errf(errstr, errstr_size, "topic %s: %s", topics[i], why);
             for (size_t j = 0; j < i; j++)
@@ -163,8 +170,8 @@ gq_status_t gq_kafka_topics_ensure(rd_kafka_t *rk, const char *const *topics, si
         for (size_t i = 0; i < n; i++) {
             rd_kafka_resp_err_t e = rd_kafka_topic_result_error(tr[i]);
             if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
-                gq_info("created topic %s with %d partitions", rd_kafka_topic_result_name(tr[i]),
-                        partitions);
+                gq_info("created %stopic %s with %d partition(s)", compact ? "compacted " : "",
+                        rd_kafka_topic_result_name(tr[i]), partitions);
             } else if (e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
                 gq_errf(errstr, errstr_size, "topic %s: %s", rd_kafka_topic_result_name(tr[i]),
                         rd_kafka_topic_result_error_string(tr[i]));
@@ -179,4 +186,16 @@ gq_status_t gq_kafka_topics_ensure(rd_kafka_t *rk, const char *const *topics, si
     for (size_t i = 0; i < cnt; i++)
         rd_kafka_NewTopic_destroy(nt[i]);
     return st;
+}
+
+gq_status_t gq_kafka_topics_ensure(rd_kafka_t *rk, const char *const *topics, size_t cnt,
+                                   int partitions, int timeout_ms, char *errstr,
+                                   size_t errstr_size) {
+    return kafka_topics_create(rk, topics, cnt, partitions, false, timeout_ms, errstr, errstr_size);
+}
+
+gq_status_t gq_kafka_topic_ensure_compacted(rd_kafka_t *rk, const char *topic, int partitions,
+                                            int timeout_ms, char *errstr, size_t errstr_size) {
+    const char *topics[] = {topic};
+    return kafka_topics_create(rk, topics, 1, partitions, true, timeout_ms, errstr, errstr_size);
 }

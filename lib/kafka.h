@@ -39,6 +39,11 @@ gq_status_t gq_kafka_topics_ensure(rd_kafka_t *rk, const char *const *topics, si
                                    int partitions, int timeout_ms, char *errstr,
                                    size_t errstr_size);
 
+/** The same for one topic created compacted (cleanup.policy=compact) when it does not exist
+ * (an existing topic is left as it is, whatever its policy). */
+gq_status_t gq_kafka_topic_ensure_compacted(rd_kafka_t *rk, const char *topic, int partitions,
+                                            int timeout_ms, char *errstr, size_t errstr_size);
+
 /** Number of partitions of a topic (from metadata), or GQ_ERR_NOTFOUND. */
 gq_status_t gq_kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms, int *cnt,
                                      char *errstr, size_t errstr_size);

@@ -125,9 +125,19 @@ typedef struct gq_completed {
 gq_status_t gq_schema_init(char *errstr, size_t errstr_size);
 void gq_schema_shutdown(void);
 
+/** The records of the contract, one .avsc each. */
+typedef enum gq_schema_kind {
+    GQ_SCHEMA_REQUEST = 0,   /**< GenerationRequest.avsc */
+    GQ_SCHEMA_COMPLETED = 1, /**< GenerationCompleted.avsc */
+    GQ_SCHEMA_PROGRESS = 2,  /**< GenerationProgress.avsc */
+    GQ_SCHEMA_CANCEL = 3,    /**< CancelRequest.avsc */
+    GQ_SCHEMA_KINDS
+} gq_schema_kind_t;
+
 /** Fingerprints (CRC-64-AVRO of the Parsing Canonical Form) of the current schemas. */
 uint64_t gq_schema_request_fingerprint(void);
 uint64_t gq_schema_completed_fingerprint(void);
+uint64_t gq_schema_fingerprint(gq_schema_kind_t kind);
 
 /**
  * Writer schemas. Besides its own schemas, a reader knows every released version compiled
@@ -188,6 +198,9 @@ gq_status_t gq_schema_registry_set(const gq_registry_conf_t *conf, char *errstr,
  */
 gq_status_t gq_schema_registry_id(bool completed, const char *subject, int32_t *id, char *errstr,
                                   size_t errstr_size);
+/** gq_schema_registry_id for the current schema of any kind. */
+gq_status_t gq_schema_registry_id_of(gq_schema_kind_t kind, const char *subject, int32_t *id,
+                                     char *errstr, size_t errstr_size);
 /** Registers (or looks up) the schema given as JSON text under subject; *id is its id. */
 gq_status_t gq_schema_registry_register(const char *subject, const char *schema, size_t len,
                                         int32_t *id, char *errstr, size_t errstr_size);
@@ -315,5 +328,73 @@ gq_status_t gq_completed_decode(const void *data, size_t len, gq_completed_t *ev
 gq_status_t gq_completed_to_json(const gq_completed_t *ev, gq_buf_t *out);
 
 const char *gq_job_status_name(gq_job_status_t st);
+
+/* ---- GenerationProgress ---- */
+
+/** ProgressState, in .avsc symbol order. */
+typedef enum gq_progress_state {
+    GQ_PROGRESS_QUEUED = 0,
+    GQ_PROGRESS_LOADING,
+    GQ_PROGRESS_RUNNING,
+    GQ_PROGRESS_COLLECTING,
+    GQ_PROGRESS_OTHER, /**< a state a later version adds (the enum's default) */
+} gq_progress_state_t;
+
+/** A GenerationProgress event. */
+typedef struct gq_progress {
+    char job_id[37];
+    int32_t attempt;
+    int64_t seq;
+    int64_t at; /**< ms since the epoch */
+    gq_progress_state_t state;
+    int32_t queue_position; /**< < 0: null (not QUEUED) */
+    char *node;             /**< optional (NULL) */
+    int32_t step, max_steps, nodes_done, nodes_total, previews;
+    char *worker_id; /**< NULL is encoded as "" */
+} gq_progress_t;
+
+/** Zeroes ev (state QUEUED, queue_position null, no strings). */
+void gq_progress_init(gq_progress_t *ev);
+void gq_progress_release(gq_progress_t *ev);
+/** Appends the single-object encoding of ev to out (gq_schema_reframe() for Confluent's). */
+gq_status_t gq_progress_encode(const gq_progress_t *ev, gq_buf_t *out, char *errstr,
+                               size_t errstr_size);
+/** Decodes like gq_request_decode() (same guarantees); ev is initialised by this call. */
+gq_status_t gq_progress_decode(const void *data, size_t len, gq_progress_t *ev, char *errstr,
+                               size_t errstr_size);
+/** Appends ev as one JSON object (no newline): the .avsc field names in .avsc order, state as
+ * its symbol, queue_position and node null or a value. */
+gq_status_t gq_progress_to_json(const gq_progress_t *ev, gq_buf_t *out);
+const char *gq_progress_state_name(gq_progress_state_t st);
+
+/* ---- CancelRequest ---- */
+
+#define GQ_CANCEL_REASON_MAX 512 /**< bytes of reason */
+#define GQ_CANCEL_BY_MAX 128     /**< bytes of requested_by */
+#define GQ_CANCEL_SOURCE_MAX GQ_REQUEST_SOURCE_MAX
+
+/** A CancelRequest. */
+typedef struct gq_cancel {
+    char job_id[37];      /**< canonical lowercase uuid */
+    int64_t requested_at; /**< ms since the epoch */
+    char *reason;         /**< NULL is encoded as "" */
+    char *requested_by;   /**< NULL is encoded as "" */
+    char *source;         /**< optional (NULL: the cancel applies whatever the job's source) */
+} gq_cancel_t;
+
+/** Zeroes c (job_id "", requested_at 0, every string NULL). */
+void gq_cancel_init(gq_cancel_t *c);
+void gq_cancel_release(gq_cancel_t *c);
+/** Checks job_id (a canonical uuid), requested_at (>= 0) and the strings' sizes (the limits
+ * above; UTF-8 without NUL). errstr names the field. */
+gq_status_t gq_cancel_validate(const gq_cancel_t *c, char *errstr, size_t errstr_size);
+/** Appends the single-object encoding of c to out. Does not validate. */
+gq_status_t gq_cancel_encode(const gq_cancel_t *c, gq_buf_t *out, char *errstr, size_t errstr_size);
+/** Decodes like gq_request_decode() (same guarantees); c is initialised by this call. Does
+ * not validate: a cancel from Kafka is untrusted, call gq_cancel_validate(). */
+gq_status_t gq_cancel_decode(const void *data, size_t len, gq_cancel_t *c, char *errstr,
+                             size_t errstr_size);
+/** Appends c as one JSON object (no newline), the .avsc field names, source null or a string. */
+gq_status_t gq_cancel_to_json(const gq_cancel_t *c, gq_buf_t *out);
 
 #endif

@@ -56,7 +56,7 @@ static struct {
     pthread_t thread;
     struct {
         char subject[256];
-        bool completed;
+        gq_schema_kind_t kind;
         int32_t id;
     } ids[16]; /* subjects registered or looked up by gq_schema_registry_id */
     size_t ids_cnt;
@@ -412,20 +412,29 @@ static void reg_escape(const char *s, char *out, size_t out_size) {
 
 gq_status_t gq_schema_registry_id(bool completed, const char *subject, int32_t *id, char *errstr,
                                   size_t errstr_size) {
+    return gq_schema_registry_id_of(completed ? GQ_SCHEMA_COMPLETED : GQ_SCHEMA_REQUEST, subject,
+                                    id, errstr, errstr_size);
+}
+
+gq_status_t gq_schema_registry_id_of(gq_schema_kind_t kind, const char *subject, int32_t *id,
+                                     char *errstr, size_t errstr_size) {
     *id = -1;
+    if ((unsigned)kind >= GQ_SCHEMA_KINDS) {
+        gq_errf(errstr, errstr_size, "no schema of kind %d", (int)kind);
+        return GQ_ERR_INVALID;
+    }
     gq_status_t st = gq_schema_init(errstr, errstr_size);
     if (st != GQ_OK)
         return st;
     pthread_mutex_lock(&reg_lock);
     for (size_t i = 0; i < reg.ids_cnt; i++) {
-        if (reg.ids[i].completed == completed && strcmp(reg.ids[i].subject, subject) == 0) {
+        if (reg.ids[i].kind == kind && strcmp(reg.ids[i].subject, subject) == 0) {
             *id = reg.ids[i].id;
             pthread_mutex_unlock(&reg_lock);
             return GQ_OK;
         }
     }
     pthread_mutex_unlock(&reg_lock);
-    gq_schema_kind_t kind = completed ? GQ_SCHEMA_COMPLETED : GQ_SCHEMA_REQUEST;
     const gq_embedded_t *e = gq_embedded_find(gq_schema_kind_path(kind));
     if (!e) {
         gq_errf(errstr, errstr_size, "%s is not compiled in", gq_schema_kind_path(kind));
@@ -437,7 +446,7 @@ gq_status_t gq_schema_registry_id(bool completed, const char *subject, int32_t *
     pthread_mutex_lock(&reg_lock);
     if (reg.ids_cnt < GQ_ARRAY_LEN(reg.ids) && strlen(subject) < sizeof(reg.ids[0].subject)) {
         gq_strlcpy(reg.ids[reg.ids_cnt].subject, subject, sizeof(reg.ids[0].subject));
-        reg.ids[reg.ids_cnt].completed = completed;
+        reg.ids[reg.ids_cnt].kind = kind;
         reg.ids[reg.ids_cnt].id = *id;
         reg.ids_cnt++;
     }

@@ -36,9 +36,9 @@ struct gq_writer {
     uint64_t fp;
     char label[160];
     gq_avsc_t *avsc;
-    bool compiled[2];
-    gq_avro_plan_t *plan[2]; /* per gq_schema_kind_t; NULL with plan_err when it cannot be */
-    char plan_err[2][320];
+    bool compiled[GQ_SCHEMA_KINDS];
+    gq_avro_plan_t *plan[GQ_SCHEMA_KINDS]; /* per kind; NULL with plan_err when it cannot be */
+    char plan_err[GQ_SCHEMA_KINDS][320];
 };
 
 static pthread_mutex_t writers_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -48,7 +48,10 @@ static size_t writers_cnt;
 static schema_type_t schema_types[] = {
     [GQ_SCHEMA_REQUEST] = {"GenerationRequest", "schemas/GenerationRequest.avsc"},
     [GQ_SCHEMA_COMPLETED] = {"GenerationCompleted", "schemas/GenerationCompleted.avsc"},
+    [GQ_SCHEMA_PROGRESS] = {"GenerationProgress", "schemas/GenerationProgress.avsc"},
+    [GQ_SCHEMA_CANCEL] = {"CancelRequest", "schemas/CancelRequest.avsc"},
 };
+_Static_assert(GQ_ARRAY_LEN(schema_types) == GQ_SCHEMA_KINDS, "a schema kind without its file");
 
 /* Loading happens under the lock; readers only test the flag, after which the types are
  * immutable (avro-c's schemas and classes are reference counted with atomics). */
@@ -58,7 +61,7 @@ static atomic_bool schema_loaded;
 void gq_schema_writer_destroy(gq_writer_t *w) {
     if (!w)
         return;
-    for (int k = 0; k < 2; k++)
+    for (int k = 0; k < GQ_SCHEMA_KINDS; k++)
         gq_avro_plan_destroy(w->plan[k]);
     gq_avsc_destroy(w->avsc);
     free(w);
@@ -224,6 +227,10 @@ static uint64_t schema_fp(gq_schema_kind_t kind) {
 uint64_t gq_schema_request_fingerprint(void) { return schema_fp(GQ_SCHEMA_REQUEST); }
 
 uint64_t gq_schema_completed_fingerprint(void) { return schema_fp(GQ_SCHEMA_COMPLETED); }
+
+uint64_t gq_schema_fingerprint(gq_schema_kind_t kind) {
+    return (unsigned)kind < GQ_SCHEMA_KINDS ? schema_fp(kind) : 0;
+}
 
 gq_status_t gq_schema_value_new(gq_schema_kind_t kind, avro_value_t *val, char *errstr,
                                 size_t errstr_size) {

@@ -1,8 +1,8 @@
 /**
  * @file schema_int.h
- * @brief Internals shared by request.c and completed.c: the loaded schemas, single-object
- * framing, and gq_av_*, small avro-c value accessors that carry the first error along so
- * that a record is read or written in a straight line of calls.
+ * @brief Internals shared by request.c, completed.c, progress.c and cancel.c: the loaded schemas,
+ * single-object framing, and gq_av_*, small avro-c value accessors that carry the first error along
+ * so that a record is read or written in a straight line of calls.
  */
 #ifndef GQ_SCHEMA_INT_H
 #define GQ_SCHEMA_INT_H
@@ -25,8 +25,6 @@
 #define GQ_REQ_DEFAULT_WORKFLOW "txt2img"
 #define GQ_REQ_DEFAULT_SAMPLER "euler"
 #define GQ_REQ_DEFAULT_SCHEDULER "normal"
-
-typedef enum gq_schema_kind { GQ_SCHEMA_REQUEST = 0, GQ_SCHEMA_COMPLETED = 1 } gq_schema_kind_t;
 
 /** The kind's .avsc path in the binary ("schemas/GenerationRequest.avsc") and record name. */
 const char *gq_schema_kind_path(gq_schema_kind_t kind);

@@ -317,8 +317,8 @@ static int schemas_check(const gq_cfg_t *cfg) {
     return bad ? GQ_EXIT_FAILURE : GQ_EXIT_OK;
 }
 
-/* Registers the released versions (oldest first) and the current schema of requests and of
- * completion events under the topic-name subjects. */
+/* Registers the released versions (oldest first) and the current schema of each record
+ * (requests, completion and progress events, cancels) under the topic-name subjects. */
 static int schemas_register(const gq_cfg_t *cfg) {
     char err[1024];
     if (!gq_cfg_str(cfg, "schema_registry_url")) {
@@ -332,9 +332,11 @@ static int schemas_register(const gq_cfg_t *cfg) {
     }
     const struct {
         const char *name, *topic_key;
-        bool completed;
-    } kinds[] = {{"GenerationRequest", "requests_topic", false},
-                 {"GenerationCompleted", "completed_topic", true}};
+        gq_schema_kind_t kind;
+    } kinds[] = {{"GenerationRequest", "requests_topic", GQ_SCHEMA_REQUEST},
+                 {"GenerationCompleted", "completed_topic", GQ_SCHEMA_COMPLETED},
+                 {"GenerationProgress", "progress_topic", GQ_SCHEMA_PROGRESS},
+                 {"CancelRequest", "cancel_topic", GQ_SCHEMA_CANCEL}};
     int rc = GQ_EXIT_OK;
     for (size_t k = 0; k < GQ_ARRAY_LEN(kinds) && rc == GQ_EXIT_OK; k++) {
         char subject[512];
@@ -353,7 +355,7 @@ static int schemas_register(const gq_cfg_t *cfg) {
                 printf("%s v%d: subject %s, id %d\n", kinds[k].name, v, subject, (int)id);
         }
         if (st == GQ_OK)
-            st = gq_schema_registry_id(kinds[k].completed, subject, &id, err, sizeof(err));
+            st = gq_schema_registry_id_of(kinds[k].kind, subject, &id, err, sizeof(err));
         if (st == GQ_OK) {
             printf("%s (current): subject %s, id %d\n", kinds[k].name, subject, (int)id);
         } else {
@@ -387,7 +389,8 @@ int gq_cmd_schemas(int argc, char **argv) {
         "            --schemas-from DIR checks DIR/*.avsc against DIR/history (or\n"
         "            --history-dir) instead of what is compiled in.\n"
         "  register  registers the released versions and the current schemas with the\n"
-        "            Schema Registry under <requests_topic>-value and <completed_topic>-value\n",
+        "            Schema Registry under <requests_topic>-value, <completed_topic>-value,\n"
+        "            <progress_topic>-value and <cancel_topic>-value\n",
         argc, argv, &argi);
     if (rc >= 0)
         return rc;

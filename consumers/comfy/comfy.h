@@ -58,6 +58,8 @@ typedef enum gq_comfy_ev_type {
     GQ_COMFY_EV_ERROR,       /**< execution_error */
     GQ_COMFY_EV_INTERRUPTED, /**< execution_interrupted */
     GQ_COMFY_EV_DONE,        /**< executing with node null: finished, history written */
+    GQ_COMFY_EV_PREVIEW,     /**< a binary preview image (a sampler step's latent preview);
+                                  prompt_id only when ComfyUI sent metadata with it */
 } gq_comfy_ev_type_t;
 
 /** One WebSocket event, with bounded copies of the fields genq uses. */
@@ -67,6 +69,7 @@ typedef struct gq_comfy_event {
     char node[64];
     double value, max;           /**< progress */
     int queue_remaining;         /**< status */
+    int nodes;                   /**< execution_cached: how many nodes it lists */
     char exception_type[128];    /**< execution_error */
     char exception_message[512]; /**< execution_error (first line(s), truncated) */
     char node_type[64];          /**< execution_error / interrupted */
@@ -75,8 +78,9 @@ typedef struct gq_comfy_event {
 } gq_comfy_event_t;
 
 /**
- * Waits up to timeout_ms for the next text event (any type, GQ_COMFY_EV_OTHER included);
- * skips binary frames and answers pings. Returns GQ_OK with *ev filled, GQ_ERR_TIMEOUT if
+ * Waits up to timeout_ms for the next event (any type, GQ_COMFY_EV_OTHER included): a text
+ * message, or a binary preview image (GQ_COMFY_EV_PREVIEW, nothing of the image kept); skips
+ * other binary frames and answers pings. Returns GQ_OK with *ev filled, GQ_ERR_TIMEOUT if
  * nothing arrived, GQ_ERR_TRANSIENT if the connection dropped: closed by the server, reset, a
  * protocol error, a message over max_ws_message, or no answer to our keepalive ping (call
  * gq_comfy_ws_connect again; events sent meanwhile are lost, so check gq_comfy_prompt_state).

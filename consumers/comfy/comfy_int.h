@@ -128,6 +128,9 @@ bool gq_comfy_json_i64(const json_t *v, int64_t *out);
 void gq_comfy_json_str_copy(char *dst, size_t dst_size, const json_t *v);
 
 /** Parses one WebSocket text message. GQ_ERR_INVALID when it is not a {type, data} object. */
+/** A binary message: true (and *ev a GQ_COMFY_EV_PREVIEW) when it is a preview image, event
+ * type 1, or 4 with its metadata (the prompt id is read from there). */
+bool gq_comfy_event_binary(const unsigned char *data, size_t len, gq_comfy_event_t *ev);
 gq_status_t gq_comfy_event_parse(const char *text, size_t len, gq_comfy_event_t *ev, char *errstr,
                                  size_t errstr_size);
 

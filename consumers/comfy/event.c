@@ -66,6 +66,11 @@ static void fill(gq_comfy_event_t *ev, const json_t *data) {
     case GQ_COMFY_EV_EXECUTED:
         gq_comfy_json_str_copy(ev->node, sizeof(ev->node), json_object_get(data, "node"));
         break;
+    case GQ_COMFY_EV_CACHED: {
+        size_t n = json_array_size(json_object_get(data, "nodes"));
+        ev->nodes = n > INT32_MAX ? INT32_MAX : (int)n;
+        break;
+    }
     case GQ_COMFY_EV_ERROR:
         fill_error(ev, data);
         /* An ExecutionBlocker message: the run goes on and history does not record it, so
@@ -150,6 +155,33 @@ static bool event_skippable(const char *type, gq_comfy_ev_type_t *kind) {
     for (size_t i = 0; i < GQ_ARRAY_LEN(ev_names); i++)
         if (strcmp(type, ev_names[i].name) == 0)
             return false;
+    return true;
+}
+
+/* ComfyUI's binary events: a 4-byte big-endian type, then the payload. 1 is PREVIEW_IMAGE
+ * (a 4-byte image format, the image); 4 is PREVIEW_IMAGE_WITH_METADATA (a 4-byte big-endian
+ * length, that many bytes of JSON metadata with the prompt_id, the image). */
+#define EV_BINARY_PREVIEW 1
+#define EV_BINARY_PREVIEW_META 4
+
+bool gq_comfy_event_binary(const unsigned char *data, size_t len, gq_comfy_event_t *ev) {
+    if (len < 4)
+        return false;
+    uint32_t type = (uint32_t)data[0] << 24 | (uint32_t)data[1] << 16 | (uint32_t)data[2] << 8 |
+                    (uint32_t)data[3];
+    if (type != EV_BINARY_PREVIEW && type != EV_BINARY_PREVIEW_META)
+        return false;
+    memset(ev, 0, sizeof(*ev));
+    ev->queue_remaining = -1;
+    ev->type = GQ_COMFY_EV_PREVIEW;
+    gq_strlcpy(ev->name, "preview", sizeof(ev->name));
+    if (type == EV_BINARY_PREVIEW_META && len >= 8) {
+        uint32_t mlen = (uint32_t)data[4] << 24 | (uint32_t)data[5] << 16 | (uint32_t)data[6] << 8 |
+                        (uint32_t)data[7];
+        if (mlen <= len - 8)
+            peek_field((const char *)data + 8, mlen, "prompt_id", ev->prompt_id,
+                       sizeof(ev->prompt_id));
+    }
     return true;
 }
 

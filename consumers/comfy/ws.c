@@ -271,8 +271,12 @@ static gq_status_t ws_handle(gq_comfy_t *c, const gq_comfy_wsmsg_t *m, gq_comfy_
         ws_drop(c);
         return GQ_ERR_TRANSIENT;
     }
+    case GQ_WS_OP_BINARY:
+        /* A preview is counted (progress events say how many); its image is not kept. */
+        *have_event = gq_comfy_event_binary(m->data, m->len, ev);
+        return GQ_OK;
     default:
-        /* Binary frames (previews) and pongs carry nothing we use. */
+        /* Pongs carry nothing we use. */
         return GQ_OK;
     }
 }

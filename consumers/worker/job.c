@@ -92,6 +92,30 @@ bool job_in_comfy(const job_t *j) {
     }
 }
 
+bool job_progress_state(const job_t *j, gq_progress_state_t *st) {
+    switch (j->state) {
+    case JOB_QUEUED: *st = GQ_PROGRESS_QUEUED; return true;
+    case JOB_RUNNING:
+        /* Until the sampler's first step, ComfyUI loads models and encodes the prompt. */
+        *st = j->prog.max_steps > 0 ? GQ_PROGRESS_RUNNING : GQ_PROGRESS_LOADING;
+        return true;
+    case JOB_COLLECT: *st = GQ_PROGRESS_COLLECTING; return true;
+    default: return false;
+    }
+}
+
+/* Copies at most size - 1 bytes of src, never cutting a UTF-8 character in two. */
+static void job_utf8_copy(char *dst, size_t size, const char *src) {
+    size_t n = strlen(src);
+    if (n >= size) {
+        n = size - 1;
+        while (n > 0 && ((unsigned char)src[n] & 0xc0) == 0x80)
+            n--;
+    }
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
 static void act(job_acts_t *acts, job_act_t a) {
     if (acts->n < JOB_ACTS_MAX)
         acts->a[acts->n++] = a;
@@ -281,15 +305,136 @@ static void job_cancel_fail(job_t *j, const job_env_t *env, job_acts_t *acts, co
     job_cancel(j, env, acts, JOB_THEN_RETRY);
 }
 
+static void job_cancel_record(job_t *j, const job_env_t *env, job_acts_t *acts, bool attempt_ran);
+
 /* ComfyUI confirmed (or cannot be asked any more): on to where the cancel was going. */
 static void job_cancelled(job_t *j, const job_env_t *env, job_acts_t *acts) {
     switch (j->then) {
+    case JOB_THEN_CANCELLED: job_cancel_record(j, env, acts, j->attempt > 0); break;
     case JOB_THEN_REDELIVER:
         gq_info("job %s: left for redelivery", j->job_id[0] ? j->job_id : "?");
         job_finish(j, JOB_END_REDELIVER);
         break;
     case JOB_THEN_RETRY: job_after_failure(j, env, acts); break;
     case JOB_THEN_FAIL: job_record(j, env, acts, GQ_JOB_FAILED); break;
+    }
+}
+
+/* ---- cancel requests ---- */
+
+/* Whether the cancel request applies to the job's source (known once it is decoded). */
+static bool job_cancel_applies(const job_t *j) {
+    return j->cancel_any_src || strcmp(j->cancel_src, j->req.source ? j->req.source : "") == 0;
+}
+
+/* The cancel's words, for the record's error (and the event's error.message). */
+static void job_cancel_words(job_t *j, const char *reason, const char *by) {
+    char msg[GQ_CANCEL_REASON_MAX + GQ_CANCEL_BY_MAX + 32];
+    reason = reason ? reason : "";
+    by = by ? by : "";
+    if (*by && *reason)
+        snprintf(msg, sizeof(msg), "cancelled by %s: %s", by, reason);
+    else if (*by)
+        snprintf(msg, sizeof(msg), "cancelled by %s", by);
+    else if (*reason)
+        snprintf(msg, sizeof(msg), "cancelled: %s", reason);
+    else
+        snprintf(msg, sizeof(msg), "cancelled");
+    job_utf8_copy(j->cancel_msg, sizeof(j->cancel_msg), msg);
+}
+
+/* The end of a cancelled job: its record, status cancelled, and its event, FAILED with code
+ * "cancelled", not retryable. attempt_ran: an attempt of its own was begun (and is over). */
+static void job_cancel_record(job_t *j, const job_env_t *env, job_acts_t *acts, bool attempt_ran) {
+    j->cancelled = true;
+    j->no_attempt = !attempt_ran;
+    j->dead_letter = false;
+    j->error_retryable = false;
+    gq_strlcpy(j->error_code, "cancelled", sizeof(j->error_code));
+    gq_strlcpy(j->error_message, j->cancel_msg, sizeof(j->error_message));
+    if (j->started_at && !j->rendered_at)
+        j->rendered_at = env->now_wall > j->started_at ? env->now_wall : j->started_at;
+    gq_log_job(GQ_LOG_INFO, j->job_id, "%s%s", j->cancel_msg,
+               attempt_ran ? "" : " (nothing of it in ComfyUI)");
+    job_record(j, env, acts, GQ_JOB_FAILED);
+}
+
+/* A cancel request: recorded at once when nothing is in ComfyUI, after the prompt is taken
+ * back when something may be, decided later when an answer is awaited (NEW, BEGIN), and
+ * too late once ComfyUI has finished the render. */
+static void job_cancel_req(job_t *j, const job_ev_t *ev, const job_env_t *env, job_acts_t *acts) {
+    const gq_cancel_t *c = ev->cancel;
+    if (!c)
+        return;
+    if (j->state == JOB_COLLECT || j->state == JOB_RECORD || j->state == JOB_DONE) {
+        if (j->state != JOB_DONE && !j->cancelled)
+            gq_info("job %s: cancelled after ComfyUI finished it; it ends as rendered",
+                    j->job_id[0] ? j->job_id : j->key_id);
+        return;
+    }
+    j->cancel_any_src = c->source == NULL;
+    job_utf8_copy(j->cancel_src, sizeof(j->cancel_src), c->source ? c->source : "");
+    if (j->decoded && !job_cancel_applies(j)) {
+        gq_info("job %s: a cancel for source \"%s\" does not apply (its source is \"%s\")",
+                j->job_id, j->cancel_src, j->req.source ? j->req.source : "");
+        return;
+    }
+    j->cancel_req = true;
+    job_cancel_words(j, c->reason, c->requested_by);
+    switch (j->state) {
+    case JOB_READY:
+    case JOB_BACKOFF: job_cancel_record(j, env, acts, false); break;
+    case JOB_PROBE:
+    case JOB_SUBMIT:
+    case JOB_QUEUED:
+    case JOB_RUNNING:
+        /* Leaving: the next owner sees the cancel (every worker reads them). */
+        if (!j->leaving)
+            job_cancel(j, env, acts, JOB_THEN_CANCELLED);
+        break;
+    case JOB_CANCEL:
+        if (j->then != JOB_THEN_REDELIVER)
+            j->then = JOB_THEN_CANCELLED;
+        break;
+    default: break; /* NEW, BEGIN: once admitted, begun */
+    }
+}
+
+/* The answer to attempt_begin for a cancelled job (by the cancel request that came while it
+ * was asked, or by genq.cancels, outcome CANCELLED). */
+static void job_begun_cancelled(job_t *j, const gq_rec_begun_t *b, const job_env_t *env,
+                                job_acts_t *acts) {
+    if (j->leaving) {
+        job_finish(j, JOB_END_REDELIVER);
+        return;
+    }
+    if (!j->cancel_req) {
+        j->cancel_req = true;
+        job_cancel_words(j, b->cancel_reason, b->cancel_by);
+    }
+    switch (b->outcome) {
+    case GQ_REC_BEGUN:
+        /* Recorded, never submitted: the attempt ends here. */
+        j->attempt = b->attempt;
+        job_cancel_record(j, env, acts, true);
+        return;
+    case GQ_REC_PROBE:
+    case GQ_REC_CANCELLED:
+        j->attempt = b->attempt;
+        if (gq_uuid_valid(b->prev_prompt_id)) {
+            /* An earlier attempt is marked running: its prompt may still be in ComfyUI. */
+            memcpy(j->prompt_id, b->prev_prompt_id, sizeof(j->prompt_id));
+            j->started_at = 0;
+            job_cancel(j, env, acts, JOB_THEN_CANCELLED);
+            return;
+        }
+        job_cancel_record(j, env, acts, false);
+        return;
+    case GQ_REC_EXHAUSTED:
+        j->attempt = b->attempt;
+        job_cancel_record(j, env, acts, false);
+        return;
+    default: /* CACHED: nothing was begun */ job_cancel_record(j, env, acts, false); return;
     }
 }
 
@@ -334,6 +479,8 @@ static void job_rendered(job_t *j, const job_env_t *env, job_acts_t *acts, gq_co
     j->rendered_at = j->adopted && j->result.end_ms ? j->result.end_ms : env->now_wall;
     if (j->rendered_at < j->started_at)
         j->rendered_at = j->started_at;
+    if (j->result.success && j->prog.nodes_done < j->prog.nodes_total)
+        j->prog.nodes_done = j->prog.nodes_total;
     if (!j->result.success) {
         if (j->result.interrupted)
             job_fail(j, env, acts, "interrupted", true, "the prompt was interrupted in ComfyUI");
@@ -369,6 +516,50 @@ static void job_render_ended(job_t *j, const job_env_t *env) {
         j->rendered_at = env->now_wall > j->started_at ? env->now_wall : j->started_at;
 }
 
+/* A node's name for people: its title, else its class, else its id. */
+static void job_node_name(const job_t *j, const char *id, char *out, size_t out_size) {
+    const json_t *node = j->workflow ? json_object_get(j->workflow, id) : NULL;
+    const char *title = json_string_value(json_object_get(json_object_get(node, "_meta"), "title"));
+    const char *cls = json_string_value(json_object_get(node, "class_type"));
+    job_utf8_copy(out, out_size, title && *title ? title : cls && *cls ? cls : id);
+}
+
+static int32_t job_clamp(double v) { return v <= 0 ? 0 : v >= INT32_MAX ? INT32_MAX : (int32_t)v; }
+
+/* What ComfyUI's events say of the attempt's progress. */
+static void job_prog_event(job_t *j, const gq_comfy_event_t *ce) {
+    gq_jobprog_t *p = &j->prog;
+    switch (ce->type) {
+    case GQ_COMFY_EV_EXECUTING:
+        if (ce->node[0] && strcmp(ce->node, p->exec_id) != 0) {
+            /* The node before it is done (ComfyUI runs one node at a time). */
+            if (p->executing > 0 && p->nodes_done < INT32_MAX)
+                p->nodes_done++;
+            p->executing++;
+            gq_strlcpy(p->exec_id, ce->node, sizeof(p->exec_id));
+            job_node_name(j, ce->node, p->node, sizeof(p->node));
+        }
+        break;
+    case GQ_COMFY_EV_CACHED: p->nodes_done = job_clamp((double)p->nodes_done + ce->nodes); break;
+    case GQ_COMFY_EV_PROGRESS:
+        p->step = job_clamp(ce->value);
+        p->max_steps = job_clamp(ce->max);
+        break;
+    case GQ_COMFY_EV_PREVIEW:
+        if (p->previews < INT32_MAX)
+            p->previews++;
+        break;
+    case GQ_COMFY_EV_DONE:
+    case GQ_COMFY_EV_SUCCESS:
+        if (p->nodes_total > p->nodes_done)
+            p->nodes_done = p->nodes_total;
+        break;
+    default: break;
+    }
+    if (p->nodes_total > 0 && p->nodes_done > p->nodes_total)
+        p->nodes_done = p->nodes_total;
+}
+
 /* A WebSocket event for the prompt, in QUEUED or RUNNING. */
 static void job_comfy_event(job_t *j, const job_ev_t *ev, const job_env_t *env, job_acts_t *acts) {
     const gq_comfy_event_t *ce = ev->comfy;
@@ -378,6 +569,7 @@ static void job_comfy_event(job_t *j, const job_ev_t *ev, const job_env_t *env, 
         (ce->type == GQ_COMFY_EV_START || ce->type == GQ_COMFY_EV_EXECUTING ||
          ce->type == GQ_COMFY_EV_PROGRESS || ce->type == GQ_COMFY_EV_CACHED))
         job_started(j, env, ce->type == GQ_COMFY_EV_START ? ce->timestamp : 0);
+    job_prog_event(j, ce);
     switch (ce->type) {
     case GQ_COMFY_EV_PROGRESS:
         if (ce->max > 0)
@@ -514,9 +706,18 @@ static void job_admit(job_t *j, const job_ev_t *ev, const job_env_t *env, job_ac
         a.model = NULL;
         j->timeout_s = a.timeout_s;
         job_cache_key(j, env);
+        size_t nodes = json_object_size(j->workflow);
+        j->prog.nodes_total = nodes > INT32_MAX ? INT32_MAX : (int32_t)nodes;
         j->state = JOB_READY;
         j->ready_mono = env->now_mono;
         j->wake_mono = INT64_MAX;
+        if (j->cancel_req && job_cancel_applies(j)) {
+            job_cancel_record(j, env, acts, false);
+        } else if (j->cancel_req) {
+            gq_info("job %s: a cancel for source \"%s\" does not apply (its source is \"%s\")",
+                    j->job_id, j->cancel_src, j->req.source ? j->req.source : "");
+            j->cancel_req = false;
+        }
     } else {
         gq_strlcpy(j->error_code, a.code, sizeof(j->error_code));
         gq_strlcpy(j->error_message, a.message, sizeof(j->error_message));
@@ -576,7 +777,12 @@ static void job_begun(job_t *j, const job_ev_t *ev, const job_env_t *env, job_ac
         return;
     }
     gq_rec_begun_t *b = ev->begun;
+    if (b->outcome == GQ_REC_CANCELLED || (j->cancel_req && b->outcome != GQ_REC_TERMINAL)) {
+        job_begun_cancelled(j, b, env, acts);
+        return;
+    }
     switch (b->outcome) {
+    case GQ_REC_CANCELLED: return; /* above */
     case GQ_REC_CACHED:
         if (j->leaving) {
             job_finish(j, JOB_END_REDELIVER);
@@ -856,6 +1062,10 @@ void job_step(job_t *j, const job_ev_t *ev, const job_env_t *env, job_acts_t *ac
             job_cancel(j, env, acts, JOB_THEN_REDELIVER);
         return;
     }
+    if (ev->type == JEV_CANCEL_REQ) {
+        job_cancel_req(j, ev, env, acts);
+        return;
+    }
     switch (j->state) {
     case JOB_NEW:
         if (ev->type == JEV_ADMIT && env->now_mono >= j->not_before)
@@ -866,6 +1076,9 @@ void job_step(job_t *j, const job_ev_t *ev, const job_env_t *env, job_acts_t *ac
     case JOB_READY:
         if (ev->type == JEV_SLOT) {
             j->started_at = j->rendered_at = 0; /* a new attempt */
+            int32_t nodes = j->prog.nodes_total;
+            memset(&j->prog, 0, sizeof(j->prog));
+            j->prog.nodes_total = nodes;
             gq_uuid_v4(j->prompt_id);
             j->sched_wait_ms += env->now_mono - j->ready_mono;
             j->state = JOB_BEGIN;
@@ -958,6 +1171,7 @@ void job_step(job_t *j, const job_ev_t *ev, const job_env_t *env, job_acts_t *ac
                 gq_err("job %s: its record cannot be written (%s); recording it as failed",
                        j->job_id, ev->errstr ? ev->errstr : "");
                 j->record_fallback = true;
+                j->cancelled = false;
                 if (j->has_done) {
                     gq_completed_release(&j->done);
                     j->has_done = false;

@@ -19,6 +19,10 @@
  *                                                                              ComfyUI's copies)
  *   deadline, stall, revoke, stop ──► CANCEL ── ComfyUI confirms ──► BACKOFF / RECORD / DONE
  *
+ *   a cancel request (JEV_CANCEL_REQ): READY, BACKOFF ──► RECORD (cancelled, no render);
+ *   PROBE, SUBMIT, QUEUED, RUNNING ──► CANCEL ──► RECORD (cancelled); NEW and BEGIN decide
+ *   once their answer is in; COLLECT and later: too late, nothing changes.
+ *
  * The job is freed only by the loop's reaper, at the end of a turn, when it is DONE and no
  * operation of its own is in flight.
  */
@@ -27,6 +31,7 @@
 
 #include "admit.h"
 #include "comfy/comfy.h"
+#include "progress_pub.h"
 #include "genq_schema.h"
 #include "recorder.h"
 #include "store.h"
@@ -53,8 +58,13 @@ typedef enum job_state {
 /** How a job left, for the offsets: done (the offset may pass it) or redelivered. */
 typedef enum job_end { JOB_END_NONE, JOB_END_FINISHED, JOB_END_REDELIVER } job_end_t;
 
-/** Where a cancelled job goes once ComfyUI confirms. */
-typedef enum job_then { JOB_THEN_REDELIVER, JOB_THEN_RETRY, JOB_THEN_FAIL } job_then_t;
+/** Where a cancelled job goes once ComfyUI confirms (CANCELLED: a cancel request's record). */
+typedef enum job_then {
+    JOB_THEN_REDELIVER,
+    JOB_THEN_RETRY,
+    JOB_THEN_FAIL,
+    JOB_THEN_CANCELLED
+} job_then_t;
 
 typedef struct job {
     struct job *next;
@@ -107,6 +117,17 @@ typedef struct job {
     char cache_key[65];    /**< the result cache's key ("": no cache for this job) */
     char traceparent[GQ_TRACEPARENT_LEN + 1]; /**< the request's W3C trace context ("": none) */
     char cache_source[37]; /**< a cache hit: the job whose outputs answer this one */
+    /* a cancel request (CancelRequest) */
+    bool cancel_req;     /**< one came (NEW, BEGIN: applied once admitted, begun) */
+    bool cancel_any_src; /**< it applies whatever the job's source */
+    char cancel_src[GQ_CANCEL_SOURCE_MAX + 1]; /**< else only to this source */
+    char cancel_msg[512];                      /**< its words, for the record's error */
+    bool cancelled;  /**< the record is a cancellation (status cancelled) */
+    bool no_attempt; /**< ... made while no attempt of its own ran */
+    /* progress, for the progress events (progress_pub.h) */
+    gq_jobprog_t prog;
+    gq_progpub_mark_t prog_mark; /**< the publisher's */
+    uint64_t submit_seq;         /**< the loop's: its order in ComfyUI's queue */
     /* the loop's bookkeeping for the scheduler (scheduler.h), not a state */
     int passes;         /**< times a younger job was chosen before it */
     int64_t head_mono;  /**< since when it is the oldest ready job of its lane (0: not) */
@@ -131,20 +152,21 @@ typedef struct job {
 } job_t;
 
 typedef enum job_ev_type {
-    JEV_ADMIT,     /**< NEW: take the message (dup: the same job is already in flight) */
-    JEV_SLOT,      /**< READY: a ComfyUI slot is free */
-    JEV_BEGUN,     /**< the attempt_begin answer (status; begun) */
-    JEV_SUBMITTED, /**< the POST /prompt answer (status) */
-    JEV_STATE,     /**< where the prompt is (status, ask, state, result) */
-    JEV_HISTORY,   /**< the history answer (status, ask, result) */
-    JEV_COMFY,     /**< a WebSocket event for its prompt (comfy) */
-    JEV_CANCELLED, /**< the dequeue and interrupt were answered */
-    JEV_OUTPUT,    /**< one output fetched and stored (status, idx, stored) */
-    JEV_RECORDED,  /**< the terminal record's answer (status) */
-    JEV_TICK,      /**< its wake time came */
-    JEV_REVOKE,    /**< its partition was revoked or lost */
-    JEV_STOP,      /**< the worker stops: take nothing new */
-    JEV_GRACE,     /**< the grace period is over: interrupt what still renders */
+    JEV_ADMIT,      /**< NEW: take the message (dup: the same job is already in flight) */
+    JEV_SLOT,       /**< READY: a ComfyUI slot is free */
+    JEV_BEGUN,      /**< the attempt_begin answer (status; begun) */
+    JEV_SUBMITTED,  /**< the POST /prompt answer (status) */
+    JEV_STATE,      /**< where the prompt is (status, ask, state, result) */
+    JEV_HISTORY,    /**< the history answer (status, ask, result) */
+    JEV_COMFY,      /**< a WebSocket event for its prompt (comfy) */
+    JEV_CANCELLED,  /**< the dequeue and interrupt were answered */
+    JEV_OUTPUT,     /**< one output fetched and stored (status, idx, stored) */
+    JEV_RECORDED,   /**< the terminal record's answer (status) */
+    JEV_TICK,       /**< its wake time came */
+    JEV_REVOKE,     /**< its partition was revoked or lost */
+    JEV_STOP,       /**< the worker stops: take nothing new */
+    JEV_GRACE,      /**< the grace period is over: interrupt what still renders */
+    JEV_CANCEL_REQ, /**< a cancel request for the job (cancel) */
 } job_ev_type_t;
 
 typedef struct job_ev {
@@ -159,6 +181,7 @@ typedef struct job_ev {
     const gq_comfy_event_t *comfy; /**< COMFY */
     int idx;                       /**< OUTPUT */
     const gq_stored_t *stored;     /**< OUTPUT */
+    const gq_cancel_t *cancel;     /**< CANCEL_REQ */
 } job_ev_t;
 
 /** What the loop is to do for a job (arguments are read from the job). */
@@ -207,6 +230,10 @@ void job_set_traceparent(job_t *j, const void *value, size_t len);
 
 /** Advances j by ev. */
 void job_step(job_t *j, const job_ev_t *ev, const job_env_t *env, job_acts_t *acts);
+
+/** The state its progress events report, false when there is nothing to report (not in
+ * ComfyUI's queue, not rendering, not collecting). */
+bool job_progress_state(const job_t *j, gq_progress_state_t *st);
 
 /** True while the job holds a place in ComfyUI (or is about to). */
 bool job_in_comfy(const job_t *j);

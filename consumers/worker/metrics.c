@@ -27,7 +27,7 @@ typedef struct m_hist {
 
 typedef struct m_model {
     char name[128];
-    uint64_t succeeded, failed;
+    uint64_t succeeded, failed, cancelled;
     m_hist_t queue, render, total;
 } m_model_t;
 
@@ -58,6 +58,7 @@ struct gq_metrics {
     char lag_topic[GQ_LANES_MAX][256]; /* per lane: lanes are topics */
     int lag_topics;
     uint64_t cache_hits, cache_misses;
+    uint64_t progress_sent, progress_dropped, cancels_read;
     m_wait_t lane_wait[GQ_LANES_MAX];
     m_wait_t tenant_wait[M_MAX_TENANTS + 1]; /* the last one: every other tenant */
     size_t tenants_cnt;
@@ -151,6 +152,25 @@ void gq_metrics_job_done(gq_metrics_t *m, const char *model, bool succeeded, dou
     if (succeeded)
         m_hist_add(&x->render, render_s);
     m_hist_add(&x->total, total_s);
+    pthread_mutex_unlock(&m->lock);
+}
+
+void gq_metrics_job_cancelled(gq_metrics_t *m, const char *model) {
+    pthread_mutex_lock(&m->lock);
+    m_model(m, model)->cancelled++;
+    pthread_mutex_unlock(&m->lock);
+}
+
+void gq_metrics_progress(gq_metrics_t *m, uint64_t sent, uint64_t dropped) {
+    pthread_mutex_lock(&m->lock);
+    m->progress_sent = sent;
+    m->progress_dropped = dropped;
+    pthread_mutex_unlock(&m->lock);
+}
+
+void gq_metrics_cancel_read(gq_metrics_t *m) {
+    pthread_mutex_lock(&m->lock);
+    m->cancels_read++;
     pthread_mutex_unlock(&m->lock);
 }
 
@@ -320,9 +340,9 @@ char *gq_metrics_render(gq_metrics_t *m) {
     m_head(&b, "genq_jobs_total", "counter", "Jobs that reached a terminal state.");
     for (size_t i = 0; i < nm; i++) {
         const m_model_t *x = i < m->models_cnt ? &m->models[i] : &m->models[M_MAX_MODELS];
-        const char *st[2] = {"succeeded", "failed"};
-        uint64_t v[2] = {x->succeeded, x->failed};
-        for (int k = 0; k < 2; k++) {
+        const char *st[3] = {"succeeded", "failed", "cancelled"};
+        uint64_t v[3] = {x->succeeded, x->failed, x->cancelled};
+        for (int k = 0; k < 3; k++) {
             gq_buf_appendf(&b, "genq_jobs_total{status=\"%s\",model=\"", st[k]);
             m_label(&b, x->name);
             gq_buf_appendf(&b, "\"} %llu\n", (unsigned long long)v[k]);
@@ -392,6 +412,15 @@ char *gq_metrics_render(gq_metrics_t *m) {
     for (size_t i = 0; i <= M_MAX_TENANTS; i++)
         if (i < m->tenants_cnt || (i == M_MAX_TENANTS && m->tenant_wait[i].n))
             m_wait_render(&b, "genq_tenant_wait_seconds", "tenant", &m->tenant_wait[i]);
+    m_head(&b, "genq_progress_events_total", "counter",
+           "Progress events handed to Kafka (sent) or not (dropped: its queue was full).");
+    gq_buf_appendf(&b, "genq_progress_events_total{result=\"sent\"} %llu\n",
+                   (unsigned long long)m->progress_sent);
+    gq_buf_appendf(&b, "genq_progress_events_total{result=\"dropped\"} %llu\n",
+                   (unsigned long long)m->progress_dropped);
+    m_head(&b, "genq_cancel_requests_total", "counter",
+           "Cancel requests read from the cancel topic (valid ones, for any job).");
+    gq_buf_appendf(&b, "genq_cancel_requests_total %llu\n", (unsigned long long)m->cancels_read);
     m_head(&b, "genq_outbox_pending", "gauge",
            "Completion events and dead letters written and not yet acknowledged by Kafka.");
     gq_buf_appendf(&b, "genq_outbox_pending %lld\n", (long long)m->outbox_pending);

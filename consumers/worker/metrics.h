@@ -41,6 +41,11 @@ void gq_metrics_heartbeat(gq_metrics_t *m);
 void gq_metrics_set_ready(gq_metrics_t *m, bool ready, const char *why_not);
 void gq_metrics_job_done(gq_metrics_t *m, const char *model, bool succeeded, double queue_s,
                          double render_s, double total_s);
+/** A job recorded as cancelled (genq_jobs_total{status="cancelled"}: not a failure). */
+void gq_metrics_job_cancelled(gq_metrics_t *m, const char *model);
+/** Progress events handed to Kafka and dropped, cancel requests read (totals so far). */
+void gq_metrics_progress(gq_metrics_t *m, uint64_t sent, uint64_t dropped);
+void gq_metrics_cancel_read(gq_metrics_t *m);
 void gq_metrics_retry(gq_metrics_t *m, const char *reason);
 void gq_metrics_dead_letter(gq_metrics_t *m, const char *reason);
 void gq_metrics_in_flight(gq_metrics_t *m, int n);

@@ -34,7 +34,7 @@ typedef struct record_pending {
     bool counted_dead;
     /* for the metrics and the log line */
     char model[128];
-    bool has_ev;
+    bool has_ev, cancelled;
     gq_job_status_t status;
     int32_t attempt;
     int64_t queue_ms, render_ms, total_ms;
@@ -80,6 +80,8 @@ static void record_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaq
     (void)rk;
     gq_record_t *r = opaque;
     int64_t id = (int64_t)(intptr_t)m->_private;
+    if (id <= 0)
+        return; /* not an outbox row: a progress event, best effort */
     if (m->err) {
         gq_warn("outbox message %lld to %s not delivered: %s (published again later)",
                 (long long)id, rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
@@ -273,6 +275,7 @@ gq_status_t gq_record_send(gq_record_t *r, const gq_record_job_t *job, uint64_t 
         p->render_ms = ev->render_ms;
         p->total_ms = ev->total_ms;
         p->outputs = ev->outputs_cnt;
+        p->cancelled = job->cancelled;
         gq_strlcpy(p->model, ev->model ? ev->model : "", sizeof(p->model));
     }
     if (job->dead_letter) {
@@ -299,9 +302,9 @@ gq_status_t gq_record_send(gq_record_t *r, const gq_record_job_t *job, uint64_t 
         st = gq_recorder_reject_send(r->rec, &a, tag, errstr, errstr_size);
     } else {
         gq_rec_finish_t a = {
-            job->req,      job->ev,   job->ref,           r->worker_id,   event,
-            dead,          job->lane, job->sched_wait_ms, job->cache_key, job->cache_source,
-            p->traceparent};
+            job->req,       job->ev,        job->ref,           r->worker_id,   event,
+            dead,           job->lane,      job->sched_wait_ms, job->cache_key, job->cache_source,
+            p->traceparent, job->cancelled, job->no_attempt};
         st = gq_recorder_finish_send(r->rec, &a, tag, errstr, errstr_size);
     }
     if (st != GQ_OK) {
@@ -352,15 +355,18 @@ gq_status_t gq_record_answer(gq_record_t *r, const gq_pgq_done_t *d, bool *alrea
             gq_metrics_dead_letter(r->metrics, p->dead_reason);
         }
         if (p->has_ev && !*already) {
-            gq_metrics_job_done(r->metrics, p->model[0] ? p->model : NULL,
-                                p->status == GQ_JOB_SUCCEEDED, p->queue_ms / 1000.0,
-                                p->render_ms / 1000.0, p->total_ms / 1000.0);
+            if (p->cancelled)
+                gq_metrics_job_cancelled(r->metrics, p->model[0] ? p->model : NULL);
+            else
+                gq_metrics_job_done(r->metrics, p->model[0] ? p->model : NULL,
+                                    p->status == GQ_JOB_SUCCEEDED, p->queue_ms / 1000.0,
+                                    p->render_ms / 1000.0, p->total_ms / 1000.0);
             gq_log_job(GQ_LOG_INFO, p->job_id,
                        "%s: attempt %d, queue %lld ms, render %lld ms, total %lld ms, %zu "
                        "output(s)%s%.32s",
-                       gq_job_status_name(p->status), (int)p->attempt, (long long)p->queue_ms,
-                       (long long)p->render_ms, (long long)p->total_ms, p->outputs,
-                       p->traceparent[0] ? ", trace " : "",
+                       p->cancelled ? "CANCELLED" : gq_job_status_name(p->status), (int)p->attempt,
+                       (long long)p->queue_ms, (long long)p->render_ms, (long long)p->total_ms,
+                       p->outputs, p->traceparent[0] ? ", trace " : "",
                        p->traceparent[0] ? p->traceparent + 3 : "");
         } else if (p->has_ev) {
             gq_info("job %s: already recorded; offset moved", p->job_id);
@@ -450,6 +456,8 @@ void gq_record_service(gq_record_t *r, int64_t now_mono) {
 }
 
 int gq_record_fd(const gq_record_t *r) { return r->io[0]; }
+
+rd_kafka_t *gq_record_producer(gq_record_t *r) { return r->producer; }
 
 int64_t gq_record_wake(const gq_record_t *r) {
     /* Without a database there is nothing to do until it is back (its own wake says when). */

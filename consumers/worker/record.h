@@ -18,6 +18,7 @@
 #include "metrics.h"
 #include "recorder.h"
 
+#include <librdkafka/rdkafka.h>
 #include <stdbool.h>
 
 typedef struct gq_record gq_record_t;
@@ -41,6 +42,8 @@ typedef struct gq_record_job {
     const char *cache_key;
     const char *cache_source;
     const char *traceparent; /**< the request's; carried on the event ("" or NULL: none) */
+    bool cancelled;          /**< a cancel request ended it: status cancelled */
+    bool no_attempt;         /**< no attempt of its own was running when it ended */
 } gq_record_job_t;
 
 gq_record_t *gq_record_new(const gq_cfg_t *cfg, const char *worker_id, gq_recorder_t *rec,
@@ -70,6 +73,9 @@ void gq_record_outbox_answer(gq_record_t *r, const gq_pgq_done_t *d);
 /** Serves delivery reports, deletes published rows, and now and then publishes rows left
  * by a crashed process. Never blocks long. */
 void gq_record_service(gq_record_t *r, int64_t now_mono);
+/** The producer (the record's), for messages published besides the outbox (progress
+ * events: their delivery reports are ignored). */
+rd_kafka_t *gq_record_producer(gq_record_t *r);
 /** A descriptor that becomes readable when the producer has reports for us. */
 int gq_record_fd(const gq_record_t *r);
 /** When gq_record_service next wants to run (gq_mono_ms). */

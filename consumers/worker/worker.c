@@ -12,6 +12,7 @@
  */
 #include "worker.h"
 #include "admit.h"
+#include "cancels.h"
 #include "comfy/comfy.h"
 #include "endpoint.h"
 #include "intake.h"
@@ -19,6 +20,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "offsets.h"
+#include "progress_pub.h"
 #include "record.h"
 #include "recorder.h"
 #include "scheduler.h"
@@ -43,6 +45,8 @@
 #define WORKER_QUIET_MS 3000         /* no event for this long: cross-check /history and /queue */
 #define WORKER_CHECK_MS 2000
 #define WORKER_TURN_MAX 256 /* of each kind of input per turn, so no source starves the rest */
+#define WORKER_CANCELS_CATCH_UP_MS 30000 /* at start: the cancel topic read to its end */
+#define WORKER_CANCELS_RETRY_MS 1000     /* recording cancels failed: again after this */
 
 /* An I/O start that failed at once: its answer, delivered next turn like any other. */
 typedef struct worker_failed {
@@ -68,6 +72,12 @@ struct gq_worker {
     gq_comfy_t *comfy;
     gq_intake_t *intake;
     gq_record_t *record;
+    gq_cancels_t *cancels;
+    bool cancels_recording; /* a batch of cancels is being recorded */
+    int64_t cancels_retry_mono;
+    gq_progpub_t *progpub; /* NULL: progress events are off */
+    int64_t progress_wake;
+    uint64_t submit_seq;
     gq_offsets_t offsets;
     gq_sched_t sched;
     size_t lookahead;
@@ -175,6 +185,8 @@ static void worker_record(gq_worker_t *w, job_t *j) {
         .cache_key = j->cache_key,
         .cache_source = j->cache_source,
         .traceparent = j->traceparent,
+        .cancelled = j->cancelled,
+        .no_attempt = j->no_attempt,
     };
     char err[512];
     gq_status_t st = gq_record_send(w->record, &r, j->serial, err, sizeof(err));
@@ -279,6 +291,15 @@ static void worker_do(gq_worker_t *w, job_t *j, const job_acts_t *acts) {
 /* ---- answers ---- */
 
 static void worker_db_answer(gq_worker_t *w, gq_pgq_done_t *d) {
+    if (d->kind == GQ_REC_CANCELS) {
+        if (d->status != GQ_OK) {
+            gq_warn("recording cancels: %s (will retry)", d->errstr);
+            w->cancels_retry_mono = gq_mono_ms() + WORKER_CANCELS_RETRY_MS;
+        }
+        gq_cancels_recorded(w->cancels, d->status == GQ_OK);
+        w->cancels_recording = false;
+        return;
+    }
     if (d->kind == GQ_REC_OUTBOX_DONE) {
         gq_record_outbox_answer(w->record, d);
         return;
@@ -373,8 +394,19 @@ static void worker_comfy_answer(gq_worker_t *w, gq_comfy_op_t *op) {
 
 /* A WebSocket event goes to the job whose prompt it is about. */
 static void worker_ws_event(gq_worker_t *w, const gq_comfy_event_t *ce) {
-    if (!ce->prompt_id[0])
+    if (!ce->prompt_id[0]) {
+        /* A preview without metadata: of the prompt ComfyUI renders now. */
+        if (ce->type != GQ_COMFY_EV_PREVIEW)
+            return;
+        for (job_t *j = w->jobs; j; j = j->next) {
+            if (j->state == JOB_RUNNING) {
+                job_ev_t ev = {.type = JEV_COMFY, .comfy = ce};
+                worker_step(w, j, &ev);
+                return;
+            }
+        }
         return;
+    }
     for (job_t *j = w->jobs; j; j = j->next) {
         if ((j->state == JOB_SUBMIT || j->state == JOB_QUEUED || j->state == JOB_RUNNING ||
              j->state == JOB_CANCEL) &&
@@ -417,6 +449,73 @@ static void worker_ws(gq_worker_t *w) {
             worker_env(w);
         }
         return;
+    }
+}
+
+/* ---- cancels ---- */
+
+/* A cancel request read: to every job of ours it names (a job not admitted yet by its key). */
+static void worker_cancel(gq_worker_t *w, const gq_cancel_t *c) {
+    gq_metrics_cancel_read(w->metrics);
+    gq_debug("cancel request for job %s read", c->job_id);
+    for (job_t *j = w->jobs; j; j = j->next) {
+        const char *id = j->state == JOB_NEW ? j->key_id : j->job_id;
+        if (id[0] && strcmp(id, c->job_id) == 0) {
+            job_ev_t ev = {.type = JEV_CANCEL_REQ, .cancel = c};
+            worker_step(w, j, &ev);
+        }
+    }
+}
+
+/* New cancel requests, and the recording of those not in PostgreSQL yet (one batch at a time,
+ * on the same pipeline as the attempts: an attempt_begin sent after it sees it). */
+static void worker_cancels(gq_worker_t *w) {
+    gq_cancels_service(w->cancels, w->env.now_mono);
+    const gq_cancel_t *c;
+    for (int n = 0; n < WORKER_TURN_MAX && (c = gq_cancels_next(w->cancels)); n++)
+        worker_cancel(w, c);
+    if (w->cancels_recording || w->env.now_mono < w->cancels_retry_mono ||
+        !gq_pgq_connected(gq_recorder_pgq(w->rec)))
+        return;
+    gq_rec_cancel_t batch[GQ_CANCELS_BATCH];
+    size_t n = gq_cancels_to_record(w->cancels, batch, GQ_CANCELS_BATCH);
+    if (n == 0)
+        return;
+    char err[512];
+    if (gq_recorder_cancels_send(w->rec, batch, n, w->worker_id, 0, err, sizeof(err)) != GQ_OK) {
+        gq_warn("recording %zu cancel(s): %s (will retry)", n, err);
+        gq_cancels_recorded(w->cancels, false);
+        w->cancels_retry_mono = w->env.now_mono + WORKER_CANCELS_RETRY_MS;
+        return;
+    }
+    w->cancels_recording = true;
+}
+
+/* ---- progress ---- */
+
+/* Each job in ComfyUI's queue, rendering or collecting: its progress event when one is due. */
+static void worker_progress(gq_worker_t *w) {
+    w->progress_wake = INT64_MAX;
+    if (!w->progpub)
+        return;
+    for (job_t *j = w->jobs; j; j = j->next) {
+        gq_progress_state_t st;
+        if (!job_progress_state(j, &st))
+            continue;
+        int32_t pos = -1;
+        if (st == GQ_PROGRESS_QUEUED) {
+            /* What ComfyUI runs before it: the prompts of ours submitted before it. */
+            pos = 0;
+            for (const job_t *k = w->jobs; k; k = k->next)
+                if ((k->state == JOB_QUEUED || k->state == JOB_RUNNING) &&
+                    k->submit_seq < j->submit_seq)
+                    pos++;
+        }
+        gq_progpub_snap_t s = {j->job_id, j->attempt, st, pos, &j->prog, j->traceparent};
+        int64_t at =
+            gq_progpub_job(w->progpub, &s, &j->prog_mark, w->env.now_mono, w->env.now_wall);
+        if (at < w->progress_wake)
+            w->progress_wake = at;
     }
 }
 
@@ -532,6 +631,13 @@ static void worker_admit(gq_worker_t *w) {
                 continue;
             job_ev_t ev = {.type = JEV_ADMIT, .dup = worker_dup(w, j)};
             worker_step(w, j, &ev);
+            /* A cancel read before the job was (a job not started is never rendered). */
+            const gq_cancel_t *c =
+                j->state == JOB_READY ? gq_cancels_find(w->cancels, j->job_id) : NULL;
+            if (c) {
+                job_ev_t cev = {.type = JEV_CANCEL_REQ, .cancel = c};
+                worker_step(w, j, &cev);
+            }
             if (j->state == JOB_READY)
                 ready++;
         }
@@ -586,6 +692,7 @@ static void worker_slots(gq_worker_t *w) {
                               (double)(w->env.now_mono - j->ready_mono) / 1000.0);
         gq_sched_submitted(&w->sched, j->req.source, j->model);
         j->sched_counted = true;
+        j->submit_seq = ++w->submit_seq;
         worker_event(w, j, JEV_SLOT);
         in_comfy++;
     }
@@ -676,6 +783,7 @@ static void worker_health(gq_worker_t *w) {
     if (!w->health_asking && gq_comfy_op_stats(w->comfy, 0))
         w->health_asking = true;
     gq_metrics_in_flight(w->metrics, (int)w->jobs_cnt);
+    gq_metrics_progress(w->metrics, gq_progpub_sent(w->progpub), gq_progpub_dropped(w->progpub));
     gq_metrics_lag_clear(w->metrics);
     const gq_lanes_t *lanes = gq_intake_lanes(w->intake);
     for (int l = 0; l < lanes->n; l++)
@@ -704,7 +812,12 @@ static int worker_timeout(gq_worker_t *w) {
                         gq_comfy_ws_wake(w->comfy),
                         gq_comfy_ws_connected(w->comfy) ? INT64_MAX : w->ws_retry_mono,
                         w->stopping ? w->stop_deadline : INT64_MAX,
-                        w->failed ? now : INT64_MAX};
+                        w->failed ? now : INT64_MAX,
+                        w->progress_wake,
+                        gq_cancels_unrecorded(w->cancels) && !w->cancels_recording &&
+                                gq_pgq_connected(gq_recorder_pgq(w->rec))
+                            ? w->cancels_retry_mono
+                            : INT64_MAX};
     for (size_t i = 0; i < GQ_ARRAY_LEN(others); i++)
         if (others[i] < wake)
             wake = others[i];
@@ -728,13 +841,14 @@ static void worker_begin_stop(gq_worker_t *w) {
 
 static void worker_turn(gq_worker_t *w) {
     gq_pgq_t *q = gq_recorder_pgq(w->rec);
-    gq_comfy_waitfd_t fds[4] = {
+    gq_comfy_waitfd_t fds[5] = {
         {gq_intake_fd(w->intake), POLLIN, 0},
         {gq_record_fd(w->record), POLLIN, 0},
         {w->sig[0], POLLIN, 0},
+        {gq_cancels_fd(w->cancels), POLLIN, 0},
         {gq_pgq_fd(q), gq_pgq_events(q), 0},
     };
-    unsigned nfds = fds[3].fd >= 0 ? 4 : 3;
+    unsigned nfds = fds[4].fd >= 0 ? 5 : 4;
     gq_comfy_wait(w->comfy, fds, nfds, worker_timeout(w));
     if (fds[2].revents) {
         char drain[16];
@@ -757,6 +871,7 @@ static void worker_turn(gq_worker_t *w) {
     }
     worker_failed_answers(w);
     worker_ws(w);
+    worker_cancels(w);
     if (gq_intake_subscribed(w->intake))
         worker_intake(w);
     gq_record_service(w->record, w->env.now_mono);
@@ -764,6 +879,7 @@ static void worker_turn(gq_worker_t *w) {
     worker_ticks(w);
     worker_admit(w);
     worker_slots(w);
+    worker_progress(w);
     worker_reap(w);
     worker_flow(w);
     if (w->env.now_mono >= w->ready_mono) {
@@ -782,6 +898,13 @@ gq_worker_end_t gq_worker_run(gq_worker_t *w, volatile sig_atomic_t *stop) {
      * cannot serve, and could outlast max.poll.interval.ms without polling. */
     gq_warmup_run(w->comfy, w->metrics, w->cfg, stop);
     char err[512];
+    /* Every cancel published so far is known before the first job is taken. */
+    size_t cancels = 0;
+    if (!*stop && gq_cancels_catch_up(w->cancels, WORKER_CANCELS_CATCH_UP_MS, stop, &cancels, err,
+                                      sizeof(err)) != GQ_OK)
+        gq_warn("%s; following it from here (genq.cancels still guards every attempt)", err);
+    else if (!*stop)
+        gq_info("cancel topic read to its end: %zu cancel request(s)", cancels);
     if (!*stop && gq_intake_subscribe(w->intake, err, sizeof(err)) != GQ_OK) {
         gq_err("%s", err);
         return GQ_WORKER_FATAL;
@@ -1007,6 +1130,16 @@ gq_worker_t *gq_worker_new(const gq_cfg_t *cfg, volatile sig_atomic_t *stop, gq_
         *st = GQ_ERR_INVALID;
         goto fail;
     }
+    w->progpub =
+        gq_progpub_new(cfg, w->worker_id, gq_record_producer(w->record), st, errstr, errstr_size);
+    if (*st != GQ_OK)
+        goto fail;
+    w->progress_wake = INT64_MAX;
+    w->cancels = gq_cancels_new(cfg, w->worker_id, errstr, errstr_size);
+    if (!w->cancels) {
+        *st = GQ_ERR_INVALID;
+        goto fail;
+    }
     w->intake = gq_intake_new(cfg, w->worker_id, w->rec, errstr, errstr_size);
     if (!w->intake) {
         *st = GQ_ERR_INVALID;
@@ -1024,6 +1157,9 @@ void gq_worker_destroy(gq_worker_t *w) {
     if (!w)
         return;
     gq_intake_destroy(w->intake);
+    gq_cancels_destroy(w->cancels);
+    /* Its topic handle goes before the producer it belongs to. */
+    gq_progpub_destroy(w->progpub);
     gq_record_destroy(w->record);
     while (w->jobs) {
         job_t *j = w->jobs;

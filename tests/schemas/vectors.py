@@ -13,7 +13,7 @@ Every vector says who vouches for its expected value ("checked_by"):
                form was worked out by hand from the spec (and Java's behaviour) and is
                written below. "python_avro_1_11_1" records what that library says.
 "invalid" lists schemas that must be rejected; python3-avro rejects them too.
-Rerun after changing a schema under schemas/: the two .avsc fingerprints are part of
+Rerun after changing a schema under schemas/: the .avsc fingerprints are part of
 the wire contract, so test_avro_canon fails until this file is regenerated.
 """
 import json
@@ -143,7 +143,8 @@ def main():
     out = []
     for i, (text, canon, _fp) in enumerate(avro_ref.SPEC_VECTORS):
         out.append(vector(f"spec_{i:03d}", text, canon, "spec"))
-    for path in ("schemas/GenerationRequest.avsc", "schemas/GenerationCompleted.avsc"):
+    for path in ("schemas/GenerationRequest.avsc", "schemas/GenerationCompleted.avsc",
+                 "schemas/GenerationProgress.avsc", "schemas/CancelRequest.avsc"):
         with open(os.path.join(ROOT, path), encoding="utf-8") as f:
             text = f.read()
         out.append(vector(path, text, avro_ref.canonical_form(text), "python-avro"))

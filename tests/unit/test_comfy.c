@@ -301,6 +301,24 @@ static void test_events(void) {
     CHECK(PARSE("{\"type\": \"execution_cached\", \"data\": {\"nodes\": [\"4\"], "
                 "\"prompt_id\": \"p1\", \"timestamp\": 1}}") == GQ_OK);
     CHECK_INT(ev.type, GQ_COMFY_EV_CACHED);
+    CHECK_INT(ev.nodes, 1);
+    CHECK(PARSE("{\"type\": \"execution_cached\", \"data\": {\"nodes\": [\"4\", \"6\", \"7\"], "
+                "\"prompt_id\": \"p1\"}}") == GQ_OK);
+    CHECK_INT(ev.nodes, 3);
+    /* Binary previews: type 1 (no prompt id), type 4 with metadata (its prompt id, read only
+     * within the stated length); other binary events and short frames are not previews. */
+    CHECK(gq_comfy_event_binary((const unsigned char *)"\0\0\0\1\0\0\0\1jpeg", 12, &ev));
+    CHECK(ev.type == GQ_COMFY_EV_PREVIEW && ev.prompt_id[0] == '\0');
+    static const char meta[] = "{\"node_id\": \"3\", \"prompt_id\": \"p9\"}";
+    unsigned char bin[128] = {0, 0, 0, 4, 0, 0, 0, (unsigned char)(sizeof(meta) - 1)};
+    memcpy(bin + 8, meta, sizeof(meta) - 1);
+    CHECK(gq_comfy_event_binary(bin, 8 + sizeof(meta) - 1 + 4, &ev));
+    CHECK(ev.type == GQ_COMFY_EV_PREVIEW && strcmp(ev.prompt_id, "p9") == 0);
+    bin[7] = (unsigned char)(sizeof(meta) + 40); /* a length beyond the frame */
+    CHECK(gq_comfy_event_binary(bin, 8 + sizeof(meta) - 1, &ev));
+    CHECK(ev.type == GQ_COMFY_EV_PREVIEW && ev.prompt_id[0] == '\0');
+    CHECK(!gq_comfy_event_binary((const unsigned char *)"\0\0\0\2abc", 7, &ev));
+    CHECK(!gq_comfy_event_binary((const unsigned char *)"\0\0\1", 3, &ev));
     CHECK(PARSE("{\"type\": \"executing\", \"data\": {\"node\": \"3\", \"display_node\": \"3\", "
                 "\"prompt_id\": \"p1\"}}") == GQ_OK);
     CHECK_INT(ev.type, GQ_COMFY_EV_EXECUTING);

@@ -288,6 +288,9 @@ static void test_ws_main(void) {
     CHECK(gq_comfy_ws_next(c, 100, &ev, err, sizeof(err)) == GQ_ERR_TIMEOUT);
     CHECK(gq_comfy_ws_next(c, 2000, &ev, err, sizeof(err)) == GQ_OK);
     CHECK(ev.type == GQ_COMFY_EV_STATUS && ev.queue_remaining == 0);
+    /* the binary preview frame: counted as one, its image not kept */
+    CHECK(gq_comfy_ws_next(c, 2000, &ev, err, sizeof(err)) == GQ_OK);
+    CHECK(ev.type == GQ_COMFY_EV_PREVIEW && ev.prompt_id[0] == '\0');
     CHECK(gq_comfy_ws_next(c, 2000, &ev, err, sizeof(err)) == GQ_OK);
     CHECK(ev.type == GQ_COMFY_EV_EXECUTING && strcmp(ev.node, "3") == 0 &&
           strcmp(ev.prompt_id, "p1") == 0);

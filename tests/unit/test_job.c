@@ -4,6 +4,7 @@
  * the stories that matter: the races, adoption, deadlines, cancels, stops.
  */
 #include "worker/job.h"
+#include "avro_check.h"
 #include "util.h"
 #include "check.h"
 
@@ -115,6 +116,16 @@ static job_acts_t output_ok(job_t *j, int idx) {
     return step(j, (job_ev_t){.type = JEV_OUTPUT, .status = GQ_OK, .idx = idx, .stored = &s});
 }
 
+/* A cancel request for the job (source NULL: whatever its source). */
+static job_acts_t cancel_req(job_t *j, const char *source, const char *by, const char *reason) {
+    gq_cancel_t c = {.requested_at = now_wall,
+                     .reason = (char *)reason,
+                     .requested_by = (char *)by,
+                     .source = (char *)source};
+    gq_strlcpy(c.job_id, j->job_id[0] ? j->job_id : j->key_id, sizeof(c.job_id));
+    return step(j, (job_ev_t){.type = JEV_CANCEL_REQ, .cancel = &c});
+}
+
 /* ---- a job brought to each state, by the path a real one takes ---- */
 
 static job_t *job_in(job_state_t s) {
@@ -177,6 +188,7 @@ static job_acts_t any_event(job_t *j, job_ev_type_t t) {
     }
     case JEV_COMFY: return comfy_ev(j, GQ_COMFY_EV_PROGRESS);
     case JEV_OUTPUT: return output_ok(j, 0);
+    case JEV_CANCEL_REQ: return cancel_req(j, NULL, "ops", "wrong prompt");
     default: return step(j, (job_ev_t){.type = t, .status = GQ_OK});
     }
 }
@@ -184,25 +196,25 @@ static job_acts_t any_event(job_t *j, job_ev_type_t t) {
 /* Every state × every event: where it goes (or stays). */
 static void test_table(void) {
     static const job_state_t S = JOB_STATES; /* "stays where it was" */
-    enum { E = JEV_GRACE + 1 };
+    enum { E = JEV_CANCEL_REQ + 1 };
     /* rows: states in job.h order; columns: events in job.h order */
     static const job_state_t want[JOB_STATES][E] = {
         /*             ADMIT      SLOT       BEGUN       SUBMITTED    STATE        HISTORY
                        COMFY      CANCELLED  OUTPUT      RECORDED     TICK         REVOKE
-                       STOP       GRACE */
-        [JOB_NEW] = {JOB_READY, S, S, S, S, S, S, S, S, S, S, JOB_DONE, JOB_DONE, S},
-        [JOB_READY] = {S, JOB_BEGIN, S, S, S, S, S, S, S, S, S, JOB_DONE, JOB_DONE, S},
-        [JOB_BEGIN] = {S, S, JOB_SUBMIT, S, S, S, S, S, S, S, S, S, S, S},
-        [JOB_PROBE] = {S, S, S, S, JOB_RUNNING, S, S, S, S, S, S, S, S, S},
-        [JOB_SUBMIT] = {S, S, S, JOB_QUEUED, S, S, JOB_RUNNING, S, S, S, S, S, S, S},
+                       STOP       GRACE      CANCEL_REQ */
+        [JOB_NEW] = {JOB_READY, S, S, S, S, S, S, S, S, S, S, JOB_DONE, JOB_DONE, S, S},
+        [JOB_READY] = {S, JOB_BEGIN, S, S, S, S, S, S, S, S, S, JOB_DONE, JOB_DONE, S, JOB_RECORD},
+        [JOB_BEGIN] = {S, S, JOB_SUBMIT, S, S, S, S, S, S, S, S, S, S, S, S},
+        [JOB_PROBE] = {S, S, S, S, JOB_RUNNING, S, S, S, S, S, S, S, S, S, JOB_CANCEL},
+        [JOB_SUBMIT] = {S, S, S, JOB_QUEUED, S, S, JOB_RUNNING, S, S, S, S, S, S, S, JOB_CANCEL},
         [JOB_QUEUED] = {S, S, S, S, S, S, JOB_RUNNING, S, S, S, S, JOB_CANCEL, JOB_CANCEL,
-                        JOB_CANCEL},
-        [JOB_RUNNING] = {S, S, S, S, S, S, S, S, S, S, S, JOB_CANCEL, S, JOB_CANCEL},
-        [JOB_COLLECT] = {S, S, S, S, S, S, S, S, S, S, S, S, S, S},
-        [JOB_BACKOFF] = {S, S, S, S, S, S, S, S, S, S, S, JOB_DONE, JOB_DONE, S},
-        [JOB_CANCEL] = {S, S, S, S, S, S, S, S, S, S, S, S, S, S},
-        [JOB_RECORD] = {S, S, S, S, S, S, S, S, S, JOB_DONE, S, S, S, S},
-        [JOB_DONE] = {S, S, S, S, S, S, S, S, S, S, S, S, S, S},
+                        JOB_CANCEL, JOB_CANCEL},
+        [JOB_RUNNING] = {S, S, S, S, S, S, S, S, S, S, S, JOB_CANCEL, S, JOB_CANCEL, JOB_CANCEL},
+        [JOB_COLLECT] = {S, S, S, S, S, S, S, S, S, S, S, S, S, S, S},
+        [JOB_BACKOFF] = {S, S, S, S, S, S, S, S, S, S, S, JOB_DONE, JOB_DONE, S, JOB_RECORD},
+        [JOB_CANCEL] = {S, S, S, S, S, S, S, S, S, S, S, S, S, S, S},
+        [JOB_RECORD] = {S, S, S, S, S, S, S, S, S, JOB_DONE, S, S, S, S, S},
+        [JOB_DONE] = {S, S, S, S, S, S, S, S, S, S, S, S, S, S, S},
     };
     int checked = 0;
     for (int s = 0; s < JOB_STATES; s++) {
@@ -233,6 +245,16 @@ static void test_table(void) {
             /* Entering CANCEL always sends the cancel. */
             if (j->state == JOB_CANCEL && s != JOB_CANCEL)
                 CHECK(has_act(&a, JACT_CANCEL));
+            /* A cancel request never renders: no attempt begun, nothing submitted; where it
+             * ends the job at once, the record is a cancellation. */
+            if (e == JEV_CANCEL_REQ) {
+                CHECK(!has_act(&a, JACT_SUBMIT) && !has_act(&a, JACT_BEGIN));
+                if (j->state == JOB_RECORD && s != JOB_RECORD)
+                    CHECK(j->cancelled && has_act(&a, JACT_RECORD) &&
+                          strcmp(j->done.error_code, "cancelled") == 0);
+                if (j->state == JOB_CANCEL && s != JOB_CANCEL)
+                    CHECK(j->then == JOB_THEN_CANCELLED);
+            }
             checked++;
             job_free(j);
         }
@@ -498,6 +520,294 @@ static void test_cache(void) {
     test_cache_salt = NULL;
 }
 
+/* ---- cancel requests ---- */
+
+/* Checks the cancelled record: FAILED with code cancelled, not retryable, not dead-lettered. */
+static void check_cancelled(job_t *j, const char *msg, bool no_attempt, int32_t attempt) {
+    CHECK(j->state == JOB_RECORD && j->cancelled);
+    CHECK(j->no_attempt == no_attempt);
+    CHECK(j->done.status == GQ_JOB_FAILED && j->done.has_error);
+    CHECK_STR(j->done.error_code, "cancelled");
+    CHECK_STR(j->done.error_message, msg);
+    CHECK(!j->done.error_retryable && !j->dead_letter);
+    CHECK_INT(j->done.attempt, attempt);
+    CHECK(j->done.queue_ms + j->done.render_ms <= j->done.total_ms);
+}
+
+/* Not started: recorded at once, never rendered. */
+static void test_cancel_waiting(void) {
+    job_t *j = job_in(JOB_READY);
+    job_acts_t a = cancel_req(j, NULL, "ops", "wrong prompt");
+    check_cancelled(j, "cancelled by ops: wrong prompt", true, 1);
+    CHECK(has_act(&a, JACT_RECORD) && a.n == 1);
+    a = step(j, (job_ev_t){.type = JEV_RECORDED, .status = GQ_OK});
+    CHECK(j->state == JOB_DONE && j->end == JOB_END_FINISHED && !has_act(&a, JACT_SWEEP));
+    job_free(j);
+
+    /* In its backoff: the failed attempt stays as it was recorded. */
+    j = job_in(JOB_BACKOFF);
+    a = cancel_req(j, NULL, "", "");
+    check_cancelled(j, "cancelled", true, 1);
+    CHECK(!has_act(&a, JACT_FAIL_ATTEMPT));
+    job_free(j);
+
+    /* Not admitted yet: decided by its source once decoded. */
+    j = job_in(JOB_NEW);
+    a = cancel_req(j, NULL, "svc", "");
+    CHECK(j->state == JOB_NEW && a.n == 0 && j->cancel_req);
+    a = ev0(j, JEV_ADMIT);
+    check_cancelled(j, "cancelled by svc", true, 1);
+    CHECK(has_act(&a, JACT_RECORD));
+    job_free(j);
+}
+
+/* A cancel names a source: it applies only to that tenant's jobs. */
+static void test_cancel_source(void) {
+    job_t *j = job_in(JOB_READY);
+    job_acts_t a = cancel_req(j, "tenant-b", "tenant-b", "");
+    CHECK(j->state == JOB_READY && a.n == 0 && !j->cancel_req);
+    a = cancel_req(j, "", "ops", "any"); /* the request's source is "" */
+    check_cancelled(j, "cancelled by ops: any", true, 1);
+    job_free(j);
+
+    j = job_in(JOB_NEW);
+    cancel_req(j, "tenant-b", "", "");
+    ev0(j, JEV_ADMIT);
+    CHECK(j->state == JOB_READY && !j->cancel_req);
+    job_free(j);
+}
+
+/* Queued or rendering in ComfyUI: taken back by its prompt id, then recorded as cancelled
+ * with its attempt (and the time it rendered). */
+static void test_cancel_in_comfy(void) {
+    job_t *j = job_in(JOB_RUNNING);
+    advance(700);
+    job_acts_t a = cancel_req(j, NULL, "ops", "stop");
+    CHECK(j->state == JOB_CANCEL && j->then == JOB_THEN_CANCELLED && has_act(&a, JACT_CANCEL));
+    /* The interrupt lands at the next step; ComfyUI says so. */
+    a = comfy_ev(j, GQ_COMFY_EV_INTERRUPTED);
+    CHECK(has_act(&a, JACT_STATE));
+    gq_comfy_result_t r = {0};
+    r.interrupted = true;
+    a = state_is(j, GQ_COMFY_FINISHED, &r);
+    check_cancelled(j, "cancelled by ops: stop", false, 1);
+    CHECK(j->done.render_ms >= 700 && !has_act(&a, JACT_FAIL_ATTEMPT));
+    job_free(j);
+
+    /* Queued: removed from the queue; ComfyUI no longer knows it. */
+    j = job_in(JOB_QUEUED);
+    cancel_req(j, NULL, "", "");
+    CHECK(j->state == JOB_CANCEL);
+    cancel_round(j, GQ_COMFY_UNKNOWN, NULL);
+    check_cancelled(j, "cancelled", false, 1);
+    CHECK(j->done.render_ms == 0);
+    job_free(j);
+
+    /* Submitting: the prompt may arrive after the cancel; asked until it is gone. */
+    j = job_in(JOB_SUBMIT);
+    cancel_req(j, NULL, "", "");
+    CHECK(j->state == JOB_CANCEL);
+    a = step(j, (job_ev_t){.type = JEV_SUBMITTED, .status = GQ_OK});
+    CHECK(j->state == JOB_CANCEL && a.n == 0);
+    a = cancel_round(j, GQ_COMFY_PENDING, NULL);
+    CHECK(j->state == JOB_CANCEL && has_act(&a, JACT_CANCEL));
+    cancel_round(j, GQ_COMFY_UNKNOWN, NULL);
+    check_cancelled(j, "cancelled", false, 1);
+    job_free(j);
+}
+
+/* A cancel races with the end of the render: whichever comes first decides, once. */
+static void test_cancel_race_end(void) {
+    /* The cancel first: the render ends before the interrupt is seen; still cancelled. */
+    job_t *j = job_in(JOB_RUNNING);
+    cancel_req(j, NULL, "", "late");
+    job_acts_t a = comfy_ev(j, GQ_COMFY_EV_DONE);
+    CHECK(j->state == JOB_CANCEL && has_act(&a, JACT_STATE) && !has_act(&a, JACT_HISTORY));
+    gq_comfy_result_t r = result_ok();
+    a = state_is(j, GQ_COMFY_FINISHED, &r);
+    gq_comfy_result_release(&r);
+    check_cancelled(j, "cancelled: late", false, 1);
+    CHECK(!has_act(&a, JACT_FETCH));
+    job_free(j);
+
+    /* The end first: ComfyUI finished it, the cancel changes nothing. */
+    j = job_in(JOB_COLLECT);
+    a = cancel_req(j, NULL, "", "");
+    CHECK(j->state == JOB_COLLECT && a.n == 0 && !j->cancelled);
+    r = result_ok();
+    step(j, (job_ev_t){.type = JEV_HISTORY, .status = GQ_OK, .ask = j->ask, .result = &r});
+    gq_comfy_result_release(&r);
+    output_ok(j, 0);
+    CHECK(j->state == JOB_RECORD && j->done.status == GQ_JOB_SUCCEEDED && !j->cancelled);
+    a = cancel_req(j, NULL, "", "");
+    CHECK(j->state == JOB_RECORD && a.n == 0 && !j->cancelled);
+    job_free(j);
+}
+
+/* Asked while its attempt is being recorded: decided by the answer. */
+static void test_cancel_begin(void) {
+    job_t *j = job_in(JOB_BEGIN);
+    job_acts_t a = cancel_req(j, NULL, "ops", "");
+    CHECK(j->state == JOB_BEGIN && a.n == 0);
+    a = begun(j, GQ_REC_BEGUN, 1, NULL);
+    check_cancelled(j, "cancelled by ops", false, 1);
+    CHECK(!has_act(&a, JACT_SUBMIT));
+    job_free(j);
+
+    /* Recorded already elsewhere: nothing more. */
+    j = job_in(JOB_BEGIN);
+    cancel_req(j, NULL, "", "");
+    a = begun(j, GQ_REC_TERMINAL, 1, NULL);
+    CHECK(j->state == JOB_DONE && j->end == JOB_END_FINISHED && a.n == 0);
+    job_free(j);
+
+    /* An earlier attempt may still render: taken back from ComfyUI first. */
+    j = job_in(JOB_BEGIN);
+    cancel_req(j, NULL, "", "");
+    char prev[37];
+    gq_uuid_v4(prev);
+    a = begun(j, GQ_REC_PROBE, 2, prev);
+    CHECK(j->state == JOB_CANCEL && has_act(&a, JACT_CANCEL) && !has_act(&a, JACT_ADOPT));
+    CHECK_STR(j->prompt_id, prev);
+    cancel_round(j, GQ_COMFY_UNKNOWN, NULL);
+    check_cancelled(j, "cancelled", false, 2);
+    job_free(j);
+
+    /* PostgreSQL knows the cancel (read by another worker, or before a restart). */
+    j = job_in(JOB_BEGIN);
+    gq_rec_begun_t b = {GQ_REC_CANCELLED, 0, "", 0};
+    gq_strlcpy(b.cancel_reason, "from the table", sizeof(b.cancel_reason));
+    gq_strlcpy(b.cancel_by, "svc", sizeof(b.cancel_by));
+    a = step(j, (job_ev_t){.type = JEV_BEGUN, .status = GQ_OK, .begun = &b});
+    check_cancelled(j, "cancelled by svc: from the table", true, 1);
+    CHECK(!has_act(&a, JACT_SUBMIT));
+    job_free(j);
+    /* ... with an attempt still marked running: its prompt is taken back first. */
+    j = job_in(JOB_BEGIN);
+    b.attempt = 3;
+    gq_uuid_v4(b.prev_prompt_id);
+    a = step(j, (job_ev_t){.type = JEV_BEGUN, .status = GQ_OK, .begun = &b});
+    CHECK(j->state == JOB_CANCEL && has_act(&a, JACT_CANCEL));
+    CHECK_STR(j->prompt_id, b.prev_prompt_id);
+    cancel_round(j, GQ_COMFY_UNKNOWN, NULL);
+    check_cancelled(j, "cancelled by svc: from the table", false, 3);
+    job_free(j);
+    /* Leaving meanwhile: the next owner decides. */
+    j = job_in(JOB_BEGIN);
+    ev0(j, JEV_REVOKE);
+    b.prev_prompt_id[0] = '\0';
+    step(j, (job_ev_t){.type = JEV_BEGUN, .status = GQ_OK, .begun = &b});
+    CHECK(j->state == JOB_DONE && j->end == JOB_END_REDELIVER && !j->cancelled);
+    job_free(j);
+}
+
+/* Already being cancelled for another reason: a deadline's retry becomes the cancellation; a
+ * revoke's redelivery stays (the next owner reads the cancel too). */
+static void test_cancel_while_cancelling(void) {
+    job_t *j = job_in(JOB_RUNNING);
+    j->timeout_s = 1;
+    advance(2000);
+    ev0(j, JEV_TICK);
+    if (j->state != JOB_CANCEL)
+        state_is(j, GQ_COMFY_RUNNING, NULL);
+    CHECK(j->state == JOB_CANCEL && j->then == JOB_THEN_RETRY);
+    cancel_req(j, NULL, "", "");
+    CHECK(j->then == JOB_THEN_CANCELLED);
+    job_acts_t a = cancel_round(j, GQ_COMFY_UNKNOWN, NULL);
+    check_cancelled(j, "cancelled", false, 1);
+    CHECK(!has_act(&a, JACT_FAIL_ATTEMPT));
+    job_free(j);
+
+    j = job_in(JOB_CANCEL); /* revoked */
+    cancel_req(j, NULL, "", "");
+    CHECK(j->then == JOB_THEN_REDELIVER);
+    cancel_round(j, GQ_COMFY_UNKNOWN, NULL);
+    CHECK(j->state == JOB_DONE && j->end == JOB_END_REDELIVER);
+    job_free(j);
+}
+
+/* The cancel's words go into the event, cut at 512 bytes on a character boundary. */
+static void test_cancel_words(void) {
+    char reason[GQ_CANCEL_REASON_MAX + 1] = "";
+    for (size_t i = 0; i + 2 < sizeof(reason); i += 2)
+        memcpy(reason + i, "\xc3\xa9", 2); /* é */
+    char by[GQ_CANCEL_BY_MAX + 1];
+    memset(by, 'b', GQ_CANCEL_BY_MAX);
+    by[GQ_CANCEL_BY_MAX] = '\0';
+    job_t *j = job_in(JOB_READY);
+    cancel_req(j, NULL, by, reason);
+    CHECK(j->state == JOB_RECORD);
+    size_t n = strlen(j->done.error_message);
+    CHECK(n > 400 && n < 512);
+    CHECK(gq_utf8_valid(j->done.error_message, n));
+    gq_buf_t b;
+    gq_buf_init(&b, 1 << 16);
+    char err[256];
+    CHECK(gq_completed_encode(&j->done, &b, err, sizeof(err)) == GQ_OK);
+    gq_completed_t back;
+    CHECK(gq_completed_decode(b.data, b.len, &back, err, sizeof(err)) == GQ_OK);
+    CHECK_STR(back.error_message, j->done.error_message);
+    gq_completed_release(&back);
+    gq_buf_release(&b);
+    job_free(j);
+}
+
+/* ---- progress ---- */
+
+static job_acts_t comfy_node(job_t *j, gq_comfy_ev_type_t t, const char *node, double v, double max,
+                             int nodes) {
+    gq_comfy_event_t ce = {.type = t, .value = v, .max = max, .nodes = nodes};
+    gq_strlcpy(ce.prompt_id, j->prompt_id, sizeof(ce.prompt_id));
+    gq_strlcpy(ce.node, node ? node : "", sizeof(ce.node));
+    return step(j, (job_ev_t){.type = JEV_COMFY, .comfy = &ce});
+}
+
+/* What ComfyUI's events say, as progress events report it. */
+static void test_progress(void) {
+    gq_progress_state_t st;
+    job_t *j = job_in(JOB_READY);
+    CHECK(!job_progress_state(j, &st));
+    CHECK_INT(j->prog.nodes_total, 7);
+    job_free(j);
+
+    j = job_in(JOB_QUEUED);
+    CHECK(job_progress_state(j, &st) && st == GQ_PROGRESS_QUEUED);
+    comfy_node(j, GQ_COMFY_EV_START, NULL, 0, 0, 0);
+    CHECK(job_progress_state(j, &st) && st == GQ_PROGRESS_LOADING);
+    comfy_node(j, GQ_COMFY_EV_CACHED, NULL, 0, 0, 2);
+    comfy_node(j, GQ_COMFY_EV_EXECUTING, "4", 0, 0, 0);
+    CHECK_STR(j->prog.node, "Load Checkpoint");
+    CHECK_INT(j->prog.nodes_done, 2);
+    comfy_node(j, GQ_COMFY_EV_EXECUTING, "4", 0, 0, 0); /* the same node again: no change */
+    comfy_node(j, GQ_COMFY_EV_EXECUTING, "3", 0, 0, 0);
+    CHECK_STR(j->prog.node, "KSampler");
+    CHECK_INT(j->prog.nodes_done, 3);
+    CHECK(job_progress_state(j, &st) && st == GQ_PROGRESS_LOADING);
+    comfy_node(j, GQ_COMFY_EV_PROGRESS, "3", 4, 20, 0);
+    comfy_node(j, GQ_COMFY_EV_PREVIEW, NULL, 0, 0, 0);
+    comfy_node(j, GQ_COMFY_EV_PREVIEW, NULL, 0, 0, 0);
+    CHECK(job_progress_state(j, &st) && st == GQ_PROGRESS_RUNNING);
+    CHECK(j->prog.step == 4 && j->prog.max_steps == 20 && j->prog.previews == 2);
+    /* A node that is not in the workflow (a subgraph's) is named by its id. */
+    comfy_node(j, GQ_COMFY_EV_EXECUTING, "10:3", 0, 0, 0);
+    CHECK_STR(j->prog.node, "10:3");
+    comfy_node(j, GQ_COMFY_EV_DONE, NULL, 0, 0, 0);
+    CHECK(job_progress_state(j, &st) && st == GQ_PROGRESS_COLLECTING);
+    CHECK_INT(j->prog.nodes_done, 7);
+    job_free(j);
+
+    /* A retry starts again from nothing (and counts its workflow's nodes). */
+    j = job_in(JOB_BACKOFF);
+    j->prog.step = 9;
+    j->prog.previews = 3;
+    advance(60000);
+    ev0(j, JEV_TICK);
+    CHECK(j->state == JOB_READY);
+    ev0(j, JEV_SLOT);
+    CHECK(j->prog.step == 0 && j->prog.previews == 0 && j->prog.nodes_total == 7);
+    job_free(j);
+}
+
 /* A revoke while outputs are fetched: the job is still recorded (without moving offsets). */
 static void test_revoke_during_fetch(void) {
     job_t *j = job_in(JOB_COLLECT);
@@ -740,5 +1050,13 @@ int main(void) {
     test_exhausted();
     test_bad_input();
     test_record_fallback();
+    test_cancel_waiting();
+    test_cancel_source();
+    test_cancel_in_comfy();
+    test_cancel_race_end();
+    test_cancel_begin();
+    test_cancel_while_cancelling();
+    test_cancel_words();
+    test_progress();
     return CHECK_DONE("test_job");
 }

@@ -756,6 +756,216 @@ static void test_cache_hit_record(gq_recorder_t *r, gq_pg_t *pg) {
     CHECK_STR(q1(pg, "SELECT count(*) FROM genq.job_outputs WHERE job_id = $1", id), "2");
 }
 
+/* ---------------------------------------------------------------------------------------
+ * cancels */
+
+static int64_t cancels_record(gq_recorder_t *r, const char *job_id, int64_t offset,
+                              const char *reason, const char *source) {
+    char err[1024];
+    gq_cancel_t c = {.requested_at = INT64_C(1763820000000) + offset,
+                     .reason = (char *)reason,
+                     .requested_by = "ops",
+                     .source = (char *)source};
+    gq_strlcpy(c.job_id, job_id, sizeof(c.job_id));
+    gq_rec_cancel_t rc = {&c, "genq.cancel", 0, offset};
+    int64_t written = -1;
+    gq_status_t st = gq_recorder_cancels(r, &rc, 1, "worker-c", &written, err, sizeof(err));
+    CHECK(st == GQ_OK);
+    if (st != GQ_OK)
+        fprintf(stderr, "cancels_record: %s\n", err);
+    return written;
+}
+
+/* A cancelled job's record: status cancelled, the event FAILED with code cancelled. */
+static gq_status_t finish_cancelled(gq_recorder_t *r, const gq_request_t *req, const char *id,
+                                    int32_t attempt, bool no_attempt, int64_t offset,
+                                    bool *already) {
+    char err[1024];
+    gq_completed_t ev;
+    make_ev(&ev, id, attempt, GQ_JOB_FAILED, 0);
+    ev.error_code = "cancelled";
+    ev.error_message = "cancelled by ops: wrong prompt";
+    ev.error_retryable = false;
+    ev.render_ms = no_attempt ? 0 : 800;
+    gq_rec_finish_t a = {.req = req,
+                         .ev = &ev,
+                         .ref = {"g1", "genq.requests", 7, offset, 0},
+                         .claimer = "test",
+                         .sched_wait_ms = -1,
+                         .cancelled = true,
+                         .no_attempt = no_attempt};
+    gq_rec_finished_t out;
+    gq_status_t st = gq_recorder_finish(r, &a, &out, err, sizeof(err));
+    if (st != GQ_OK)
+        fprintf(stderr, "finish_cancelled: %s\n", err);
+    *already = out.already;
+    return st;
+}
+
+/* genq.cancels is written idempotently (the later message of a job wins, whatever the order
+ * and however often); attempt_begin refuses a cancelled job (when the source matches) and
+ * names the prompt of an attempt still marked running; the record `cancelled` is terminal,
+ * keeps attempts that failed before, and is counted apart in the views. */
+static void test_cancels(gq_recorder_t *r, gq_pg_t *pg) {
+    char x[37], y[37], z[37], w[37], v[37], s[37];
+    gq_uuid_v4(x);
+    gq_uuid_v4(y);
+    gq_uuid_v4(z);
+    gq_uuid_v4(w);
+    gq_uuid_v4(v);
+    gq_uuid_v4(s);
+
+    /* Idempotence: the same message twice, an older one, a newer one, a batch with repeats. */
+    CHECK_INT(cancels_record(r, x, 10, "first", NULL), 1);
+    CHECK_INT(cancels_record(r, x, 10, "first", NULL), 0);
+    CHECK_INT(cancels_record(r, x, 5, "older", NULL), 0);
+    CHECK_STR(q1(pg,
+                 "SELECT reason || ' ' || kafka_offset || ' ' || recorded_by FROM "
+                 "genq.cancels WHERE job_id = $1",
+                 x),
+              "first 10 worker-c");
+    CHECK_INT(cancels_record(r, x, 12, "second", NULL), 1);
+    char err[1024];
+    gq_cancel_t c1 = {.requested_at = 1, .reason = "third"},
+                c2 = {.requested_at = 2, .reason = "fourth"};
+    gq_strlcpy(c1.job_id, x, sizeof(c1.job_id));
+    gq_strlcpy(c2.job_id, x, sizeof(c2.job_id));
+    gq_rec_cancel_t batch[2] = {{&c2, "genq.cancel", 0, 14}, {&c1, "genq.cancel", 0, 13}};
+    int64_t written = -1;
+    CHECK(gq_recorder_cancels(r, batch, 2, "worker-d", &written, err, sizeof(err)) == GQ_OK);
+    CHECK_INT(written, 1);
+    CHECK(gq_recorder_cancels(r, batch, 2, "worker-d", &written, err, sizeof(err)) == GQ_OK);
+    CHECK_INT(written, 0);
+    CHECK_STR(q1(pg,
+                 "SELECT reason || ' ' || kafka_offset || ' ' || requested_by || ' ' || "
+                 "(source IS NULL) FROM genq.cancels WHERE job_id = $1",
+                 x),
+              "fourth 14  t");
+    CHECK(gq_recorder_cancels(r, batch, 0, "worker-d", &written, err, sizeof(err)) == GQ_OK);
+    CHECK_INT(written, 0);
+    CHECK_STR(q1(pg, "SELECT count(*) FROM genq.cancels WHERE job_id = $1", x), "1");
+
+    /* A job never seen: refused, nothing begun; the cancel's words come back. */
+    gq_request_t req;
+    make_req(&req, x);
+    req.model = "cancel-model.safetensors";
+    gq_rec_begin_t a = begin_args(&req, "worker-a", "p-x", 7, 1, 0, false);
+    gq_rec_begun_t b = begin(r, &a);
+    CHECK(b.outcome == GQ_REC_CANCELLED);
+    CHECK_INT(b.attempt, 0);
+    CHECK_STR(b.prev_prompt_id, "");
+    CHECK_STR(b.cancel_reason, "fourth");
+    CHECK_STR(q1(pg, "SELECT status || ' ' || attempts FROM genq.jobs WHERE job_id = $1", x),
+              "queued 0");
+    CHECK_STR(q1(pg, "SELECT count(*) FROM genq.job_attempts WHERE job_id = $1", x), "0");
+    /* Even forced, even with the result cache asked. */
+    a.force = true;
+    a.cache_key = "k";
+    b = begin(r, &a);
+    CHECK(b.outcome == GQ_REC_CANCELLED);
+    bool already = true;
+    CHECK(finish_cancelled(r, &req, x, 1, true, 1, &already) == GQ_OK);
+    CHECK(!already);
+    CHECK_STR(q1(pg,
+                 "SELECT concat_ws('|', status, attempts, error_code, error, error_retryable, "
+                 "finished_at IS NOT NULL) FROM genq.jobs WHERE job_id = $1",
+                 x),
+              "cancelled|0|cancelled|cancelled by ops: wrong prompt|f|t");
+    CHECK_STR(q1(pg, "SELECT count(*) FROM genq.job_attempts WHERE job_id = $1", x), "0");
+    /* Terminal: a redelivery is done, a second record changes nothing. */
+    a.force = false;
+    a.cache_key = NULL;
+    b = begin(r, &a);
+    CHECK(b.outcome == GQ_REC_TERMINAL);
+    CHECK(finish_cancelled(r, &req, x, 1, true, 2, &already) == GQ_OK);
+    CHECK(already);
+
+    /* A cancel for another tenant's job does not apply; one for this tenant's does. */
+    CHECK_INT(cancels_record(r, y, 20, "not yours", "other-tenant"), 1);
+    make_req(&req, y);
+    a = begin_args(&req, "worker-a", "p-y", 7, 2, 0, false);
+    b = begin(r, &a);
+    CHECK(b.outcome == GQ_REC_BEGUN);
+    CHECK_INT(cancels_record(r, z, 21, "yours", "unit-test"), 1);
+    make_req(&req, z);
+    a = begin_args(&req, "worker-a", "p-z", 7, 3, 0, false);
+    b = begin(r, &a);
+    CHECK(b.outcome == GQ_REC_CANCELLED);
+
+    /* Cancelled while rendering elsewhere: the new owner is told the running prompt (to
+     * remove it from ComfyUI), and records the attempt as cancelled. */
+    make_req(&req, w);
+    req.model = "cancel-model.safetensors";
+    a = begin_args(&req, "worker-a", "p-w", 7, 4, INT64_C(1763820001000), false);
+    b = begin(r, &a);
+    CHECK(b.outcome == GQ_REC_BEGUN && b.attempt == 1);
+    CHECK_INT(cancels_record(r, w, 22, "", NULL), 1);
+    a = begin_args(&req, "worker-b", "p-w2", 7, 4, 0, false);
+    b = begin(r, &a);
+    CHECK(b.outcome == GQ_REC_CANCELLED);
+    CHECK_INT(b.attempt, 1);
+    CHECK_STR(b.prev_prompt_id, "p-w");
+    CHECK_INT(b.prev_started_at, INT64_C(1763820001000));
+    CHECK_STR(b.cancel_reason, "");
+    CHECK_STR(b.cancel_by, "ops");
+    CHECK(finish_cancelled(r, &req, w, 1, false, 4, &already) == GQ_OK);
+    CHECK(!already);
+    CHECK_STR(q1(pg, "SELECT status || ' ' || attempts FROM genq.jobs WHERE job_id = $1", w),
+              "cancelled 1");
+    CHECK_STR(q1(pg,
+                 "SELECT string_agg(attempt || ':' || status || ':' || render_ms, ',') "
+                 "FROM genq.job_attempts WHERE job_id = $1",
+                 w),
+              "1:cancelled:800");
+    /* attempt_fail (a late failure of the interrupted attempt) changes nothing now. */
+    CHECK(fail(r, w, 1, "interrupted", "late", 0) == GQ_OK);
+    CHECK_STR(q1(pg, "SELECT status FROM genq.jobs WHERE job_id = $1", w), "cancelled");
+    CHECK_STR(q1(pg, "SELECT status FROM genq.job_attempts WHERE job_id = $1", w), "cancelled");
+
+    /* Cancelled while waiting for a retry: the failed attempt stays failed. */
+    make_req(&req, v);
+    req.model = "cancel-model.safetensors";
+    a = begin_args(&req, "worker-a", "p-v", 7, 5, 0, false);
+    b = begin(r, &a);
+    CHECK(b.outcome == GQ_REC_BEGUN);
+    CHECK(fail(r, v, 1, "comfy_unavailable", "down", 0) == GQ_OK);
+    CHECK(finish_cancelled(r, &req, v, 1, true, 5, &already) == GQ_OK);
+    CHECK_STR(q1(pg, "SELECT status || ' ' || attempts FROM genq.jobs WHERE job_id = $1", v),
+              "cancelled 1");
+    CHECK_STR(q1(pg,
+                 "SELECT string_agg(attempt || ':' || status, ',') FROM genq.job_attempts "
+                 "WHERE job_id = $1",
+                 v),
+              "1:failed");
+
+    /* A job that ended before its cancel: nothing changes, whoever asks. */
+    make_req(&req, s);
+    req.model = "cancel-model.safetensors";
+    gq_completed_t ev;
+    make_ev(&ev, s, 1, GQ_JOB_SUCCEEDED, 1);
+    CHECK(finish(r, &req, &ev, (gq_msg_ref_t){"g1", "genq.requests", 7, 6, 0}, &already, err,
+                 sizeof(err)) == GQ_OK);
+    CHECK_INT(cancels_record(r, s, 23, "too late", NULL), 1);
+    a = begin_args(&req, "worker-b", "p-s", 7, 6, 0, true);
+    b = begin(r, &a);
+    CHECK(b.outcome == GQ_REC_TERMINAL);
+    CHECK(finish_cancelled(r, &req, s, 1, false, 6, &already) == GQ_OK);
+    CHECK(already);
+    CHECK_STR(q1(pg, "SELECT status FROM genq.jobs WHERE job_id = $1", s), "succeeded");
+
+    /* The views count cancelled jobs apart: not failures, not in flight. */
+    CHECK_STR(q0(pg, "SELECT concat_ws(' ', jobs, succeeded, failed, in_flight, cancelled, "
+                     "coalesce(failure_rate::text, 'null')) FROM genq.model_stats "
+                     "WHERE model = 'cancel-model.safetensors'"),
+              "4 1 0 0 3 0.0000");
+    CHECK_STR(q0(pg, "SELECT sum(cancelled) || ' ' || sum(jobs) FROM genq.hourly_stats "
+                     "WHERE model = 'cancel-model.safetensors'"),
+              "3 4");
+    /* A status outside the five is refused by the table itself. */
+    CHECK(strncmp(q1(pg, "UPDATE genq.jobs SET status = 'paused' WHERE job_id = $1", s), "ERROR",
+                  5) == 0);
+}
+
 /* The outbox messages go in with the record (and only with the first record). */
 static void test_finish_outbox(gq_recorder_t *r, gq_pg_t *pg) {
     char err[1024], id[37];
@@ -1136,6 +1346,7 @@ int main(void) {
         test_finish_outbox(r, pg);
         test_cache(r, pg);
         test_cache_hit_record(r, pg);
+        test_cancels(r, pg);
         test_offsets(r, pg);
         test_reject(r, pg);
         test_pipeline(r, pg);

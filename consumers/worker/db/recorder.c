@@ -161,8 +161,9 @@ static gq_status_t rec_one_row(const PGresult *res, int cols, const char *what, 
 /* ---- begin ---- */
 
 static const char rec_sql_begin[] =
-    "SELECT outcome, attempt, prev_prompt_id, prev_started_ms, outputs FROM genq.attempt_begin("
-    "$1::uuid, $2::jsonb, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
+    "SELECT outcome, attempt, prev_prompt_id, prev_started_ms, outputs, cancel FROM "
+    "genq.attempt_begin($1::uuid, $2::jsonb, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, "
+    "$14)";
 
 static gq_status_t rec_begin_run(gq_recorder_t *r, const gq_rec_begin_t *a, uint64_t tag,
                                  PGresult **res, char *errstr, size_t errstr_size) {
@@ -241,18 +242,16 @@ static gq_status_t rec_outputs_parse(const char *text, gq_rec_begun_t *out, char
 gq_status_t gq_recorder_begin_result(const PGresult *res, gq_rec_begun_t *out, char *errstr,
                                      size_t errstr_size) {
     memset(out, 0, sizeof(*out));
-    gq_status_t st = rec_one_row(res, 5, "attempt_begin", errstr, errstr_size);
+    gq_status_t st = rec_one_row(res, 6, "attempt_begin", errstr, errstr_size);
     if (st != GQ_OK)
         return st;
     const char *o = gq_pg_get(res, 0, 0);
     static const struct {
         const char *name;
         gq_rec_outcome_t outcome;
-    } outcomes[] = {{"begun", GQ_REC_BEGUN},
-                    {"terminal", GQ_REC_TERMINAL},
-                    {"probe", GQ_REC_PROBE},
-                    {"exhausted", GQ_REC_EXHAUSTED},
-                    {"cached", GQ_REC_CACHED}};
+    } outcomes[] = {{"begun", GQ_REC_BEGUN},   {"terminal", GQ_REC_TERMINAL},
+                    {"probe", GQ_REC_PROBE},   {"exhausted", GQ_REC_EXHAUSTED},
+                    {"cached", GQ_REC_CACHED}, {"cancelled", GQ_REC_CANCELLED}};
     size_t i = 0;
     while (i < GQ_ARRAY_LEN(outcomes) && strcmp(o, outcomes[i].name) != 0)
         i++;
@@ -266,6 +265,14 @@ gq_status_t gq_recorder_begin_result(const PGresult *res, gq_rec_begun_t *out, c
     out->prev_started_at = gq_pg_get_i64(res, 0, 3, 0);
     if (out->outcome == GQ_REC_CACHED)
         return rec_outputs_parse(gq_pg_get(res, 0, 4), out, errstr, errstr_size);
+    if (out->outcome == GQ_REC_CANCELLED) {
+        json_t *c = json_loads(gq_pg_get(res, 0, 5), 0, NULL);
+        const char *reason = json_string_value(json_object_get(c, "reason"));
+        const char *by = json_string_value(json_object_get(c, "requested_by"));
+        gq_strlcpy(out->cancel_reason, reason ? reason : "", sizeof(out->cancel_reason));
+        gq_strlcpy(out->cancel_by, by ? by : "", sizeof(out->cancel_by));
+        json_decref(c);
+    }
     return GQ_OK;
 }
 
@@ -339,11 +346,13 @@ static json_t *rec_str_or_null(const char *s) { return s ? json_string(s) : json
 /* The GenerationCompleted fields the record keeps, as the jsonb p_result. */
 static json_t *rec_result_json(const gq_rec_finish_t *a) {
     const gq_completed_t *ev = a->ev;
-    json_t *o = json_pack("{s:s, s:i, s:I, s:I, s:I, s:I}", "status",
-                          ev->status == GQ_JOB_SUCCEEDED ? "succeeded" : "failed", "attempt",
-                          (int)ev->attempt, "finished_at", (json_int_t)ev->finished_at, "queue_ms",
-                          (json_int_t)ev->queue_ms, "render_ms", (json_int_t)ev->render_ms,
-                          "total_ms", (json_int_t)ev->total_ms);
+    const char *status = a->cancelled                     ? "cancelled"
+                         : ev->status == GQ_JOB_SUCCEEDED ? "succeeded"
+                                                          : "failed";
+    json_t *o =
+        json_pack("{s:s, s:i, s:I, s:I, s:I, s:I}", "status", status, "attempt", (int)ev->attempt,
+                  "finished_at", (json_int_t)ev->finished_at, "queue_ms", (json_int_t)ev->queue_ms,
+                  "render_ms", (json_int_t)ev->render_ms, "total_ms", (json_int_t)ev->total_ms);
     if (!o)
         return NULL;
     json_object_set_new(o, "worker_id", rec_str_or_null(ev->worker_id));
@@ -364,6 +373,8 @@ static json_t *rec_result_json(const gq_rec_finish_t *a) {
         json_object_set_new(o, "cache_source", json_string(a->cache_source));
     if (a->traceparent && a->traceparent[0])
         json_object_set_new(o, "traceparent", json_string(a->traceparent));
+    if (a->no_attempt)
+        json_object_set_new(o, "no_attempt", json_true());
     return o;
 }
 
@@ -441,6 +452,60 @@ gq_status_t gq_recorder_finish(gq_recorder_t *r, const gq_rec_finish_t *a, gq_re
     gq_status_t st = rec_finish_run(r, a, 0, &res, errstr, errstr_size);
     if (st == GQ_OK)
         st = gq_recorder_finish_result(res, out, errstr, errstr_size);
+    PQclear(res);
+    return st;
+}
+
+/* ---- cancels ---- */
+
+static gq_status_t rec_cancels_run(gq_recorder_t *r, const gq_rec_cancel_t *c, size_t cnt,
+                                   const char *worker_id, uint64_t tag, PGresult **res,
+                                   char *errstr, size_t errstr_size) {
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < cnt; i++) {
+        const gq_cancel_t *x = c[i].cancel;
+        json_t *o = json_pack(
+            "{s:s, s:I, s:s, s:s, s:o, s:s?, s:i, s:I}", "job_id", x->job_id, "requested_at",
+            (json_int_t)x->requested_at, "reason", x->reason ? x->reason : "", "requested_by",
+            x->requested_by ? x->requested_by : "", "source",
+            x->source ? json_string(x->source) : json_null(), "kafka_topic", c[i].topic,
+            "kafka_partition", (int)c[i].partition, "kafka_offset", (json_int_t)c[i].offset);
+        if (!o || json_array_append_new(a, o) != 0) {
+            json_decref(a);
+            a = NULL;
+        }
+    }
+    rec_texts_t t = {0};
+    const char *text = rec_json_keep(&t, a);
+    if (!text) {
+        gq_errf(errstr, errstr_size, "cancels cannot be written as JSON (not UTF-8?)");
+        return GQ_ERR_INVALID;
+    }
+    gq_pg_params_t p;
+    gq_pg_params_init(&p);
+    gq_pg_param_str(&p, text);
+    gq_pg_param_str_or_null(&p, worker_id);
+    gq_status_t st = rec_run(r, "SELECT genq.cancels_record($1::jsonb, $2)", &p, GQ_REC_CANCELS,
+                             tag, res, errstr, errstr_size);
+    rec_texts_release(&t);
+    return st;
+}
+
+gq_status_t gq_recorder_cancels_send(gq_recorder_t *r, const gq_rec_cancel_t *c, size_t cnt,
+                                     const char *worker_id, uint64_t tag, char *errstr,
+                                     size_t errstr_size) {
+    return rec_cancels_run(r, c, cnt, worker_id, tag, NULL, errstr, errstr_size);
+}
+
+gq_status_t gq_recorder_cancels(gq_recorder_t *r, const gq_rec_cancel_t *c, size_t cnt,
+                                const char *worker_id, int64_t *written, char *errstr,
+                                size_t errstr_size) {
+    PGresult *res = NULL;
+    gq_status_t st = rec_cancels_run(r, c, cnt, worker_id, 0, &res, errstr, errstr_size);
+    if (st == GQ_OK)
+        st = rec_one_row(res, 1, "cancels_record", errstr, errstr_size);
+    if (st == GQ_OK && written)
+        *written = gq_pg_get_i64(res, 0, 0, 0);
     PQclear(res);
     return st;
 }

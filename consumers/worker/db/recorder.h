@@ -49,6 +49,7 @@ typedef enum gq_rec_kind {
     GQ_REC_OUTBOX_DONE,
     GQ_REC_OUTBOX_FAILED,
     GQ_REC_OFFSET,
+    GQ_REC_CANCELS,
 } gq_rec_kind_t;
 
 /**
@@ -86,6 +87,8 @@ typedef enum gq_rec_outcome {
     GQ_REC_PROBE,     /**< attempt `attempt` (prev_prompt_id) may still be in ComfyUI */
     GQ_REC_EXHAUSTED, /**< `attempt` attempts were made, max_attempts allows no more */
     GQ_REC_CACHED,    /**< job prev_prompt_id, with the same cache key, has the outputs */
+    GQ_REC_CANCELLED, /**< a cancel applies (cancel_*): no attempt; `attempt` were made, and
+                           prev_prompt_id (if set) is the latest one's, still marked running */
 } gq_rec_outcome_t;
 
 typedef struct gq_rec_begun {
@@ -95,6 +98,8 @@ typedef struct gq_rec_begun {
     int64_t prev_started_at; /**< ms, 0 if unknown */
     gq_output_t *outputs;    /**< CACHED: its outputs (owned; gq_rec_begun_release) */
     size_t outputs_cnt;
+    char cancel_reason[GQ_CANCEL_REASON_MAX + 1]; /**< CANCELLED: the cancel's reason */
+    char cancel_by[GQ_CANCEL_BY_MAX + 1];         /**< CANCELLED: who asked */
 } gq_rec_begun_t;
 
 void gq_rec_begun_release(gq_rec_begun_t *b);
@@ -149,6 +154,8 @@ typedef struct gq_rec_finish {
     const char *cache_key;
     const char *cache_source; /**< a cache hit: the job whose outputs were reused */
     const char *traceparent;  /**< the request's W3C trace context */
+    bool cancelled;           /**< status cancelled (the event says FAILED, code cancelled) */
+    bool no_attempt;          /**< no attempt of its own was running: attempts stay as they are */
 } gq_rec_finish_t;
 
 typedef struct gq_rec_finished {
@@ -163,6 +170,28 @@ gq_status_t gq_recorder_finish_result(const PGresult *res, gq_rec_finished_t *ou
                                       size_t errstr_size);
 gq_status_t gq_recorder_finish(gq_recorder_t *r, const gq_rec_finish_t *a, gq_rec_finished_t *out,
                                char *errstr, size_t errstr_size);
+
+/* ---- cancels ---- */
+
+/** A CancelRequest read from the cancel topic, and where from. */
+typedef struct gq_rec_cancel {
+    const gq_cancel_t *cancel;
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+} gq_rec_cancel_t;
+
+/**
+ * Records cancels (genq.cancels_record: idempotent; of two for one job, the later message in
+ * its partition wins). The answer's kind is GQ_REC_CANCELS; nothing but a retry depends on it.
+ */
+gq_status_t gq_recorder_cancels_send(gq_recorder_t *r, const gq_rec_cancel_t *c, size_t cnt,
+                                     const char *worker_id, uint64_t tag, char *errstr,
+                                     size_t errstr_size);
+/** The same, waiting; *written (may be NULL): rows inserted or updated. */
+gq_status_t gq_recorder_cancels(gq_recorder_t *r, const gq_rec_cancel_t *c, size_t cnt,
+                                const char *worker_id, int64_t *written, char *errstr,
+                                size_t errstr_size);
 
 /* ---- a message that is no request ---- */
 
