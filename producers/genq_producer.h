@@ -36,6 +36,17 @@
  *
  * libgenq-producer.a then also needs libcurl (pkg-config libcurl), as it always does for
  * reading Confluent-framed messages.
+ *
+ * A job is cancelled with a CancelRequest on the cancel topic (compacted; every worker reads
+ * it, so it works whichever worker holds the job, and for a job not consumed yet):
+ *
+ *   gq_cancel_t c; gq_cancel_init(&c);
+ *   memcpy(c.job_id, job_id, 37); c.reason = "wrong prompt"; c.requested_by = "svc-a";
+ *   gq_producer_cancel(p, &c, errstr, sizeof(errstr));  (asynchronous; key = job_id)
+ *
+ * (c's strings are the caller's; do not gq_cancel_release() literals.) The job then ends with
+ * its record (status cancelled) and its GenerationCompleted (FAILED, error.code "cancelled"),
+ * unless it ended before: a job gets one end, whichever comes first.
  */
 #ifndef GQ_PRODUCER_H
 #define GQ_PRODUCER_H
@@ -86,6 +97,9 @@ typedef struct gq_producer_conf {
     /** When set, the process's Schema Registry is set to it (gq_schema_registry_set);
      * otherwise the one set before is used. Needed for GQ_FRAMING_CONFLUENT. */
     const gq_registry_conf_t *registry;
+    /** The topic of gq_producer_cancel (default "genq.cancel"); the first cancel creates it,
+     * compacted with one partition, when it does not exist (up to 10 s). */
+    const char *cancel_topic;
 } gq_producer_conf_t;
 
 /**
@@ -121,6 +135,14 @@ gq_status_t gq_producer_send_traced(gq_producer_t *p, const gq_request_t *req,
  */
 gq_status_t gq_producer_send_prepared(gq_producer_t *p, const gq_request_prep_t *prep, char *errstr,
                                       size_t errstr_size);
+/**
+ * Validates (gq_cancel_validate) and enqueues a CancelRequest for c->job_id (key = job_id) on
+ * the cancel topic; requested_at 0 means now. c stays the caller's. With GQ_FRAMING_CONFLUENT
+ * the first cancel looks up (or registers) CancelRequest under "<cancel topic>-value".
+ * Delivery is reported like a request's (on_delivery, gq_producer_flush).
+ */
+gq_status_t gq_producer_cancel(gq_producer_t *p, const gq_cancel_t *c, char *errstr,
+                               size_t errstr_size);
 /** Serves delivery reports without blocking longer than timeout_ms. */
 void gq_producer_poll(gq_producer_t *p, int timeout_ms);
 /**

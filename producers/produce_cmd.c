@@ -7,6 +7,7 @@
 #include "reader.h"
 #include "schema_cfg.h"
 #include "util.h"
+#include "view.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -304,22 +305,50 @@ static int produce_to_file(produce_state_t *ps, gq_request_prep_t *prep, const g
  * log shipper. */
 static bool produce_progress_on(void) { return isatty(STDERR_FILENO) && !gq_log_get_json(); }
 
-static void produce_progress(size_t done, size_t ok, size_t failed, size_t total, int64_t t0) {
+static void produce_progress(size_t done, size_t ok, size_t failed, size_t total, int64_t t0,
+                             const char *detail) {
     if (!produce_progress_on())
         return;
     int width = 30, filled = total ? (int)(done * (size_t)width / total) : width;
-    fprintf(stderr, /* lint: terminal */ "\r[%.*s%*s] %zu/%zu  ok %zu  failed %zu  %llds ", filled,
-            "==============================", width - filled, "", done, total, ok, failed,
-            (long long)((gq_mono_ms() - t0) / 1000));
+    fprintf(stderr, /* lint: terminal */ "\r[%.*s%*s] %zu/%zu  ok %zu  failed %zu  %llds%s%s\033[K",
+            filled, "==============================", width - filled, "", done, total, ok, failed,
+            (long long)((gq_mono_ms() - t0) / 1000), detail[0] ? "  " : "", detail);
     fflush(stderr);
 }
 
-/* Follows completion events until every published job has a terminal one. */
-static int produce_wait(gq_reader_t *r, produce_state_t *ps, int64_t timeout_s) {
+/* The progress events of our jobs that came meanwhile: the latest one in the bar's line on a
+ * terminal, else a log line each. */
+static void produce_job_progress(gq_reader_t *pr, produce_state_t *ps, gq_view_seen_t *seen,
+                                 char *detail, size_t detail_size) {
+    char err[512], line[256];
+    for (int n = 0; pr && n < 1000; n++) {
+        gq_progress_t ev;
+        gq_status_t st = gq_reader_next_progress(pr, 0, &ev, err, sizeof(err));
+        if (st == GQ_ERR_TIMEOUT || st == GQ_ERR_TRANSIENT || st == GQ_ERR_NOTFOUND)
+            return;
+        if (st != GQ_OK)
+            continue;
+        unsigned char *s = gq_idset_get(&ps->jobs, ev.job_id);
+        if (s && *s != JOB_SUCCEEDED && *s != JOB_FAILED && gq_view_fresh(seen, &ev)) {
+            gq_view_progress(&ev, 16, line, sizeof(line));
+            if (produce_progress_on())
+                snprintf(detail, detail_size, "%.8s %s", ev.job_id, line);
+            else
+                gq_log_job(GQ_LOG_INFO, ev.job_id, "progress: %s", line);
+        }
+        gq_progress_release(&ev);
+    }
+}
+
+/* Follows completion events until every published job has a terminal one, and their progress
+ * events meanwhile (pr may be NULL: none). */
+static int produce_wait(gq_reader_t *r, gq_reader_t *pr, produce_state_t *ps, int64_t timeout_s) {
     size_t total = ps->jobs.cnt, ok = 0, failed = 0;
     int64_t t0 = gq_mono_ms(), deadline = t0 + timeout_s * 1000, last_draw = 0;
-    char err[512];
+    char err[512], detail[320] = "";
+    gq_view_seen_t seen = {0};
     while (!produce_stop && ok + failed < total && gq_mono_ms() < deadline) {
+        produce_job_progress(pr, ps, &seen, detail, sizeof(detail));
         gq_completed_t ev;
         gq_status_t st = gq_reader_next(r, 200, &ev, err, sizeof(err));
         if (st == GQ_OK) {
@@ -327,6 +356,7 @@ static int produce_wait(gq_reader_t *r, produce_state_t *ps, int64_t timeout_s) 
             if (s && *s != JOB_SUCCEEDED && *s != JOB_FAILED) {
                 bool good = ev.status == GQ_JOB_SUCCEEDED;
                 *s = good ? JOB_SUCCEEDED : JOB_FAILED;
+                detail[0] = '\0';
                 if (good) {
                     ok++;
                 } else {
@@ -339,11 +369,11 @@ static int produce_wait(gq_reader_t *r, produce_state_t *ps, int64_t timeout_s) 
             gq_completed_release(&ev);
         }
         if (gq_mono_ms() - last_draw > 200) {
-            produce_progress(ok + failed, ok, failed, total, t0);
+            produce_progress(ok + failed, ok, failed, total, t0, detail);
             last_draw = gq_mono_ms();
         }
     }
-    produce_progress(ok + failed, ok, failed, total, t0);
+    produce_progress(ok + failed, ok, failed, total, t0, "");
     if (produce_progress_on())
         fputc('\n', stderr); /* lint: terminal */
     gq_info("%zu of %zu jobs finished: %zu succeeded, %zu failed", ok + failed, total, ok, failed);
@@ -431,7 +461,7 @@ int gq_cmd_produce(int argc, char **argv) {
         gq_cfg_release(&cfg);
         return exit_code;
     }
-    gq_reader_t *waiter = NULL;
+    gq_reader_t *waiter = NULL, *progress = NULL;
     if (wait) {
         /* Open the reader first: its "end" is fixed now, so no completion can be missed. */
         waiter = gq_reader_new(&cfg, gq_cfg_str(&cfg, "completed_topic"), "end", partitions, true,
@@ -442,6 +472,11 @@ int gq_cmd_produce(int argc, char **argv) {
             gq_cfg_release(&cfg);
             return GQ_EXIT_UNAVAILABLE;
         }
+        /* Progress is shown when it can be (best effort, like the events themselves). */
+        progress = gq_reader_new(&cfg, gq_cfg_str(&cfg, "progress_topic"), "end", partitions, true,
+                                 err, sizeof(err));
+        if (!progress)
+            gq_warn("no progress shown: %s", err);
     }
     gq_producer_conf_t pc = {
         .brokers = gq_cfg_str(&cfg, "brokers"),
@@ -461,6 +496,7 @@ int gq_cmd_produce(int argc, char **argv) {
     if (!ps.p) {
         gq_err("%s", err);
         gq_reader_destroy(waiter);
+        gq_reader_destroy(progress);
         gq_request_prep_destroy(prep);
         gq_cfg_release(&cfg);
         return GQ_EXIT_CONFIG;
@@ -482,9 +518,10 @@ int gq_cmd_produce(int argc, char **argv) {
     if (st != GQ_OK || failed)
         exit_code = GQ_EXIT_FAILURE;
     if (waiter && exit_code == GQ_EXIT_OK && ps.jobs.cnt)
-        exit_code = produce_wait(waiter, &ps, gq_cfg_int(&cfg, "wait_timeout"));
+        exit_code = produce_wait(waiter, progress, &ps, gq_cfg_int(&cfg, "wait_timeout"));
     gq_producer_destroy(ps.p);
     gq_reader_destroy(waiter);
+    gq_reader_destroy(progress);
     gq_idset_release(&ps.jobs);
     gq_cfg_release(&cfg);
     return exit_code;

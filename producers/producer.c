@@ -23,6 +23,11 @@ struct gq_producer {
     size_t failed;
     gq_framing_t framing;
     int32_t schema_id; /* GQ_FRAMING_CONFLUENT */
+    /* cancels: the topic, looked up (and created) on the first one */
+    char *cancel_topic;
+    rd_kafka_topic_t *cancel_rkt;
+    int32_t cancel_schema_id;
+    int create_partitions;
 };
 
 static void producer_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
@@ -54,9 +59,13 @@ gq_producer_t *gq_producer_new(const gq_producer_conf_t *conf, char *errstr, siz
     if (!p)
         return NULL;
     p->topic = strdup(conf->topic ? conf->topic : "genq.requests");
-    if (!p->topic ||
+    p->cancel_topic = strdup(conf->cancel_topic ? conf->cancel_topic : "genq.cancel");
+    p->cancel_schema_id = -1;
+    p->create_partitions = conf->create_partitions;
+    if (!p->topic || !p->cancel_topic ||
         gq_lanes_init(&p->lanes, conf->lanes, p->topic, errstr, errstr_size) != GQ_OK) {
         free(p->topic);
+        free(p->cancel_topic);
         free(p);
         return NULL;
     }
@@ -67,6 +76,7 @@ gq_producer_t *gq_producer_new(const gq_producer_conf_t *conf, char *errstr, siz
                     "traceparent \"%.64s\" is not a W3C traceparent (00-<32 hex>-<16 hex>-<2 hex>)",
                     conf->traceparent);
             free(p->topic);
+            free(p->cancel_topic);
             free(p);
             return NULL;
         }
@@ -175,9 +185,12 @@ void gq_producer_destroy(gq_producer_t *p) {
         for (int l = 0; l < GQ_LANES_MAX; l++)
             if (p->rkt[l])
                 rd_kafka_topic_destroy(p->rkt[l]);
+        if (p->cancel_rkt)
+            rd_kafka_topic_destroy(p->cancel_rkt);
         rd_kafka_destroy(p->rk);
     }
     free(p->topic);
+    free(p->cancel_topic);
     free(p);
 }
 
@@ -286,6 +299,67 @@ gq_status_t gq_producer_send_prepared(gq_producer_t *p, const gq_request_prep_t 
     const void *data = gq_request_prep_data(prep, &len);
     return producer_enqueue(p, gq_request_prep_priority(prep), gq_request_prep_job_id(prep), NULL,
                             data, len, errstr, errstr_size);
+}
+
+/* The cancel topic's handle (and, with Confluent's framing, CancelRequest's id), once. */
+static gq_status_t producer_cancel_topic(gq_producer_t *p, char *errstr, size_t errstr_size) {
+    if (p->cancel_rkt)
+        return GQ_OK;
+    if (p->framing == GQ_FRAMING_CONFLUENT && p->cancel_schema_id < 0) {
+        char subject[512];
+        snprintf(subject, sizeof(subject), "%s-value", p->cancel_topic);
+        gq_status_t st = gq_schema_registry_id_of(GQ_SCHEMA_CANCEL, subject, &p->cancel_schema_id,
+                                                  errstr, errstr_size);
+        if (st != GQ_OK)
+            return st;
+    }
+    char err[512];
+    if (gq_kafka_topic_ensure_compacted(p->rk, p->cancel_topic, 1, 10000, err, sizeof(err)) !=
+        GQ_OK)
+        gq_warn("could not ensure cancel topic %s: %s", p->cancel_topic, err);
+    p->cancel_rkt = rd_kafka_topic_new(p->rk, p->cancel_topic, NULL);
+    if (!p->cancel_rkt) {
+        gq_errf(errstr, errstr_size, "kafka topic %s: %s", p->cancel_topic,
+                rd_kafka_err2str(rd_kafka_last_error()));
+        return GQ_ERR;
+    }
+    return GQ_OK;
+}
+
+gq_status_t gq_producer_cancel(gq_producer_t *p, const gq_cancel_t *c, char *errstr,
+                               size_t errstr_size) {
+    gq_cancel_t x = *c;
+    if (x.requested_at == 0)
+        x.requested_at = gq_now_ms();
+    gq_status_t st = gq_cancel_validate(&x, errstr, errstr_size);
+    if (st == GQ_OK)
+        st = producer_cancel_topic(p, errstr, errstr_size);
+    if (st != GQ_OK)
+        return st;
+    gq_buf_t b;
+    gq_buf_init(&b, 1u << 16);
+    st = gq_cancel_encode(&x, &b, errstr, errstr_size);
+    if (st == GQ_OK && p->framing == GQ_FRAMING_CONFLUENT)
+        st = gq_schema_reframe(&b, 0, GQ_FRAMING_CONFLUENT, p->cancel_schema_id);
+    for (; st == GQ_OK;) {
+        rd_kafka_resp_err_t err = rd_kafka_producev(
+            p->rk, RD_KAFKA_V_RKT(p->cancel_rkt), RD_KAFKA_V_KEY(x.job_id, strlen(x.job_id)),
+            RD_KAFKA_V_VALUE(b.data, b.len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_HEADER("content-type", "application/vnd.genq.cancel+avro", -1),
+            RD_KAFKA_V_END);
+        if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            rd_kafka_poll(p->rk, 100);
+            continue;
+        }
+        if (err) {
+            gq_errf(errstr, errstr_size, "produce: %s", rd_kafka_err2str(err));
+            st = GQ_ERR;
+        }
+        break;
+    }
+    gq_buf_release(&b);
+    rd_kafka_poll(p->rk, 0);
+    return st;
 }
 
 void gq_producer_poll(gq_producer_t *p, int timeout_ms) { rd_kafka_poll(p->rk, timeout_ms); }

@@ -138,8 +138,25 @@ void gq_reader_destroy(gq_reader_t *r) {
 
 const char *gq_reader_traceparent(const gq_reader_t *r) { return r->traceparent; }
 
-gq_status_t gq_reader_next(gq_reader_t *r, int timeout_ms, gq_completed_t *ev, char *errstr,
-                           size_t errstr_size) {
+/* One reader serves either kind of event. */
+typedef enum { READER_COMPLETED, READER_PROGRESS } reader_kind_t;
+
+static gq_status_t reader_decode(reader_kind_t kind, const rd_kafka_message_t *m, void *ev,
+                                 char *errstr, size_t errstr_size) {
+    return kind == READER_COMPLETED
+               ? gq_completed_decode(m->payload, m->len, ev, errstr, errstr_size)
+               : gq_progress_decode(m->payload, m->len, ev, errstr, errstr_size);
+}
+
+static void reader_release(reader_kind_t kind, void *ev) {
+    if (kind == READER_COMPLETED)
+        gq_completed_release(ev);
+    else
+        gq_progress_release(ev);
+}
+
+static gq_status_t reader_next(gq_reader_t *r, reader_kind_t kind, int timeout_ms, void *ev,
+                               char *errstr, size_t errstr_size) {
     int64_t deadline = gq_mono_ms() + timeout_ms;
     for (;;) {
         if (!r->follow && r->at_eof >= r->partitions)
@@ -165,7 +182,7 @@ gq_status_t gq_reader_next(gq_reader_t *r, int timeout_ms, gq_completed_t *ev, c
             rd_kafka_message_destroy(m);
             continue;
         }
-        gq_status_t st = gq_completed_decode(m->payload, m->len, ev, errstr, errstr_size);
+        gq_status_t st = reader_decode(kind, m, ev, errstr, errstr_size);
         rd_kafka_headers_t *hdrs = NULL;
         const void *tp = NULL;
         size_t tp_len = 0;
@@ -180,7 +197,7 @@ gq_status_t gq_reader_next(gq_reader_t *r, int timeout_ms, gq_completed_t *ev, c
         if (st == GQ_ERR_TRANSIENT) {
             /* Its writer's schema is in a registry that cannot be asked now: the event is
              * kept, not skipped, and decoded again by the next call, a while later. */
-            gq_completed_release(ev);
+            reader_release(kind, ev);
             r->held = m;
             left = deadline - gq_mono_ms();
             gq_sleep_ms(left < READER_RETRY_MS ? (left > 0 ? left : 0) : READER_RETRY_MS);
@@ -190,9 +207,19 @@ gq_status_t gq_reader_next(gq_reader_t *r, int timeout_ms, gq_completed_t *ev, c
             size_t l = strlen(errstr);
             gq_errf(errstr + l, errstr_size - l, " (partition %d offset %lld)", (int)m->partition,
                     (long long)m->offset);
-            gq_completed_release(ev);
+            reader_release(kind, ev);
         }
         rd_kafka_message_destroy(m);
         return st;
     }
+}
+
+gq_status_t gq_reader_next(gq_reader_t *r, int timeout_ms, gq_completed_t *ev, char *errstr,
+                           size_t errstr_size) {
+    return reader_next(r, READER_COMPLETED, timeout_ms, ev, errstr, errstr_size);
+}
+
+gq_status_t gq_reader_next_progress(gq_reader_t *r, int timeout_ms, gq_progress_t *ev, char *errstr,
+                                    size_t errstr_size) {
+    return reader_next(r, READER_PROGRESS, timeout_ms, ev, errstr, errstr_size);
 }

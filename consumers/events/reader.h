@@ -1,7 +1,8 @@
 /**
  * @file reader.h
- * @brief Reads GenerationCompleted events from a position, without a consumer group
- * (nothing is committed), for `genq events` and `genq produce --wait`.
+ * @brief Reads GenerationCompleted (or GenerationProgress) events from a position, without a
+ * consumer group (nothing is committed), for `genq events`, `genq produce --wait` and
+ * `genq cancel --wait`.
  */
 #ifndef GQ_EVENTS_READER_H
 #define GQ_EVENTS_READER_H
@@ -33,6 +34,10 @@ void gq_reader_destroy(gq_reader_t *r);
  */
 gq_status_t gq_reader_next(gq_reader_t *r, int timeout_ms, gq_completed_t *ev, char *errstr,
                            size_t errstr_size);
+
+/** gq_reader_next for a topic of GenerationProgress events (same returns). */
+gq_status_t gq_reader_next_progress(gq_reader_t *r, int timeout_ms, gq_progress_t *ev, char *errstr,
+                                    size_t errstr_size);
 
 /** The W3C traceparent header of the event gq_reader_next returned last ("": none). */
 const char *gq_reader_traceparent(const gq_reader_t *r);

@@ -34,6 +34,8 @@ t_fresh_names() {
     export GENQ_REQUESTS_TOPIC="genq.requests.$T_ID"
     export GENQ_COMPLETED_TOPIC="genq.completed.$T_ID"
     export GENQ_DLQ_TOPIC="genq.requests.dlq.$T_ID"
+    export GENQ_PROGRESS_TOPIC="genq.progress.$T_ID"
+    export GENQ_CANCEL_TOPIC="genq.cancel.$T_ID"
     export GENQ_GROUP="genq-workers-$T_ID"
     export GENQ_OUTPUT_DIR="$T_TMP/outputs"
     export GENQ_PARTITIONS=${GENQ_PARTITIONS:-6}
@@ -137,8 +139,10 @@ t_expect_succeeded() {
 # repeat carries the recorded attempt. Prints a summary line.
 t_expect_events() {
     "$GENQ" events --from beginning >"$T_TMP/events.jsonl" 2>"$T_TMP/events.log" || fail "genq events"
-    # a cache hit made no attempt (attempts 0); its event says 1, as for a refused request
-    sql "SELECT job_id, CASE WHEN cache_hit THEN 1 ELSE attempts END, upper(status) FROM genq.jobs" >"$T_TMP/recorded.txt"
+    # a cache hit made no attempt (attempts 0); its event says 1, as for a refused request (and
+    # a job cancelled before its first attempt); a cancelled job's event says FAILED
+    sql "SELECT job_id, CASE WHEN cache_hit OR attempts = 0 THEN 1 ELSE attempts END,
+                upper(CASE status WHEN 'cancelled' THEN 'failed' ELSE status END) FROM genq.jobs" >"$T_TMP/recorded.txt"
     /usr/bin/python3 - "$T_TMP/events.jsonl" "$T_TMP/recorded.txt" <<'PY' || fail "completion events do not match the records"
 import json, sys
 recorded = {}

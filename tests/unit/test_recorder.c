@@ -840,7 +840,7 @@ static void test_cancels(gq_recorder_t *r, gq_pg_t *pg) {
                  "SELECT reason || ' ' || kafka_offset || ' ' || requested_by || ' ' || "
                  "(source IS NULL) FROM genq.cancels WHERE job_id = $1",
                  x),
-              "fourth 14  t");
+              "fourth 14  true");
     CHECK(gq_recorder_cancels(r, batch, 0, "worker-d", &written, err, sizeof(err)) == GQ_OK);
     CHECK_INT(written, 0);
     CHECK_STR(q1(pg, "SELECT count(*) FROM genq.cancels WHERE job_id = $1", x), "1");
