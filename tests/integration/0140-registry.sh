@@ -101,6 +101,11 @@ grep -q "completion events in Confluent framing: schema id" "$T_TMP/w1.log" || f
 kcat -C -b "$GENQ_BROKERS" -t "$GENQ_COMPLETED_TOPIC" -e -q -f '%R%s' >"$T_TMP/events.raw" 2>/dev/null
 "$py" "$client" decode "$GENQ_SCHEMA_REGISTRY_URL" <"$T_TMP/events.raw" >"$T_TMP/events-py.jsonl" || fail "fastavro could not decode the events"
 [ "$(grep -c '"_framing": "confluent"' "$T_TMP/events-py.jsonl")" -eq 6 ] || fail "expected 6 Confluent-framed events: $(cat "$T_TMP/events-py.jsonl")"
+# Progress events are framed like them (GenerationProgress under <progress_topic>-value).
+kcat -C -b "$GENQ_BROKERS" -t "$GENQ_PROGRESS_TOPIC" -e -q -f '%R%s' >"$T_TMP/progress.raw" 2>/dev/null
+[ "$(head -c 1 "$T_TMP/progress.raw" | od -An -tx1 | tr -d ' \n')" = 00 ] || fail "progress events are not Confluent-framed"
+"$GENQ" events --progress --from beginning >"$T_TMP/progress.jsonl" 2>"$T_TMP/progress.log" || fail "genq events --progress: $(cat "$T_TMP/progress.log")"
+[ "$(grep -c '"state":"COLLECTING"' "$T_TMP/progress.jsonl")" -ge 5 ] || fail "progress events through the registry: $(cat "$T_TMP/progress.jsonl" "$T_TMP/progress.log")"
 grep "\"$j_py\"" "$T_TMP/events-py.jsonl" | grep -q '"status": "SUCCEEDED"' || fail "no SUCCEEDED event for the python job"
 grep "\"$j_py\"" "$T_TMP/events-py.jsonl" | grep -q '"client": "python"' || fail "the python job's metadata not echoed"
 # ... and by genq itself (a fresh process fetches the id), over HTTP and HTTPS.
