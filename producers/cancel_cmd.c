@@ -92,8 +92,7 @@ static bool cancel_lookup(const gq_cfg_t *cfg, cancel_state_t *cs, char ids[][37
                        code[0] ? ", " : "", code);
                 *gq_idset_get(&cs->jobs, ids[i]) = C_ENDED_BEFORE;
             } else {
-                gq_log_job(GQ_LOG_INFO, ids[i], "%s%s%s", status, worker[0] ? " on " : "",
-                           worker);
+                gq_log_job(GQ_LOG_INFO, ids[i], "%s%s%s", status, worker[0] ? " on " : "", worker);
             }
         } else {
             gq_log_job(GQ_LOG_INFO, ids[i], "not recorded yet (not consumed, or waiting)");
@@ -121,8 +120,8 @@ static int cancel_wait(gq_reader_t *r, cancel_state_t *cs, size_t waiting, int64
             *s = was ? C_CANCELLED : C_OTHER_END;
             if (was) {
                 cancelled++;
-                printf("%s cancelled (attempt %d, %lld ms rendered)\n", ev.job_id,
-                       (int)ev.attempt, (long long)ev.render_ms);
+                printf("%s cancelled (attempt %d, %lld ms rendered)\n", ev.job_id, (int)ev.attempt,
+                       (long long)ev.render_ms);
             } else {
                 other++;
                 printf("%s %s before the cancel took effect%s%s\n", ev.job_id,
@@ -269,9 +268,8 @@ int gq_cmd_cancel(int argc, char **argv) {
         }
     }
     const char *reason = gq_cfg_str(&cfg, "reason"), *by = gq_cfg_str(&cfg, "requested_by");
-    if (exit_code == GQ_EXIT_OK &&
-        ((reason && strlen(reason) > GQ_CANCEL_REASON_MAX) ||
-         (by && strlen(by) > GQ_CANCEL_BY_MAX))) {
+    if (exit_code == GQ_EXIT_OK && ((reason && strlen(reason) > GQ_CANCEL_REASON_MAX) ||
+                                    (by && strlen(by) > GQ_CANCEL_BY_MAX))) {
         gq_err("--reason: at most %d bytes; --requested-by: at most %d", GQ_CANCEL_REASON_MAX,
                GQ_CANCEL_BY_MAX);
         exit_code = GQ_EXIT_USAGE;

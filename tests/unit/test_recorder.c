@@ -387,7 +387,7 @@ static gq_rec_begun_t begin(gq_recorder_t *r, const gq_rec_begin_t *a) {
 static gq_status_t finish(gq_recorder_t *r, const gq_request_t *req, const gq_completed_t *ev,
                           gq_msg_ref_t ref, bool *already, char *err, size_t err_size) {
     gq_rec_finish_t a = {req, ev, ref, "test", {0}, {0}};
-    gq_rec_finished_t out;
+    gq_rec_finished_t out = {0}; /* left as it is when the statement cannot even be built */
     gq_status_t st = gq_recorder_finish(r, &a, &out, err, err_size);
     *already = out.already;
     return st;
@@ -794,7 +794,7 @@ static gq_status_t finish_cancelled(gq_recorder_t *r, const gq_request_t *req, c
                          .sched_wait_ms = -1,
                          .cancelled = true,
                          .no_attempt = no_attempt};
-    gq_rec_finished_t out;
+    gq_rec_finished_t out = {0};
     gq_status_t st = gq_recorder_finish(r, &a, &out, err, sizeof(err));
     if (st != GQ_OK)
         fprintf(stderr, "finish_cancelled: %s\n", err);
