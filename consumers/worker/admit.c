@@ -1,5 +1,6 @@
 /* Admission (see admit.h). */
 #include "admit.h"
+#include "codes.h"
 #include "template.h"
 #include "util.h"
 
@@ -102,7 +103,7 @@ void gq_admit_message(const void *payload, size_t len, const char *key_job_id,
         snprintf(err, sizeof(err),
                  "message of %zu bytes, over the limit of %zu (max_message_bytes)", len,
                  cfg->max_message_bytes);
-        admit_fail(out, "message_too_large", err);
+        admit_fail(out, GQ_CODE_MESSAGE_TOO_LARGE, err);
         return;
     }
     out->decoded = dst == GQ_OK;
@@ -118,12 +119,12 @@ void gq_admit_message(const void *payload, size_t len, const char *key_job_id,
     if (dst != GQ_OK) {
         /* It did not even decode: poison, so it goes to the dead-letter topic too. */
         out->dead_letter = true;
-        admit_fail(out, "decode_error", err);
+        admit_fail(out, GQ_CODE_DECODE_ERROR, err);
         return;
     }
     out->max_attempts = out->req.max_attempts > 0 ? out->req.max_attempts : cfg->max_attempts;
     if (gq_request_validate(&out->req, err, sizeof(err)) != GQ_OK) {
-        admit_fail(out, "invalid_request", err);
+        admit_fail(out, GQ_CODE_INVALID_REQUEST, err);
         return;
     }
     json_t *tmpl = NULL;
@@ -134,7 +135,8 @@ void gq_admit_message(const void *payload, size_t len, const char *key_job_id,
     else
         st = admit_template(cfg, out->req.workflow, &tmpl, err, sizeof(err));
     if (st != GQ_OK) {
-        admit_fail(out, st == GQ_ERR_NOTFOUND ? "unknown_template" : "invalid_workflow", err);
+        admit_fail(out, st == GQ_ERR_NOTFOUND ? GQ_CODE_UNKNOWN_TEMPLATE : GQ_CODE_INVALID_WORKFLOW,
+                   err);
         return;
     }
     char prefix[64];
@@ -146,7 +148,7 @@ void gq_admit_message(const void *payload, size_t len, const char *key_job_id,
     st = gq_workflow_bind(tmpl, &out->req, &opts, &out->workflow, &info, err, sizeof(err));
     json_decref(tmpl);
     if (st != GQ_OK) {
-        admit_fail(out, "invalid_workflow", err);
+        admit_fail(out, GQ_CODE_INVALID_WORKFLOW, err);
         return;
     }
     const char *m = out->req.model ? out->req.model
