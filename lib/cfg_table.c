@@ -47,6 +47,14 @@ static const gq_cfg_key_t cfg_keys[] = {
      "jobs are deleted there (kept when unset)"},
     {"workflows_dir", 0, "GENQ_WORKFLOWS_DIR", GQ_CFG_STR, "./workflows", 0, 0, W, false,
      "directory of API-format workflow templates (<name>.json)"},
+    {"inline_workflows", 0, "GENQ_INLINE_WORKFLOWS", GQ_CFG_STR, "allow", 0, 0, W, false,
+     "requests' own workflows (workflow_json): off (refused), allowlist (only the node classes "
+     "of inline_node_classes) or allow (any node ComfyUI has); a template without an "
+     "\"_genq\".overrides list takes any override under allow, none otherwise"},
+    {"inline_node_classes", 0, "GENQ_INLINE_NODE_CLASSES", GQ_CFG_STR, NULL, 0, 0, W, false,
+     "node classes an inline workflow may use under allowlist: a file (a value with a /), one "
+     "class a line, or a comma-separated list; the word default stands for genq's list of core "
+     "ComfyUI nodes, which is also the default"},
     {"queue_depth", 0, "GENQ_QUEUE_DEPTH", GQ_CFG_INT, "1", 0, 8, W, false,
      "prompts kept queued in ComfyUI ahead of the one rendering"},
     {"schedule", 0, "GENQ_SCHEDULE", GQ_CFG_STR, "fair", 0, 0, W, false,

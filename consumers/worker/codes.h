@@ -17,6 +17,7 @@
 #define GQ_CODE_INVALID_REQUEST "invalid_request"
 #define GQ_CODE_UNKNOWN_TEMPLATE "unknown_template"
 #define GQ_CODE_INVALID_WORKFLOW "invalid_workflow"
+#define GQ_CODE_WORKFLOW_NOT_ALLOWED "workflow_not_allowed"
 
 /* ComfyUI's answers and execution errors (job.c, policy.c). */
 #define GQ_CODE_COMFY_VALIDATION "comfy_validation"

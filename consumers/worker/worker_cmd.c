@@ -1,6 +1,7 @@
 /* genq worker: the thin main of the GPU worker. */
 #include "cli.h"
 #include "commands.h"
+#include "guard.h"
 #include "log.h"
 #include "worker.h"
 
@@ -37,10 +38,22 @@ int gq_cmd_worker(int argc, char **argv) {
     if (rc >= 0)
         return rc;
     if (argi != argc) {
-        fprintf(stderr, "genq worker: unexpected argument \"%s\"; try --help\n", argv[argi]);
+        gq_err("unexpected argument \"%s\"; try genq worker --help", argv[argi]);
         gq_cfg_release(&cfg);
         return GQ_EXIT_USAGE;
     }
+    char err[1024];
+    /* The policy on requests' workflows (guard.h), read once; admission asks it. */
+    gq_guard_t guard;
+    if (gq_guard_init(&guard, gq_cfg_str(&cfg, "inline_workflows"),
+                      gq_cfg_str(&cfg, "inline_node_classes"), err, sizeof(err)) != GQ_OK) {
+        gq_err("%s", err);
+        gq_cfg_release(&cfg);
+        return GQ_EXIT_CONFIG;
+    }
+    gq_guard_set_default(&guard);
+    gq_info("inline workflows: %s%s", gq_guard_mode_name(guard.inline_mode),
+            guard.inline_mode == GQ_INLINE_ALLOWLIST ? " (GENQ_INLINE_NODE_CLASSES)" : "");
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = worker_on_signal;
@@ -48,11 +61,12 @@ int gq_cmd_worker(int argc, char **argv) {
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    char err[1024];
     gq_status_t st = GQ_OK;
     gq_worker_t *w = gq_worker_new(&cfg, &worker_stop, &st, err, sizeof(err));
     if (!w) {
         gq_err("%s", err);
+        gq_guard_set_default(NULL);
+        gq_guard_release(&guard);
         gq_cfg_release(&cfg);
         return st == GQ_ERR_TRANSIENT ? GQ_EXIT_UNAVAILABLE : GQ_EXIT_CONFIG;
     }
@@ -60,6 +74,8 @@ int gq_cmd_worker(int argc, char **argv) {
     gq_worker_end_t end = gq_worker_run(w, &worker_stop);
     worker_wake_fd = -1;
     gq_worker_destroy(w);
+    gq_guard_set_default(NULL);
+    gq_guard_release(&guard);
     gq_cfg_release(&cfg);
     switch (end) {
     case GQ_WORKER_DRAINED: return GQ_EXIT_OK;

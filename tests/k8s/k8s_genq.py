@@ -136,8 +136,18 @@ def check_genq(rep, objs, genq, metrics_names):
     check_volumes(rep, w)
     check_comfyui_copies(rep, w)
     check_selectors(rep, w)
+    check_inline(rep, w)
     for rule_obj in (o for o in objs if o.get("kind") == "PrometheusRule"):
         check_rules(rep, rule_obj, metrics_names)
+
+
+def check_inline(rep, w):
+    """Requests' own workflows: a deployment takes the safe side (docs/operations.md)."""
+    mode = w.cfg.get("inline_workflows")
+    if mode not in ("off", "allowlist"):
+        rep.fail(w.what, f"GENQ_INLINE_WORKFLOWS is {mode or 'unset'}: whoever may write to the "
+                         "requests topic could run any ComfyUI node, custom nodes included; "
+                         "set off or allowlist")
 
 
 def check_scaledobject(rep, w):
