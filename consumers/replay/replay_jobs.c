@@ -25,8 +25,8 @@ static gq_status_t replay_request(const PGresult *res, int i, gq_request_t *req)
             req->submitted_at = gq_now_ms();
             return GQ_OK;
         }
-        gq_warn("job %s: its stored request does not read back (%s); using its columns",
-                gq_pg_get(res, i, 0), err);
+        gq_log_job(GQ_LOG_WARN, gq_pg_get(res, i, 0),
+                   "its stored request does not read back (%s); using its columns", err);
         gq_request_release(req);
     }
     gq_request_init(req);
