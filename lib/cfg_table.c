@@ -24,8 +24,10 @@ static const gq_cfg_key_t cfg_keys[] = {
     {"completed_topic", 0, "GENQ_COMPLETED_TOPIC", GQ_CFG_STR, "genq.completed", 0, 0,
      W | P | E | R, false, "topic of GenerationCompleted events"},
     {"lanes", 0, "GENQ_LANES", GQ_CFG_STR, NULL, 0, 0, W | P | L | R, false,
-     "priority lanes: request topics, most preferred first (priority > 0 goes to the first, "
-     "< 0 to the last, 0 to the middle one); default: requests_topic alone"},
+     "priority lanes: request topics, most preferred first; a worker reads them all and serves "
+     "the first lane with ready jobs first (see lane_weights); a request is in the lane whose "
+     "topic it was published to (its priority field does not route it); default: "
+     "requests_topic alone"},
     {"dlq_topic", 0, "GENQ_DLQ_TOPIC", GQ_CFG_STR, "genq.requests.dlq", 0, 0, W | R, false,
      "dead-letter topic"},
     {"group", 'g', "GENQ_GROUP", GQ_CFG_STR, "genq-workers", 0, 0, W | R | L, false,
@@ -127,8 +129,11 @@ static const gq_cfg_key_t cfg_keys[] = {
     {"scheduler", 0, NULL, GQ_CFG_STR, "normal", 0, 0, P, false, "scheduler"},
     {"batch_size", 0, NULL, GQ_CFG_INT, "1", 1, 64, P, false, "images per request"},
     {"priority", 0, NULL, GQ_CFG_INT, "0", -1000, 1000, P, false,
-     "a hint, not a queue order: a worker submits the higher of the few jobs it holds "
-     "(queue_depth + 3) first; others wait behind older messages of their partition"},
+     "recorded with the job (genq.jobs.priority); no worker orders by it, and genq produce "
+     "publishes to --requests-topic whatever it is: a worker serves the lanes (GENQ_LANES, the "
+     "topic a request is read from) first, then within a lane ready jobs by aging bounds, "
+     "tenant turns, model affinity and arrival; to hurry a request, publish it to a higher "
+     "lane's topic"},
     {"source", 0, "GENQ_SOURCE", GQ_CFG_STR, "genq-cli", 0, 0, P, false,
      "source/tenant recorded with the job"},
     {"timeout", 0, NULL, GQ_CFG_INT, NULL, 1, 86400, P, false, "render deadline in seconds"},
