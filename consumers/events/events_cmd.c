@@ -43,9 +43,14 @@ int gq_cmd_events(int argc, char **argv) {
                            .stop = &events_stop};
     gq_reader_t *r = gq_reader_new(&cfg, &ro, err, sizeof(err));
     if (!r) {
+        if (events_stop) { /* asked to stop while it waited for the topic: nothing went wrong */
+            gq_info("%s", err);
+            gq_cfg_release(&cfg);
+            return GQ_EXIT_OK;
+        }
         gq_err("%s", err);
         gq_cfg_release(&cfg);
-        return events_stop ? GQ_EXIT_OK : GQ_EXIT_UNAVAILABLE;
+        return GQ_EXIT_UNAVAILABLE;
     }
     const char *job = gq_cfg_str(&cfg, "job");
     int64_t limit = gq_cfg_int(&cfg, "limit"), printed = 0;
