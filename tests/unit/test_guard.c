@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 static char tmp_dir[256];
+static const char *workflows_dir = tmp_dir; /* where admission finds templates */
 
 /* An inline graph: EmptyImage -> ImageInvert -> SaveImage, with an extra node `extra` (a
  * JSON fragment: "" for none) and the SaveImage's filename_prefix input as given. */
@@ -41,7 +42,7 @@ static void admit_json(const char *json, const gq_guard_t *g, gq_admit_t *a) {
     gq_buf_init(&b, 1 << 20);
     CHECK(gq_request_encode(&req, &b, err, sizeof(err)) == GQ_OK);
     gq_admit_cfg_t cfg = {
-        .workflows_dir = tmp_dir, .job_timeout_s = 600, .max_attempts = 3, .guard = g};
+        .workflows_dir = workflows_dir, .job_timeout_s = 600, .max_attempts = 3, .guard = g};
     gq_admit_message(b.data, b.len, req.job_id, &cfg, a);
     gq_buf_release(&b);
     gq_request_release(&req);
@@ -411,6 +412,34 @@ static void test_template_overrides(void) {
     gq_guard_release(&list);
 }
 
+/* The example template k8s/ ships loads, and takes the override it lists, under allowlist. */
+static void test_k8s_template(void) {
+    char path[1024];
+    if (!check_find_src("k8s/base/workflows/txt2img-hd.json", path, sizeof(path))) {
+        fprintf(stderr, "k8s/base/workflows/txt2img-hd.json not found\n");
+        CHECK(0);
+        return;
+    }
+    *strrchr(path, '/') = '\0';
+    workflows_dir = path;
+    char err[256];
+    gq_guard_t list;
+    CHECK(gq_guard_init(&list, "allowlist", NULL, err, sizeof(err)) == GQ_OK);
+    gq_admit_t a;
+    admit_json("{\"prompt\": \"a\", \"workflow\": \"txt2img-hd\", \"overrides\": "
+               "{\"KSampler.denoise\": \"0.4\"}}",
+               &list, &a);
+    CHECK(admitted(&a));
+    gq_admit_release(&a);
+    admit_json("{\"prompt\": \"a\", \"workflow\": \"txt2img-hd\", \"overrides\": "
+               "{\"KSampler.steps\": \"400\"}}",
+               &list, &a);
+    CHECK(refused(&a, "is not one template \"txt2img-hd\" allows"));
+    gq_admit_release(&a);
+    gq_guard_release(&list);
+    workflows_dir = tmp_dir;
+}
+
 int main(void) {
     char err[256];
     if (gq_schema_init(err, sizeof(err)) != GQ_OK) {
@@ -428,6 +457,7 @@ int main(void) {
     test_prefix();
     test_paths();
     test_template_overrides();
+    test_k8s_template();
     char cmd[400];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp_dir);
     CHECK(system(cmd) == 0);
