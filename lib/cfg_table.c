@@ -73,6 +73,14 @@ static const gq_cfg_key_t cfg_keys[] = {
      "jobs are deleted there (kept when unset)"},
     {"workflows_dir", 0, "GENQ_WORKFLOWS_DIR", GQ_CFG_STR, "./workflows", 0, 0, W, false,
      "directory of API-format workflow templates (<name>.json)"},
+    {"inline_workflows", 0, "GENQ_INLINE_WORKFLOWS", GQ_CFG_STR, "allow", 0, 0, W, false,
+     "requests' own workflows (workflow_json): off (refused), allowlist (only the node classes "
+     "of inline_node_classes) or allow (any node ComfyUI has); a template without an "
+     "\"_genq\".overrides list takes any override under allow, none otherwise"},
+    {"inline_node_classes", 0, "GENQ_INLINE_NODE_CLASSES", GQ_CFG_STR, NULL, 0, 0, W, false,
+     "node classes an inline workflow may use under allowlist: a file (a value with a /), one "
+     "class a line, or a comma-separated list; the word default stands for genq's list of core "
+     "ComfyUI nodes, which is also the default"},
     {"queue_depth", 0, "GENQ_QUEUE_DEPTH", GQ_CFG_INT, "1", 0, 8, W, false,
      "prompts kept queued in ComfyUI ahead of the one rendering"},
     {"schedule", 0, "GENQ_SCHEDULE", GQ_CFG_STR, "fair", 0, 0, W, false,
@@ -144,7 +152,7 @@ static const gq_cfg_key_t cfg_keys[] = {
     {"prompt", 'p', NULL, GQ_CFG_STR, NULL, 0, 0, P, false, "positive prompt"},
     {"negative_prompt", 0, NULL, GQ_CFG_STR, "", 0, 0, P, false, "negative prompt"},
     {"model", 'm', NULL, GQ_CFG_STR, NULL, 0, 0, P | R, false,
-     "checkpoint name (replay jobs: only this model)"},
+     "checkpoint name (replay: only jobs of this model, as recorded, else as requested)"},
     {"width", 0, NULL, GQ_CFG_INT, "512", 16, 16384, P, false, "image width"},
     {"height", 0, NULL, GQ_CFG_INT, "512", 16, 16384, P, false, "image height"},
     {"seed", 0, NULL, GQ_CFG_INT, NULL, 0, I64MAX, P, false, "seed (default: random)"},
@@ -154,8 +162,11 @@ static const gq_cfg_key_t cfg_keys[] = {
     {"scheduler", 0, NULL, GQ_CFG_STR, "normal", 0, 0, P, false, "scheduler"},
     {"batch_size", 0, NULL, GQ_CFG_INT, "1", 1, 64, P, false, "images per request"},
     {"priority", 0, NULL, GQ_CFG_INT, "0", -1000, 1000, P, false,
-     "a hint, not a queue order: a worker submits the higher of the few jobs it holds "
-     "(queue_depth + 3) first; others wait behind older messages of their partition"},
+     "recorded with the job (genq.jobs.priority); no worker orders by it, and genq produce "
+     "publishes to --requests-topic whatever it is: a worker serves the lanes (GENQ_LANES, the "
+     "topic a request is read from) first, then within a lane ready jobs by aging bounds, "
+     "tenant turns, model affinity and arrival; to hurry a request, publish it to a higher "
+     "lane's topic"},
     {"source", 0, "GENQ_SOURCE", GQ_CFG_STR, "genq-cli", 0, 0, P, false,
      "source/tenant recorded with the job"},
     {"timeout", 0, NULL, GQ_CFG_INT, NULL, 1, 86400, P, false, "render deadline in seconds"},
@@ -170,7 +181,7 @@ static const gq_cfg_key_t cfg_keys[] = {
      "start at: beginning, end, an offset, or @<unix-ms> timestamp"},
     {"follow", 'F', NULL, GQ_CFG_BOOL, "false", 0, 0, E, false, "keep waiting for new events"},
     {"limit", 0, NULL, GQ_CFG_INT, "0", 0, I64MAX, E | R, false,
-     "stop after this many (0: no limit)"},
+     "stop after this many (events printed, jobs or dead letters replayed; 0: no limit)"},
     {"job", 0, NULL, GQ_CFG_STR, NULL, 0, 0, E, false, "only events of this job id"},
     /* lag: KEDA's kafka trigger (a ScaledObject file sets them all; a flag still wins) */
     {"scaled_object", 'f', NULL, GQ_CFG_STR, NULL, 0, 0, L, false,
@@ -217,20 +228,26 @@ static const gq_cfg_key_t cfg_keys[] = {
     {"dry_run", 'n', NULL, GQ_CFG_BOOL, "false", 0, 0, R, false,
      "show what would be replayed, change nothing"},
     {"force", 0, NULL, GQ_CFG_BOOL, "false", 0, 0, R, false,
-     "also replay jobs that already succeeded (they render again)"},
+     "also replay jobs that already succeeded (they render again); dlq: and jobs left queued by "
+     "a replay whose message was not delivered"},
     {"reason", 0, NULL, GQ_CFG_STR, NULL, 0, 0, R, false,
      "dlq: only dead letters with this genq-reason"},
     {"include_undecodable", 0, NULL, GQ_CFG_BOOL, "false", 0, 0, R, false,
      "dlq: also re-publish messages that could not be decoded"},
     {"since", 0, NULL, GQ_CFG_STR, NULL, 0, 0, R, false,
-     "from this time: unix ms, or -30m / -2h / -1d"},
+     "from this time (dlq: when the dead letter was written; jobs: when the job finished): "
+     "unix ms, ISO 8601 (2026-12-01T18:00:00Z; UTC without an offset), now, or -30m / -2h / "
+     "-1d"},
     {"until", 0, NULL, GQ_CFG_STR, NULL, 0, 0, R, false, "until this time (same forms)"},
     {"status", 0, NULL, GQ_CFG_STR, "failed", 0, 0, R, false, "jobs: failed or succeeded"},
     {"error_code", 0, NULL, GQ_CFG_STR, NULL, 0, 0, R, false, "jobs: only this error code"},
     {"to_offset", 0, NULL, GQ_CFG_INT, NULL, 0, I64MAX, R, false,
      "offsets: move every partition (or --partition) to this offset"},
     {"to_time", 0, NULL, GQ_CFG_STR, NULL, 0, 0, R, false,
-     "offsets: move to the first offset at or after this time"},
+     "offsets: move to the first offset at or after this time (the forms of since)"},
+    {"idle_timeout", 0, NULL, GQ_CFG_INT, "30", 1, 86400, R, false,
+     "dlq: seconds without a dead letter arriving before giving up on reading the topic up to "
+     "the end it had at start (exit 1)"},
     {"partition", 0, NULL, GQ_CFG_INT, NULL, 0, 100000, R, false, "offsets: only this partition"},
 };
 

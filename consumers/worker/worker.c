@@ -14,6 +14,7 @@
 #include "admit.h"
 #include "comfy/comfy.h"
 #include "endpoint.h"
+#include "guard.h"
 #include "intake.h"
 #include "job.h"
 #include "log.h"
@@ -82,6 +83,8 @@ struct gq_worker {
     job_env_t env;
     int queue_depth;
     size_t backlog_max;
+    gq_guard_t guard; /* what requests may make ComfyUI do */
+    bool has_guard;
     bool stopping, grace_over, fatal;
     int64_t stop_deadline;
     int64_t health_mono, stats_mono, ws_retry_mono;
@@ -941,10 +944,21 @@ gq_worker_t *gq_worker_new(const gq_cfg_t *cfg, volatile sig_atomic_t *stop, gq_
     w->lookahead = (size_t)gq_cfg_int(cfg, "lookahead");
     if (w->lookahead < (size_t)w->queue_depth + 2)
         w->lookahead = (size_t)w->queue_depth + 2;
-    w->admit =
-        (gq_admit_cfg_t){gq_cfg_str(cfg, "workflows_dir"), (int)gq_cfg_int(cfg, "job_timeout"),
-                         (int32_t)gq_cfg_int(cfg, "max_attempts"),
-                         (size_t)gq_cfg_int(cfg, "max_message_bytes"), &w->templates};
+    w->admit = (gq_admit_cfg_t){gq_cfg_str(cfg, "workflows_dir"),
+                                (int)gq_cfg_int(cfg, "job_timeout"),
+                                (int32_t)gq_cfg_int(cfg, "max_attempts"),
+                                (size_t)gq_cfg_int(cfg, "max_message_bytes"),
+                                &w->templates,
+                                NULL};
+    /* What a request may make ComfyUI do (guard.h), read once; admission asks it. */
+    *st = gq_guard_init(&w->guard, gq_cfg_str(cfg, "inline_workflows"),
+                        gq_cfg_str(cfg, "inline_node_classes"), errstr, errstr_size);
+    if (*st != GQ_OK)
+        goto fail;
+    w->has_guard = true;
+    w->admit.guard = &w->guard;
+    gq_info("inline workflows: %s%s", gq_guard_mode_name(w->guard.inline_mode),
+            w->guard.inline_mode == GQ_INLINE_ALLOWLIST ? " (GENQ_INLINE_NODE_CLASSES)" : "");
     w->env = (job_env_t){.admit = &w->admit,
                          .worker_id = w->worker_id,
                          .stall_timeout_ms = (int)gq_cfg_int(cfg, "stall_timeout") * 1000,
@@ -1023,6 +1037,8 @@ int gq_worker_signal_fd(const gq_worker_t *w) { return w->sig[1]; }
 void gq_worker_destroy(gq_worker_t *w) {
     if (!w)
         return;
+    if (w->has_guard)
+        gq_guard_release(&w->guard);
     gq_intake_destroy(w->intake);
     gq_record_destroy(w->record);
     while (w->jobs) {
