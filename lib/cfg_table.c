@@ -162,11 +162,10 @@ static const gq_cfg_key_t cfg_keys[] = {
     {"scheduler", 0, NULL, GQ_CFG_STR, "normal", 0, 0, P, false, "scheduler"},
     {"batch_size", 0, NULL, GQ_CFG_INT, "1", 1, 64, P, false, "images per request"},
     {"priority", 0, NULL, GQ_CFG_INT, "0", -1000, 1000, P, false,
-     "recorded with the job (genq.jobs.priority); no worker orders by it, and genq produce "
-     "publishes to --requests-topic whatever it is: a worker serves the lanes (GENQ_LANES, the "
-     "topic a request is read from) first, then within a lane ready jobs by aging bounds, "
-     "tenant turns, model affinity and arrival; to hurry a request, publish it to a higher "
-     "lane's topic"},
+     "picks the lane with GENQ_LANES (> 0 the first, < 0 the last, 0 the middle one; without "
+     "lanes every request goes to --requests-topic) and is recorded with the job; workers "
+     "serve the first lane with work first, then within a lane by aging bounds, tenant turns, "
+     "model affinity and arrival, never by the number itself"},
     {"source", 0, "GENQ_SOURCE", GQ_CFG_STR, "genq-cli", 0, 0, P, false,
      "source/tenant recorded with the job"},
     {"timeout", 0, NULL, GQ_CFG_INT, NULL, 1, 86400, P, false, "render deadline in seconds"},
