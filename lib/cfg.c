@@ -322,8 +322,8 @@ static void cfg_md_cell(FILE *out, const char *s) {
 }
 
 void gq_cfg_markdown(FILE *out) {
-    static const char *const cmd_names[] = {"produce", "worker", "migrate",
-                                            "events",  "replay", "lag"};
+    static const char *const cmd_names[] = {"produce", "worker", "migrate", "events",
+                                            "replay",  "lag",    "report"};
     static const char *const type_names[] = {"string", "integer", "boolean", "number"};
     static const char intro[] =
         "# Configuration\n"

@@ -23,6 +23,7 @@ enum {
     GQ_CMD_EVENTS = 1 << 3,
     GQ_CMD_REPLAY = 1 << 4,
     GQ_CMD_LAG = 1 << 5,
+    GQ_CMD_REPORT = 1 << 6,
     GQ_CMD_ALL = 0xff,
 };
 
@@ -40,7 +41,7 @@ typedef struct gq_cfg_key {
     const char *help;
 } gq_cfg_key_t;
 
-#define GQ_CFG_MAX_KEYS 96
+#define GQ_CFG_MAX_KEYS 128
 #define GQ_CFG_MAX_KAFKA 64
 
 /** Where a value came from, in rising precedence. GQ_SRC_FILE: a file a command reads

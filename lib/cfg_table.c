@@ -8,6 +8,7 @@
 #define E GQ_CMD_EVENTS
 #define R GQ_CMD_REPLAY
 #define L GQ_CMD_LAG
+#define T GQ_CMD_REPORT
 #define I64MAX INT64_MAX
 
 static const gq_cfg_key_t cfg_keys[] = {
@@ -39,6 +40,33 @@ static const gq_cfg_key_t cfg_keys[] = {
      "where outputs are stored, content-addressed"},
     {"output_url_prefix", 0, "GENQ_OUTPUT_URL_PREFIX", GQ_CFG_STR, NULL, 0, 0, W, false,
      "prefix of output URIs in records and events (default: file://<output_dir>)"},
+    {"output_url", 0, "GENQ_OUTPUT_URL", GQ_CFG_STR, NULL, 0, 0, W | T, false,
+     "s3://bucket/prefix: store outputs in an S3-compatible bucket instead of output_dir "
+     "(objects <prefix>/<sha256[0:2]>/<sha256>.<ext>, recorded as s3:// URIs)"},
+    {"s3_endpoint", 0, "GENQ_S3_ENDPOINT", GQ_CFG_STR, NULL, 0, 0, W | T, false,
+     "S3 endpoint, http(s)://host[:port] (default: AWS's for s3_region)"},
+    {"s3_region", 0, "GENQ_S3_REGION", GQ_CFG_STR, "us-east-1", 0, 0, W | T, false,
+     "S3 region (signed into every request)"},
+    {"s3_path_style", 0, "GENQ_S3_PATH_STYLE", GQ_CFG_BOOL, "false", 0, 0, W | T, false,
+     "address objects as endpoint/bucket/key (most S3-compatible servers) rather than "
+     "bucket.endpoint/key"},
+    {"s3_access_key_id", 0, "AWS_ACCESS_KEY_ID", GQ_CFG_STR, NULL, 0, 0, W | T, false,
+     "S3 access key id"},
+    {"s3_secret_access_key", 0, "AWS_SECRET_ACCESS_KEY", GQ_CFG_STR, NULL, 0, 0, W | T, true,
+     "S3 secret key (never logged; prefer the environment or s3_credentials_dir to a flag)"},
+    {"s3_session_token", 0, "AWS_SESSION_TOKEN", GQ_CFG_STR, NULL, 0, 0, W | T, true,
+     "S3 session token of temporary credentials"},
+    {"s3_credentials_dir", 0, "GENQ_S3_CREDENTIALS_DIR", GQ_CFG_STR, NULL, 0, 0, W | T, false,
+     "a directory with the files AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and optionally "
+     "AWS_SESSION_TOKEN (a mounted Kubernetes Secret), re-read every minute; wins over the "
+     "three keys above"},
+    {"s3_part_size", 0, "GENQ_S3_PART_SIZE", GQ_CFG_INT, "67108864", 5242880, 5368709120, W, false,
+     "outputs larger than this are uploaded in parts of this size (multipart upload)"},
+    {"s3_presign", 0, "GENQ_S3_PRESIGN", GQ_CFG_INT, "0", 0, 604800, W | T, false,
+     "seconds: completion events (and genq report) carry presigned HTTPS URLs of the objects, "
+     "valid this long, instead of s3:// URIs (0: off; the record keeps the s3:// URI)"},
+    {"s3_ca_file", 0, "GENQ_S3_CA_FILE", GQ_CFG_STR, NULL, 0, 0, W | T, false,
+     "CA bundle for the S3 endpoint's TLS certificate (default: the system's)"},
     {"comfyui_output_dir", 0, "GENQ_COMFYUI_OUTPUT_DIR", GQ_CFG_STR, NULL, 0, 0, W, false,
      "ComfyUI's --output-directory as this worker sees it (a shared volume): its copies of "
      "the outputs are deleted there once recorded (kept when unset)"},

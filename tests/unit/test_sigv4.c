@@ -12,17 +12,18 @@ static const gq_sigv4_creds_t aws_example = {"AKIAIOSFODNN7EXAMPLE",
 
 /* The published example: GET examplebucket/test.txt, us-east-1, 2013-05-24T00:00:00Z, 86400 s. */
 static void test_aws_example(void) {
-    gq_sigv4_presign_t p = {"GET",       "https", "examplebucket.s3.amazonaws.com",
+    gq_sigv4_presign_t p = {"GET",       "https",     "examplebucket.s3.amazonaws.com",
                             "/test.txt", "us-east-1", "s3",
-                            1369353600, 86400};
+                            1369353600,  86400};
     char url[2048], err[256];
     CHECK_INT(gq_sigv4_presign(&p, &aws_example, url, sizeof(url), err, sizeof(err)), GQ_OK);
-    CHECK_STR(url, "https://examplebucket.s3.amazonaws.com/test.txt"
-                   "?X-Amz-Algorithm=AWS4-HMAC-SHA256"
-                   "&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20130524%2Fus-east-1%2Fs3%2Faws4_request"
-                   "&X-Amz-Date=20130524T000000Z&X-Amz-Expires=86400&X-Amz-SignedHeaders=host"
-                   "&X-Amz-Signature="
-                   "aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404");
+    CHECK_STR(url,
+              "https://examplebucket.s3.amazonaws.com/test.txt"
+              "?X-Amz-Algorithm=AWS4-HMAC-SHA256"
+              "&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20130524%2Fus-east-1%2Fs3%2Faws4_request"
+              "&X-Amz-Date=20130524T000000Z&X-Amz-Expires=86400&X-Amz-SignedHeaders=host"
+              "&X-Amz-Signature="
+              "aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404");
     /* One second later, or another key: another signature. */
     p.now_s++;
     CHECK_INT(gq_sigv4_presign(&p, &aws_example, url, sizeof(url), err, sizeof(err)), GQ_OK);
@@ -56,8 +57,8 @@ static void test_encode(void) {
  * a path with spaces and a port in the host stay as the client sends them. */
 static void test_token_and_path(void) {
     gq_sigv4_creds_t c = {"AKID", "secret", "tok/en+=="};
-    gq_sigv4_presign_t p = {"GET", "http", "127.0.0.1:8333", "/bucket/a b.png", "us-east-1",
-                            "s3",  1700000000, 60};
+    gq_sigv4_presign_t p = {"GET",       "http", "127.0.0.1:8333", "/bucket/a b.png",
+                            "us-east-1", "s3",   1700000000,       60};
     char url[2048], err[256];
     CHECK_INT(gq_sigv4_presign(&p, &c, url, sizeof(url), err, sizeof(err)), GQ_OK);
     CHECK(strncmp(url, "http://127.0.0.1:8333/bucket/a%20b.png?", 39) == 0);

@@ -135,8 +135,8 @@ gq_status_t gq_sigv4_presign(const gq_sigv4_presign_t *p, const gq_sigv4_creds_t
     }
     size_t qo = 0;
     for (size_t i = 0; i < nq; i++)
-        qo += (size_t)snprintf(query + qo, qcap - qo, "%s%s=%s", i ? "&" : "", q[i].name,
-                               q[i].value);
+        qo +=
+            (size_t)snprintf(query + qo, qcap - qo, "%s%s=%s", i ? "&" : "", q[i].name, q[i].value);
     if (gq_sigv4_encode(p->path, 1, path, pcap) != GQ_OK) {
         free(path);
         goto out;
