@@ -23,7 +23,7 @@ endif
 WARN     := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes \
             -Wmissing-prototypes -Wpointer-arith -Wvla -Wno-missing-field-initializers
 CSTD     := -std=c11 -D_GNU_SOURCE
-INC      := -Ilib -I. -Icmd -Ischemas -Iproducers -Iconsumers -Iconsumers/worker -Iconsumers/worker/bind -Iconsumers/worker/store -Iconsumers/worker/db -Iconsumers/events -Iconsumers/replay -Iconsumers/lag -Imigrations
+INC      := -Ilib -I. -Icmd -Ischemas -Iproducers -Iconsumers -Iconsumers/worker -Iconsumers/worker/bind -Iconsumers/worker/store -Iconsumers/worker/db -Iconsumers/events -Iconsumers/replay -Iconsumers/lag -Iconsumers/report -Imigrations
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

@@ -28,6 +28,7 @@ static const cmd_t commands[] = {
     {"events", gq_cmd_events, "print completion events as JSON lines"},
     {"lag", gq_cmd_lag, "consumer lag and replicas, as KEDA computes them"},
     {"replay", gq_cmd_replay, "re-publish dead letters or failed jobs; move offsets"},
+    {"report", gq_cmd_report, "an HTML page of a time range: outputs, durations, failures"},
 };
 
 static void usage(FILE *out) {

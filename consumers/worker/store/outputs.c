@@ -58,8 +58,7 @@ gq_outputs_t *gq_outputs_new(const gq_cfg_t *cfg, gq_xfer_host_t *host, gq_statu
     const char *dir = gq_cfg_str(cfg, "output_dir");
     if (url && strncmp(url, "file://", 7) == 0)
         dir = url + 7;
-    *st = gq_store_init(&o->files, dir, gq_cfg_str(cfg, "output_url_prefix"), errstr,
-                        errstr_size);
+    *st = gq_store_init(&o->files, dir, gq_cfg_str(cfg, "output_url_prefix"), errstr, errstr_size);
     if (*st != GQ_OK) {
         free(o);
         return NULL;

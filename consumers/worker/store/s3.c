@@ -97,8 +97,8 @@ struct gq_s3 {
     char creds_dir[512];
     int64_t creds_mono;
 
-    s3_put_t *puts;                  /* in flight or waiting */
-    gq_s3_done_t *done;              /* finished, not handed out (array) */
+    s3_put_t *puts;     /* in flight or waiting */
+    gq_s3_done_t *done; /* finished, not handed out (array) */
     size_t done_cnt, done_cap;
     bool failing;
     uint64_t n_failed, n_uploaded, n_deduped;
@@ -219,8 +219,7 @@ static gq_status_t s3_load_creds(gq_s3_t *s, char *errstr, size_t errstr_size) {
     return GQ_OK;
 }
 
-gq_s3_t *gq_s3_new(const gq_s3_opts_t *o, gq_xfer_host_t *host, char *errstr,
-                   size_t errstr_size) {
+gq_s3_t *gq_s3_new(const gq_s3_opts_t *o, gq_xfer_host_t *host, char *errstr, size_t errstr_size) {
     gq_s3_t *s = calloc(1, sizeof(*s));
     if (!s) {
         gq_errf(errstr, errstr_size, "out of memory");
@@ -233,8 +232,7 @@ gq_s3_t *gq_s3_new(const gq_s3_opts_t *o, gq_xfer_host_t *host, char *errstr,
     snprintf(s->region, sizeof(s->region), "%s", o->region && *o->region ? o->region : "us-east-1");
     for (const char *r = s->region; *r; r++)
         if (!(isalnum((unsigned char)*r) || *r == '-')) {
-            gq_errf(errstr, errstr_size, "S3 region \"%s\": letters, digits and dashes",
-                    s->region);
+            gq_errf(errstr, errstr_size, "S3 region \"%s\": letters, digits and dashes", s->region);
             goto fail;
         }
     char ep[300];
@@ -492,8 +490,8 @@ static bool s3_send(s3_put_t *p) {
     case S3_PART: {
         size_t off = (size_t)p->part * (size_t)s->part_size;
         p->body = all + off;
-        p->body_len = p->data.len - off < (size_t)s->part_size ? p->data.len - off
-                                                               : (size_t)s->part_size;
+        p->body_len =
+            p->data.len - off < (size_t)s->part_size ? p->data.len - off : (size_t)s->part_size;
         snprintf(query, sizeof(query), "partNumber=%d&uploadId=%s", p->part + 1, enc_id);
         q = query;
         gq_sha256_hex(p->body, p->body_len, payload_sha);
@@ -543,8 +541,7 @@ static bool s3_send(s3_put_t *p) {
                          (curl_off_t)(p->post ? strlen(p->post) : 0));
     }
     /* The payload's SHA-256 is part of what is signed: the server checks the bytes by it. */
-    if (!s3_add_header(p, "x-amz-content-sha256", payload_sha) ||
-        !s3_add_header(p, "Expect", "") ||
+    if (!s3_add_header(p, "x-amz-content-sha256", payload_sha) || !s3_add_header(p, "Expect", "") ||
         (p->step == S3_COMPLETE && !s3_add_header(p, "Content-Type", "application/xml")) ||
         ((p->step == S3_PUT || p->step == S3_CREATE) &&
          (!s3_add_header(p, "Content-Type", p->media.mime) ||
@@ -713,8 +710,8 @@ static void s3_xfer_done(gq_xfer_t *x, CURLcode rc) {
         return;
     case S3_PART: {
         size_t off = (size_t)p->part * (size_t)s->part_size;
-        size_t n = p->data.len - off < (size_t)s->part_size ? p->data.len - off
-                                                            : (size_t)s->part_size;
+        size_t n =
+            p->data.len - off < (size_t)s->part_size ? p->data.len - off : (size_t)s->part_size;
         s3_md5(p->data.data + off, n, p->part_md5[p->part]);
         char hex[33];
         s3_hex(p->part_md5[p->part], 16, hex);
@@ -897,8 +894,13 @@ gq_status_t gq_s3_presign(gq_s3_t *s, const char *uri, int64_t expires_s, char *
         snprintf(path, sizeof(path), "/%s", key);
         snprintf(host, sizeof(host), "%s.%s", s->bucket, s->hostport);
     }
-    gq_sigv4_presign_t p = {"GET",     s->scheme, host,          path,
-                            s->region, "s3",      gq_now_ms() / 1000,
+    gq_sigv4_presign_t p = {"GET",
+                            s->scheme,
+                            host,
+                            path,
+                            s->region,
+                            "s3",
+                            gq_now_ms() / 1000,
                             expires_s > 0 ? expires_s : s->presign_s};
     gq_sigv4_creds_t c = {s->access_key, s->secret_key, s->session_token};
     return gq_sigv4_presign(&p, &c, url, url_size, errstr, errstr_size);
