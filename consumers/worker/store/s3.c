@@ -688,7 +688,7 @@ static void s3_xfer_done(gq_xfer_t *x, CURLcode rc) {
     case S3_PUT:
         /* A plain ETag is the MD5 of the bytes (an encrypted object's is not hex of 32). */
         if (strlen(etag) == 32 && strcmp(etag, p->md5_hex) != 0) {
-            snprintf(why, sizeof(why), "stored ETag %s is not the MD5 %s of the bytes sent", etag,
+            snprintf(why, sizeof(why), "stored ETag %.40s is not the MD5 %s of the bytes sent", etag,
                      p->md5_hex);
             s3_retry(p, why);
             return;
@@ -763,7 +763,7 @@ static void s3_xfer_done(gq_xfer_t *x, CURLcode rc) {
             s3_etag_norm(r, got, sizeof(got));
         }
         if (got[0] && strchr(got, '-') && strcmp(got, want) != 0) {
-            snprintf(why, sizeof(why), "multipart ETag %s is not %s", got, want);
+            snprintf(why, sizeof(why), "multipart ETag %.60s is not %.48s", got, want);
             p->step = S3_CREATE;
             p->upload_id[0] = '\0';
             s3_retry(p, why);
