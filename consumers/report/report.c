@@ -185,8 +185,9 @@ static void rep_plot_box(gq_buf_t *b, const char *title, rep_groups_t *gs) {
     if (xmax <= 0)
         xmax = 1;
     double sx = (W - left - right) / xmax;
-    gq_buf_appendf(b, "<svg class=\"plot\" role=\"img\" viewBox=\"0 0 %d %d\" width=\"%d\" height=\"%d\">",
-                   W, H, W, H);
+    gq_buf_appendf(
+        b, "<svg class=\"plot\" role=\"img\" viewBox=\"0 0 %d %d\" width=\"%d\" height=\"%d\">", W,
+        H, W, H);
     gq_buf_appends(b, "<title>");
     gq_report_esc(b, title);
     gq_buf_appends(b, "</title>");
@@ -212,14 +213,15 @@ static void rep_plot_box(gq_buf_t *b, const char *title, rep_groups_t *gs) {
         gq_buf_appendf(b, "<g><title>");
         gq_report_esc(b, g->name);
         gq_buf_appendf(b, ": %zu jobs, median %s, p95 %s</title>", g->n, s50, s95);
-        gq_buf_appendf(b, "<text x=\"%d\" y=\"%.1f\" class=\"label\" text-anchor=\"end\">", left - 8,
-                       y + 4);
+        gq_buf_appendf(b, "<text x=\"%d\" y=\"%.1f\" class=\"label\" text-anchor=\"end\">",
+                       left - 8, y + 4);
         gq_report_esc(b, g->name);
         gq_buf_appendf(b, " (%zu)</text>", g->n);
         if (g->n <= 400)
             for (size_t k = 0; k < g->n; k++)
-                gq_buf_appendf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2\" fill=\"%s\" opacity=\"0.35\"/>",
-                               left + (double)g->v[k] * sx, y + 11 + (double)(k % 5) - 2, c);
+                gq_buf_appendf(
+                    b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2\" fill=\"%s\" opacity=\"0.35\"/>",
+                    left + (double)g->v[k] * sx, y + 11 + (double)(k % 5) - 2, c);
         gq_buf_appendf(b,
                        "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\"/>"
                        "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"14\" fill=\"%s\" "
@@ -239,7 +241,8 @@ typedef struct rep_bucket {
 } rep_bucket_t;
 
 /* Jobs finished per time bucket, stacked: succeeded under failed. */
-static void rep_plot_time(gq_buf_t *b, const rep_bucket_t *bk, int nb, int64_t t0, int64_t width_ms) {
+static void rep_plot_time(gq_buf_t *b, const rep_bucket_t *bk, int nb, int64_t t0,
+                          int64_t width_ms) {
     const int W = 820, left = 60, right = 20, top = 20, H = 240, bottom = 40;
     int64_t max = 0;
     for (int i = 0; i < nb; i++)
@@ -249,9 +252,11 @@ static void rep_plot_time(gq_buf_t *b, const rep_bucket_t *bk, int nb, int64_t t
     if (ymax <= 0)
         ymax = 1;
     double sy = (H - top - bottom) / ymax, bw = (double)(W - left - right) / nb;
-    gq_buf_appendf(b, "<svg class=\"plot\" role=\"img\" viewBox=\"0 0 %d %d\" width=\"%d\" height=\"%d\">"
-                      "<title>jobs finished per %lld s</title>",
-                   W, H, W, H, (long long)(width_ms / 1000));
+    gq_buf_appendf(
+        b,
+        "<svg class=\"plot\" role=\"img\" viewBox=\"0 0 %d %d\" width=\"%d\" height=\"%d\">"
+        "<title>jobs finished per %lld s</title>",
+        W, H, W, H, (long long)(width_ms / 1000));
     for (double t = 0; t <= ymax + step / 2; t += step) {
         double y = H - bottom - t * sy;
         gq_buf_appendf(b,
@@ -264,14 +269,15 @@ static void rep_plot_time(gq_buf_t *b, const rep_bucket_t *bk, int nb, int64_t t
         double hok = (double)bk[i].ok * sy, hf = (double)bk[i].failed * sy;
         char when[40];
         rep_time(t0 + i * width_ms, when, sizeof(when));
-        gq_buf_appendf(b,
-                       "<g><title>%s: %lld succeeded, %lld failed</title>"
-                       "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#59a14f\"/>"
-                       "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#e15759\"/></g>",
-                       when, (long long)bk[i].ok, (long long)bk[i].failed, x + 1, H - bottom - hok,
-                       fmax(bw - 2, 1), hok, x + 1, H - bottom - hok - hf, fmax(bw - 2, 1), hf);
+        gq_buf_appendf(
+            b,
+            "<g><title>%s: %lld succeeded, %lld failed</title>"
+            "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#59a14f\"/>"
+            "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#e15759\"/></g>",
+            when, (long long)bk[i].ok, (long long)bk[i].failed, x + 1, H - bottom - hok,
+            fmax(bw - 2, 1), hok, x + 1, H - bottom - hok - hf, fmax(bw - 2, 1), hf);
         if (i % (nb / 6 > 0 ? nb / 6 : 1) == 0)
-            gq_buf_appendf(b, "<text x=\"%.1f\" y=\"%d\" class=\"tick\">%.16s</text>", x, H - 20,
+            gq_buf_appendf(b, "<text x=\"%.1f\" y=\"%d\" class=\"tick\">%.11s</text>", x, H - 20,
                            when + 5);
     }
     gq_buf_appendf(b,
@@ -292,9 +298,11 @@ static void rep_plot_reasons(gq_buf_t *b, rep_groups_t *gs) {
         if (gs->g[i].count > max)
             max = gs->g[i].count;
     double sx = (double)(W - left - right) / (double)max;
-    gq_buf_appendf(b, "<svg class=\"plot\" role=\"img\" viewBox=\"0 0 %d %d\" width=\"%d\" height=\"%d\">"
-                      "<title>failures by reason</title>",
-                   W, H, W, H);
+    gq_buf_appendf(
+        b,
+        "<svg class=\"plot\" role=\"img\" viewBox=\"0 0 %d %d\" width=\"%d\" height=\"%d\">"
+        "<title>failures by reason</title>",
+        W, H, W, H);
     for (size_t i = 0; i < n; i++) {
         rep_group_t *g = &gs->g[i];
         double y = top + (double)i * row;
@@ -305,11 +313,12 @@ static void rep_plot_reasons(gq_buf_t *b, rep_groups_t *gs) {
         gq_buf_appendf(b, "</title><text x=\"%d\" y=\"%.1f\" class=\"label\" text-anchor=\"end\">",
                        left - 8, y + 15);
         gq_report_esc(b, g->name);
-        gq_buf_appendf(b,
-                       "</text><rect x=\"%d\" y=\"%.1f\" width=\"%.1f\" height=\"18\" fill=\"#e15759\"/>"
-                       "<text x=\"%.1f\" y=\"%.1f\" class=\"tick\">%lld</text></g>",
-                       left, y + 2, fmax((double)g->count * sx, 1), left + (double)g->count * sx + 6,
-                       y + 15, (long long)g->count);
+        gq_buf_appendf(
+            b,
+            "</text><rect x=\"%d\" y=\"%.1f\" width=\"%.1f\" height=\"18\" fill=\"#e15759\"/>"
+            "<text x=\"%.1f\" y=\"%.1f\" class=\"tick\">%lld</text></g>",
+            left, y + 2, fmax((double)g->count * sx, 1), left + (double)g->count * sx + 6, y + 15,
+            (long long)g->count);
     }
     gq_buf_appends(b, "</svg>");
 }
@@ -382,8 +391,8 @@ static void rep_output_src(const gq_report_opts_t *o, const char *uri, const cha
     if (strncmp(uri, "file://", 7) == 0 && rep_file_path(uri, sha, path, sizeof(path))) {
         snprintf(href, href_size, "%s", uri);
         size_t len = 0;
-        unsigned char *data = rep_mime_image(mime) ? rep_read_file(path, sha, o->embed_max, &len)
-                                                   : NULL;
+        unsigned char *data =
+            rep_mime_image(mime) ? rep_read_file(path, sha, o->embed_max, &len) : NULL;
         if (data) {
             gq_buf_appendf(src, "data:%s;base64,",
                            strcmp(mime, "image/apng") == 0 ? "image/png" : mime);
@@ -463,7 +472,7 @@ static void rep_head(gq_buf_t *b, const gq_report_opts_t *o) {
 /* The filter every query shares: $1 since, $2 until (ms), $3 model, $4 tenant. */
 #define REP_WHERE                                                                                  \
     " j.finished_at >= to_timestamp($1::bigint / 1000.0) AND j.finished_at < "                     \
-    "to_timestamp($2::bigint / 1000.0) AND j.status IN ('succeeded', 'failed') AND ($3::text IS " \
+    "to_timestamp($2::bigint / 1000.0) AND j.status IN ('succeeded', 'failed') AND ($3::text IS "  \
     "NULL OR j.model = $3) AND ($4::text IS NULL OR j.source = $4) "
 
 static void rep_params(gq_pg_params_t *p, const gq_report_opts_t *o) {
@@ -477,8 +486,9 @@ static void rep_params(gq_pg_params_t *p, const gq_report_opts_t *o) {
 static void rep_sheet(gq_buf_t *b, const gq_report_opts_t *o, PGresult *res,
                       gq_report_stats_t *st) {
     int n = PQntuples(res);
-    gq_buf_appendf(b, "<h2 id=\"outputs\">Outputs</h2><p class=\"meta\">The latest %d output(s); "
-                      "each links to its job below.</p><div class=\"sheet\">\n",
+    gq_buf_appendf(b,
+                   "<h2 id=\"outputs\">Outputs</h2><p class=\"meta\">The latest %d output(s); "
+                   "each links to its job below.</p><div class=\"sheet\">\n",
                    n);
     gq_buf_t src;
     gq_buf_init(&src, (size_t)o->embed_max * 2 + 8192);
@@ -543,7 +553,8 @@ gq_status_t gq_report_build(gq_pg_t *pg, const gq_report_opts_t *o, gq_buf_t *ou
     s = gq_pg_exec(pg,
                    "SELECT o.job_id, o.uri, o.sha256, coalesce(o.mime, ''), coalesce(j.model, ''), "
                    "coalesce(j.prompt, '') FROM genq.job_outputs o JOIN genq.jobs j USING (job_id) "
-                   "WHERE" REP_WHERE "ORDER BY j.finished_at DESC, o.job_id, o.idx LIMIT $5::integer",
+                   "WHERE" REP_WHERE
+                   "ORDER BY j.finished_at DESC, o.job_id, o.idx LIMIT $5::integer",
                    &p, &outs, errstr, errstr_size);
     if (s != GQ_OK) {
         PQclear(jobs);
@@ -592,8 +603,7 @@ gq_status_t gq_report_build(gq_pg_t *pg, const gq_report_opts_t *o, gq_buf_t *ou
                    "<div class=\"card\"><b class=\"ok\">%lld</b>succeeded</div>"
                    "<div class=\"card\"><b class=\"failed\">%lld</b>failed</div>"
                    "<div class=\"card\"><b>%zu</b>model(s)</div></div>\n",
-                   (long long)st->jobs, (long long)st->succeeded, (long long)st->failed,
-                   render->n);
+                   (long long)st->jobs, (long long)st->succeeded, (long long)st->failed, render->n);
     if (n == REP_JOBS_MAX)
         gq_buf_appendf(out, "<p class=\"meta\">Only the latest %d jobs are counted.</p>",
                        REP_JOBS_MAX);
@@ -622,8 +632,8 @@ gq_status_t gq_report_build(gq_pg_t *pg, const gq_report_opts_t *o, gq_buf_t *ou
         if (hi <= tmax_ms)
             hi = tmax_ms + 1;
         /* Buckets of a round size: 1 s, 5 s, 15 s, 1 min, 5 min, 15 min, 1 h, 6 h, 1 d. */
-        static const int64_t sizes[] = {1000,    5000,     15000,    60000,   300000,
-                                        900000,  3600000,  21600000, 86400000};
+        static const int64_t sizes[] = {1000,   5000,    15000,    60000,   300000,
+                                        900000, 3600000, 21600000, 86400000};
         int64_t w = sizes[GQ_ARRAY_LEN(sizes) - 1];
         for (size_t k = 0; k < GQ_ARRAY_LEN(sizes); k++)
             if ((hi - lo) / sizes[k] <= REP_BUCKETS) {
@@ -672,9 +682,10 @@ gq_status_t gq_report_build(gq_pg_t *pg, const gq_report_opts_t *o, gq_buf_t *ou
         gq_buf_appends(out, "<p>No job failed.</p>");
     }
 
-    gq_buf_appendf(out, "<h2 id=\"jobs\">Jobs</h2><p class=\"meta\">The latest %d.</p><table>"
-                        "<tr><th>job</th><th>status</th><th>model</th><th>tenant</th><th>queue</th>"
-                        "<th>render</th><th>prompt</th><th>outputs</th></tr>\n",
+    gq_buf_appendf(out,
+                   "<h2 id=\"jobs\">Jobs</h2><p class=\"meta\">The latest %d.</p><table>"
+                   "<tr><th>job</th><th>status</th><th>model</th><th>tenant</th><th>queue</th>"
+                   "<th>render</th><th>prompt</th><th>outputs</th></tr>\n",
                    n < REP_TABLE_MAX ? n : REP_TABLE_MAX);
     gq_buf_t src;
     gq_buf_init(&src, 1);
@@ -712,8 +723,8 @@ gq_status_t gq_report_build(gq_pg_t *pg, const gq_report_opts_t *o, gq_buf_t *ou
             gq_report_stats_t ignore = {0};
             gq_report_opts_t lo = *o;
             lo.embed_max = 0; /* a link, never the bytes again */
-            rep_output_src(&lo, gq_pg_get(outs, r, 1), gq_pg_get(outs, r, 2),
-                           gq_pg_get(outs, r, 3), &src, href, sizeof(href), &ignore);
+            rep_output_src(&lo, gq_pg_get(outs, r, 1), gq_pg_get(outs, r, 2), gq_pg_get(outs, r, 3),
+                           &src, href, sizeof(href), &ignore);
             if (!href[0])
                 continue;
             gq_buf_appends(out, "<a href=\"");

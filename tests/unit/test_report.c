@@ -33,9 +33,19 @@ static void test_times(void) {
     CHECK_INT(t, now - 30000);
     CHECK_INT(gq_report_parse_time("-2w", now, &t), GQ_OK);
     CHECK_INT(t, now - 2 * 604800000LL);
-    const char *bad[] = {"",           "-1y",        "-h",         "2025-13-01", "2025-02-30",
-                         "2023-02-29", "2025-06-01T25:00", "2025-06-01T12", "12abc",
-                         "2025-06-01T12:00:00+", "2025-06-01X", "-1.5h", "yesterday"};
+    const char *bad[] = {"",
+                         "-1y",
+                         "-h",
+                         "2025-13-01",
+                         "2025-02-30",
+                         "2023-02-29",
+                         "2025-06-01T25:00",
+                         "2025-06-01T12",
+                         "12abc",
+                         "2025-06-01T12:00:00+",
+                         "2025-06-01X",
+                         "-1.5h",
+                         "yesterday"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         int rc = gq_report_parse_time(bad[i], now, &t);
         if (rc != GQ_ERR_INVALID)

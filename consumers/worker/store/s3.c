@@ -688,8 +688,8 @@ static void s3_xfer_done(gq_xfer_t *x, CURLcode rc) {
     case S3_PUT:
         /* A plain ETag is the MD5 of the bytes (an encrypted object's is not hex of 32). */
         if (strlen(etag) == 32 && strcmp(etag, p->md5_hex) != 0) {
-            snprintf(why, sizeof(why), "stored ETag %.40s is not the MD5 %s of the bytes sent", etag,
-                     p->md5_hex);
+            snprintf(why, sizeof(why), "stored ETag %.40s is not the MD5 %s of the bytes sent",
+                     etag, p->md5_hex);
             s3_retry(p, why);
             return;
         }
