@@ -242,10 +242,10 @@ gq_s3_t *gq_s3_new(const gq_s3_opts_t *o, gq_xfer_host_t *host, char *errstr, si
         snprintf(ep, sizeof(ep), "https://s3.%s.amazonaws.com", s->region);
     const char *hp = NULL;
     if (strncmp(ep, "https://", 8) == 0) {
-        strcpy(s->scheme, "https");
+        snprintf(s->scheme, sizeof(s->scheme), "https");
         hp = ep + 8;
     } else if (strncmp(ep, "http://", 7) == 0) {
-        strcpy(s->scheme, "http");
+        snprintf(s->scheme, sizeof(s->scheme), "http");
         hp = ep + 7;
     }
     size_t hn = hp ? strcspn(hp, "/") : 0;
