@@ -541,7 +541,7 @@ static bool s3_send(s3_put_t *p) {
                          (curl_off_t)(p->post ? strlen(p->post) : 0));
     }
     /* The payload's SHA-256 is part of what is signed: the server checks the bytes by it. */
-    if (!s3_add_header(p, "x-amz-content-sha256", payload_sha) || !s3_add_header(p, "Expect", "") ||
+    if (!s3_add_header(p, "x-amz-content-sha256", payload_sha) ||
         (p->step == S3_COMPLETE && !s3_add_header(p, "Content-Type", "application/xml")) ||
         ((p->step == S3_PUT || p->step == S3_CREATE) &&
          (!s3_add_header(p, "Content-Type", p->media.mime) ||
