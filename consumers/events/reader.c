@@ -30,6 +30,15 @@ static gq_status_t reader_positions(gq_reader_t *r, const char *topic, const cha
         int64_t lo = 0, hi = 0;
         rd_kafka_resp_err_t err =
             rd_kafka_query_watermark_offsets(r->rk, topic, p, &lo, &hi, 10000);
+        /* A topic created a moment ago (a worker creates genq.completed at start) has no
+         * leader for a while: ask again, for up to 15 s. */
+        for (int tries = 0; tries < 30 && (err == RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION ||
+                                           err == RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE ||
+                                           err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART);
+             tries++) {
+            gq_sleep_ms(500);
+            err = rd_kafka_query_watermark_offsets(r->rk, topic, p, &lo, &hi, 10000);
+        }
         if (err) {
             gq_errf(errstr, errstr_size, "watermarks of %s [%d]: %s", topic, p,
                     rd_kafka_err2str(err));
