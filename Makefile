@@ -6,7 +6,7 @@
 MODE     ?= dev
 BUILDDIR := build/$(MODE)
 CC       ?= cc
-PKGS     := rdkafka avro-c libcurl libpq jansson libcrypto
+PKGS     := rdkafka avro-c libcurl libpq jansson libcrypto zlib
 SHELL    := /bin/bash
 VERSION  := $(shell git describe --always --dirty 2>/dev/null || echo 0.1.0)
 

@@ -7,7 +7,9 @@
 #include "report.h"
 
 #include "log.h"
+#include "media.h"
 #include "s3.h"
+#include "thumb.h"
 #include "util.h"
 
 #include <errno.h>
@@ -25,6 +27,8 @@
 #define REP_MODELS_MAX 32   /* models plotted (the busiest) */
 #define REP_REASONS_MAX 20
 #define REP_BUCKETS 48
+#define REP_THUMB_SIDE 320            /* px: sharp at the sheet's 150 px on a 2x screen */
+#define REP_THUMB_READ_MAX (64 << 20) /* a larger PNG is linked, not read */
 
 gq_status_t gq_report_esc(gq_buf_t *b, const char *s) {
     gq_status_t st = GQ_OK;
@@ -391,9 +395,24 @@ static void rep_output_src(const gq_report_opts_t *o, const char *uri, const cha
     if (strncmp(uri, "file://", 7) == 0 && rep_file_path(uri, sha, path, sizeof(path))) {
         snprintf(href, href_size, "%s", uri);
         size_t len = 0;
-        unsigned char *data =
-            rep_mime_image(mime) ? rep_read_file(path, sha, o->embed_max, &len) : NULL;
-        if (data) {
+        bool png = strcmp(mime, "image/png") == 0 || strcmp(mime, "image/apng") == 0;
+        int64_t max = png && o->embed_max > 0 ? REP_THUMB_READ_MAX : o->embed_max;
+        unsigned char *data = rep_mime_image(mime) ? rep_read_file(path, sha, max, &len) : NULL;
+        if (data && png) {
+            /* A thumbnail keeps the page small; one already small is embedded as it is. */
+            gq_buf_t t;
+            gq_buf_init(&t, (size_t)o->embed_max + 1);
+            int32_t w = 0, h = 0;
+            gq_png_size(data, len, &w, &h);
+            if ((w > 2 * REP_THUMB_SIDE || h > 2 * REP_THUMB_SIDE || (int64_t)len > o->embed_max) &&
+                gq_thumb_png(data, len, REP_THUMB_SIDE, &t) == GQ_OK) {
+                free(data);
+                data = (unsigned char *)gq_buf_detach(&t, &len);
+                mime = "image/png";
+            }
+            gq_buf_release(&t);
+        }
+        if (data && (int64_t)len <= o->embed_max) {
             gq_buf_appendf(src, "data:%s;base64,",
                            strcmp(mime, "image/apng") == 0 ? "image/png" : mime);
             gq_report_base64(src, data, len);
@@ -401,6 +420,7 @@ static void rep_output_src(const gq_report_opts_t *o, const char *uri, const cha
             st->embedded++;
             return;
         }
+        free(data);
         if (rep_mime_image(mime) && access(path, R_OK) == 0) {
             gq_buf_appends(src, uri);
             st->linked++;

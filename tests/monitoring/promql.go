@@ -57,9 +57,11 @@ func main() {
 		os.Exit(2)
 	}
 	out := make([]answer, 0, len(qs))
+	// The default options: what a Prometheus server without feature flags accepts.
+	p := parser.NewParser(parser.Options{})
 	for _, q := range qs {
 		a := answer{ID: q.ID, Metrics: []string{}}
-		expr, err := parser.ParseExpr(q.Expr)
+		expr, err := p.ParseExpr(q.Expr)
 		if err != nil {
 			a.Error = err.Error()
 		} else {
