@@ -11,11 +11,16 @@ source "$(dirname "$0")/lib.sh"
 t_fresh_db
 t_fresh_names
 t_produce_n 12 report
+# The demo's sizes too: these become thumbnails in the page.
+for m in sd15.safetensors:512 sdxl.safetensors:1024; do
+    "$GENQ" produce -p "a lighthouse at dusk" -m "${m%%:*}" --width "${m##*:}" --height "${m##*:}" \
+        --steps 4 -n 2 >>"$T_TMP/ids.txt" 2>>"$T_TMP/produce.log" || fail "genq produce"
+done
 "$GENQ" produce -p '<script>alert("x")</script> & "quotes" <img src=x onerror=alert(1)>' -m sd15.safetensors \
     --width 64 --height 64 --steps 2 --source "tenant<b>" >>"$T_TMP/ids.txt" 2>>"$T_TMP/produce.log" || fail "genq produce"
 "$GENQ" produce -w no-such-template -p "never rendered" -n 2 >>"$T_TMP/ids.txt" 2>>"$T_TMP/produce.log" || fail "genq produce"
 t_worker w1 "$GENQ_COMFYUI_URL"
-t_wait 120 "15 jobs" sql_is 15 "SELECT count(*) FROM genq.jobs WHERE status IN ('succeeded','failed')"
+t_wait 180 "19 jobs" sql_is 19 "SELECT count(*) FROM genq.jobs WHERE status IN ('succeeded','failed')"
 t_stop_workers w1
 [ "$(sql "SELECT count(*) FROM genq.jobs WHERE status = 'failed' AND error_code = 'unknown_template'")" = 2 ] ||
     fail "expected 2 failed jobs"
@@ -23,14 +28,14 @@ t_stop_workers w1
 "$GENQ" report --since -1h --until now --out "$T_TMP/report.html" >"$T_TMP/report.path" 2>"$T_TMP/report.log" ||
     fail "genq report"
 [ "$(cat "$T_TMP/report.path")" = "$(readlink -f "$T_TMP/report.html")" ] || fail "genq report did not print the page's path"
-grep -q "15 job(s), 13 succeeded, 2 failed; 13 output(s): 13 embedded" "$T_TMP/report.log" ||
+grep -q "19 job(s), 17 succeeded, 2 failed; 17 output(s): 17 embedded" "$T_TMP/report.log" ||
     fail "unexpected summary: $(cat "$T_TMP/report.log")"
 grep -qF '&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &quot;quotes&quot;' "$T_TMP/report.html" ||
     fail "the hostile prompt is not escaped"
 ! grep -q '<script' "$T_TMP/report.html" || fail "a <script> in the page"
 grep -qF 'tenant&lt;b&gt;' "$T_TMP/report.html" || fail "the tenant is not escaped"
 grep -q 'unknown_template' "$T_TMP/report.html" || fail "the failure reason is missing"
-/usr/bin/python3 tests/report/check_page.py "$T_TMP/report.html" --shots "$T_TMP/shots" --min-images 13 \
+/usr/bin/python3 tests/report/check_page.py "$T_TMP/report.html" --shots "$T_TMP/shots" --min-images 17 \
     --min-plots 4 >"$T_TMP/chromium.log" 2>&1 || { cat "$T_TMP/chromium.log" >&2; fail "the page in Chromium"; }
 [ -s "$T_TMP/shots/report-full.png" ] || fail "no screenshot"
 if [ -n "${GENQ_REPORT_SHOTS:-}" ]; then mkdir -p "$GENQ_REPORT_SHOTS" && cp "$T_TMP"/shots/*.png "$GENQ_REPORT_SHOTS/"; fi
