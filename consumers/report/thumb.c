@@ -127,11 +127,13 @@ gq_status_t gq_thumb_png(const unsigned char *png, size_t len, int max_side, gq_
         goto out;
     }
     for (uint32_t ty = 0; ty < th; ty++) {
-        uint32_t y0 = (uint32_t)((uint64_t)ty * h / th), y1 = (uint32_t)((uint64_t)(ty + 1) * h / th);
+        uint32_t y0 = (uint32_t)((uint64_t)ty * h / th),
+                 y1 = (uint32_t)((uint64_t)(ty + 1) * h / th);
         unsigned char *o = orow + (size_t)ty * (ostride + 1);
         *o++ = 0;
         for (uint32_t tx = 0; tx < tw; tx++) {
-            uint32_t x0 = (uint32_t)((uint64_t)tx * w / tw), x1 = (uint32_t)((uint64_t)(tx + 1) * w / tw);
+            uint32_t x0 = (uint32_t)((uint64_t)tx * w / tw),
+                     x1 = (uint32_t)((uint64_t)(tx + 1) * w / tw);
             uint64_t sum[4] = {0, 0, 0, 0}, cnt = 0;
             for (uint32_t y = y0; y < (y1 > y0 ? y1 : y0 + 1); y++)
                 for (uint32_t x = x0; x < (x1 > x0 ? x1 : x0 + 1); x++) {

@@ -663,6 +663,10 @@ static void worker_health(gq_worker_t *w) {
     if (!w->health_asking && gq_comfy_op_stats(w->comfy, 0))
         w->health_asking = true;
     gq_metrics_in_flight(w->metrics, (int)w->jobs_cnt);
+    int64_t waiting;
+    uint64_t failures;
+    gq_outputs_stats(w->outputs, &waiting, &failures);
+    gq_metrics_outputs(w->metrics, waiting, failures);
     gq_metrics_lag_clear(w->metrics);
     const gq_lanes_t *lanes = gq_intake_lanes(w->intake);
     for (int l = 0; l < lanes->n; l++)

@@ -47,7 +47,11 @@ static void make_png(gq_buf_t *b, uint32_t w, uint32_t h, int ch, int depth, int
         for (size_t i = 0; i < stride; i++) {
             int a = i >= (size_t)ch ? cur[i - (size_t)ch] : 0, bb = prev ? prev[i] : 0,
                 c = prev && i >= (size_t)ch ? prev[i - (size_t)ch] : 0;
-            int pred = f == 0 ? 0 : f == 1 ? a : f == 2 ? bb : f == 3 ? (a + bb) / 2 : paeth(a, bb, c);
+            int pred = f == 0   ? 0
+                       : f == 1 ? a
+                       : f == 2 ? bb
+                       : f == 3 ? (a + bb) / 2
+                                : paeth(a, bb, c);
             r[1 + i] = (unsigned char)(cur[i] - pred);
         }
     }

@@ -141,6 +141,11 @@ int64_t gq_outputs_wake(const gq_outputs_t *o) {
     return o->s3 ? gq_s3_wake(o->s3) : INT64_MAX;
 }
 
+void gq_outputs_stats(const gq_outputs_t *o, int64_t *waiting, uint64_t *failures) {
+    *waiting = (int64_t)o->done_cnt + (o->s3 ? (int64_t)gq_s3_pending(o->s3) : 0);
+    *failures = o->s3 ? gq_s3_failures(o->s3) : 0;
+}
+
 bool gq_outputs_ok(const gq_outputs_t *o) { return !o->s3 || !gq_s3_failing(o->s3); }
 
 const char *gq_outputs_describe(const gq_outputs_t *o) { return o->describe; }

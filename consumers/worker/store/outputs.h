@@ -42,6 +42,8 @@ bool gq_outputs_next_done(gq_outputs_t *o, gq_outputs_done_t *out);
 void gq_outputs_service(gq_outputs_t *o, int64_t now_mono);
 /** The next retry (monotonic ms), 0 when an outcome waits, INT64_MAX when nothing does. */
 int64_t gq_outputs_wake(const gq_outputs_t *o);
+/** Puts not answered yet, and the object store's failed requests so far (for metrics). */
+void gq_outputs_stats(const gq_outputs_t *o, int64_t *waiting, uint64_t *failures);
 /** False while the object store fails (for /readyz). */
 bool gq_outputs_ok(const gq_outputs_t *o);
 /** "s3://bucket/prefix" or "file:///dir", for the start line. */

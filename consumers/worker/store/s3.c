@@ -877,6 +877,8 @@ size_t gq_s3_pending(const gq_s3_t *s) {
 
 bool gq_s3_failing(const gq_s3_t *s) { return s->failing; }
 
+uint64_t gq_s3_failures(const gq_s3_t *s) { return s->n_failed; }
+
 gq_status_t gq_s3_presign(gq_s3_t *s, const char *uri, int64_t expires_s, char *url,
                           size_t url_size, char *errstr, size_t errstr_size) {
     size_t bl = strlen(s->bucket);

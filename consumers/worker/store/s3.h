@@ -79,6 +79,8 @@ void gq_s3_service(gq_s3_t *s, int64_t now_mono);
 int64_t gq_s3_wake(const gq_s3_t *s);
 /** Puts started and not handed out. */
 size_t gq_s3_pending(const gq_s3_t *s);
+/** Failed requests so far (each was retried). */
+uint64_t gq_s3_failures(const gq_s3_t *s);
 /** The latest request failed and none has succeeded since (for readiness and logs). */
 bool gq_s3_failing(const gq_s3_t *s);
 
