@@ -428,7 +428,11 @@ void gq_cfg_dump(const gq_cfg_t *cfg, FILE *out) {
         const char *v = cfg->values[i];
         char red[512];
         if (v && t[i].secret) {
-            gq_cfg_redact_url(v, red, sizeof(red));
+            /* A URL keeps all but its password; any other secret (a key) is masked whole. */
+            if (strstr(v, "://"))
+                gq_cfg_redact_url(v, red, sizeof(red));
+            else
+                snprintf(red, sizeof(red), "***");
             v = red;
         }
         fprintf(out, "%s=%s\t# %s\n", t[i].name, v ? v : "", src_names[cfg->source[i]]);

@@ -33,6 +33,7 @@
 #define S3_LOW_SPEED_BYTES 1024 /* a transfer slower than this per second ... */
 #define S3_LOW_SPEED_S 30       /* ... for this long is abandoned (and retried) */
 #define S3_CREDS_RELOAD_MS 60000
+#define S3_LOG_EVERY_MS 30000 /* a put that keeps failing is logged at most this often */
 #define S3_MIN_PART (5 << 20)
 #define S3_MAX_PARTS 10000
 #define S3_KEY_MAX 600
@@ -55,7 +56,8 @@ typedef struct s3_put {
     gq_media_t media;
 
     s3_step_t step;
-    int tries;        /* failures in a row */
+    int tries;        /* failures since the put began (the backoff grows with them) */
+    int64_t logged;   /* monotonic ms of the last warning about it */
     int64_t retry_at; /* monotonic ms; 0: not waiting */
     bool done;
 
@@ -621,16 +623,18 @@ static void s3_retry(s3_put_t *p, const char *why) {
     p->tries++;
     snprintf(p->errstr, sizeof(p->errstr), "S3 %s s3://%s/%.90s: %.100s", s3_step_name[p->step],
              s->bucket, p->key, why);
-    if (p->tries == 1 || p->tries % 10 == 0)
+    int64_t now = gq_mono_ms();
+    if (p->tries == 1 || now - p->logged >= S3_LOG_EVERY_MS) {
+        p->logged = now;
         gq_warn("%s (try %d; again in %lld ms; the job waits)", p->errstr, p->tries,
                 (long long)delay);
-    p->retry_at = gq_mono_ms() + delay;
+    }
+    p->retry_at = now + delay;
 }
 
-static void s3_step_ok(s3_put_t *p) {
-    p->tries = 0;
-    p->s3->failing = false;
-}
+/* A request succeeded. The backoff keeps growing over the put's failures: a put that fails
+ * late again and again (a verification) does not hammer the server every half second. */
+static void s3_step_ok(s3_put_t *p) { p->s3->failing = false; }
 
 static void s3_advance(s3_put_t *p) {
     if (!s3_send(p))
@@ -753,14 +757,23 @@ static void s3_xfer_done(gq_xfer_t *x, CURLcode rc) {
         snprintf(want + 32, sizeof(want) - 32, "-%d", p->nparts);
         char raw[160];
         if (s3_xml_value(p->resp.data, "ETag", raw, sizeof(raw))) {
-            /* &quot; around it in XML */
-            char *r = raw;
-            if (strncmp(r, "&quot;", 6) == 0)
-                r += 6;
-            char *e = strstr(r, "&quot;");
-            if (e)
-                *e = '\0';
-            s3_etag_norm(r, got, sizeof(got));
+            /* The quotes around it, escaped in XML: &quot; or &#34; (or bare). */
+            char bare[160];
+            size_t o = 0;
+            for (const char *r = raw; *r && o + 1 < sizeof(bare);) {
+                if (strncmp(r, "&quot;", 6) == 0)
+                    r += 6;
+                else if (strncmp(r, "&#34;", 5) == 0)
+                    r += 5;
+                else if (strncasecmp(r, "&#x22;", 6) == 0)
+                    r += 6;
+                else if (*r == '"')
+                    r++;
+                else
+                    bare[o++] = *r++;
+            }
+            bare[o] = '\0';
+            s3_etag_norm(bare, got, sizeof(got));
         }
         if (got[0] && strchr(got, '-') && strcmp(got, want) != 0) {
             snprintf(why, sizeof(why), "multipart ETag %.60s is not %.48s", got, want);
