@@ -27,7 +27,7 @@
 #define REP_MODELS_MAX 32   /* models plotted (the busiest) */
 #define REP_REASONS_MAX 20
 #define REP_BUCKETS 48
-#define REP_THUMB_SIDE 320            /* px: sharp at the sheet's 150 px on a 2x screen */
+#define REP_THUMB_SIDE 200 /* px: the sheet shows 150 px; a PNG of noise does not shrink much */
 #define REP_THUMB_READ_MAX (64 << 20) /* a larger PNG is linked, not read */
 
 gq_status_t gq_report_esc(gq_buf_t *b, const char *s) {
