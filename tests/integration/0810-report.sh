@@ -3,7 +3,7 @@
 # genq report over real jobs (succeeded on two models, failed ones, a prompt full of HTML),
 # opened from file:// in headless Chromium (Debian's, through Selenium): no console error,
 # every thumbnail resolves, the plots are there, no script runs and nothing loads from
-# elsewhere; the hostile prompt is escaped; --model and a range in the future filter.
+# elsewhere; the hostile prompt is escaped; --model, --tenant and a range in the future filter.
 # Screenshots go to $T_TMP/shots (to $GENQ_REPORT_SHOTS as well when set).
 source "$(dirname "$0")/lib.sh"
 [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] ||
@@ -44,6 +44,8 @@ if [ -n "${GENQ_REPORT_SHOTS:-}" ]; then mkdir -p "$GENQ_REPORT_SHOTS" && cp "$T
 "$GENQ" report --since -1h --model sdxl.safetensors --out "$T_TMP/sdxl.html" >/dev/null 2>"$T_TMP/sdxl.log" || fail "genq report --model"
 sdxl=$(sql "SELECT count(*) FROM genq.jobs WHERE model = 'sdxl.safetensors' AND status = 'succeeded'")
 [ "$(grep -c '<figure>' "$T_TMP/sdxl.html")" = "$sdxl" ] || fail "--model: $(grep -c '<figure>' "$T_TMP/sdxl.html") thumbnails, $sdxl sdxl jobs"
+"$GENQ" report --since -1h --tenant 'tenant<b>' --out "$T_TMP/tenant.html" >/dev/null 2>&1 || fail "genq report --tenant"
+[ "$(grep -c '<figure>' "$T_TMP/tenant.html")" = 1 ] || fail "--tenant: $(grep -c '<figure>' "$T_TMP/tenant.html") thumbnails, not 1"
 "$GENQ" report --since 2999-01-01T00:00:00Z --until 2999-01-02 --out "$T_TMP/empty.html" >/dev/null 2>&1 || fail "genq report (empty range)"
 grep -q "No job finished in this range" "$T_TMP/empty.html" || fail "an empty range is not said so"
 rc=0
