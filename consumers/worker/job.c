@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define JOB_RETRY_MS 1000 /* a database or ComfyUI call failed: ask again after this */
+#define JOB_RETRY_MS 1000         /* a database or ComfyUI call failed: ask again after this */
 /* ComfyUI checks its interrupt flag between sampler steps and before each node, so a cancel
  * takes effect only when the node running now ends: a VAE decode or a cold checkpoint load
  * can take tens of seconds. The question whether it worked comes after a pause that grows
@@ -869,8 +869,8 @@ void job_step(job_t *j, const job_ev_t *ev, const job_env_t *env, job_acts_t *ac
             j->cancel_pause_ms = j->cancel_pause_ms * 2 > JOB_CANCEL_CONFIRM_MAX_MS
                                      ? JOB_CANCEL_CONFIRM_MAX_MS
                                      : j->cancel_pause_ms * 2;
-        } else if (!j->asking &&
-                   (ev->type == JEV_TICK || (ev->type == JEV_COMFY && job_comfy_ends(ev->comfy)))) {
+        } else if (!j->asking && (ev->type == JEV_TICK ||
+                                  (ev->type == JEV_COMFY && job_comfy_ends(ev->comfy)))) {
             j->wake_mono = env->now_mono + JOB_RETRY_MS * 2;
             job_ask(j, acts, JACT_STATE);
         } else if (ev->type == JEV_STATE && job_answer(j, ev)) {

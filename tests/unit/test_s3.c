@@ -19,9 +19,9 @@ static void test_parse_url(void) {
     CHECK_STR(p, "a/b");
     CHECK_INT(gq_s3_parse_url("s3://bkt", b, sizeof(b), p, sizeof(p), err, sizeof(err)), GQ_OK);
     CHECK_STR(p, "");
-    const char *bad[] = {"file:///x",          "s3://",          "s3://ab",        "s3://Bucket/x",
-                         "s3://-bkt/x",        "s3://bkt/../x",  "s3://bkt/a//b",  "s3://bkt/a b",
-                         "s3://bkt/./x",       "s3://bkt/a?x=1", "s3://bkt/%2e%2e", NULL};
+    const char *bad[] = {"file:///x",    "s3://",          "s3://ab",         "s3://Bucket/x",
+                         "s3://-bkt/x",  "s3://bkt/../x",  "s3://bkt/a//b",   "s3://bkt/a b",
+                         "s3://bkt/./x", "s3://bkt/a?x=1", "s3://bkt/%2e%2e", NULL};
     for (int i = 0; bad[i]; i++) {
         int rc = gq_s3_parse_url(bad[i], b, sizeof(b), p, sizeof(p), err, sizeof(err));
         if (rc != GQ_ERR_INVALID)
@@ -32,8 +32,11 @@ static void test_parse_url(void) {
 
 static void test_options(void) {
     char err[512];
-    gq_s3_opts_t o = {.url = "s3://bkt/p", .endpoint = "http://127.0.0.1:9000", .access_key = "AK",
-                      .secret_key = "SK", .part_size = 5 << 20};
+    gq_s3_opts_t o = {.url = "s3://bkt/p",
+                      .endpoint = "http://127.0.0.1:9000",
+                      .access_key = "AK",
+                      .secret_key = "SK",
+                      .part_size = 5 << 20};
     gq_s3_t *s = gq_s3_new(&o, NULL, err, sizeof(err));
     CHECK(s != NULL);
     gq_s3_destroy(s);
@@ -101,8 +104,11 @@ static void test_credentials_dir(void) {
 /* Virtual-host addressing: the bucket goes into the host, the key alone into the path. */
 static void test_virtual_host(void) {
     char err[256], url[4096];
-    gq_s3_opts_t o = {.url = "s3://bkt/out", .region = "eu-west-1", .access_key = "AK",
-                      .secret_key = "SK", .presign_s = 3600};
+    gq_s3_opts_t o = {.url = "s3://bkt/out",
+                      .region = "eu-west-1",
+                      .access_key = "AK",
+                      .secret_key = "SK",
+                      .presign_s = 3600};
     gq_s3_t *s = gq_s3_new(&o, NULL, err, sizeof(err));
     CHECK(s != NULL);
     CHECK_INT(gq_s3_presign(s, "s3://bkt/out/ab/x.png", 0, url, sizeof(url), err, sizeof(err)),
