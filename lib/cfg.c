@@ -339,8 +339,8 @@ static void cfg_md_cell(FILE *out, const char *s) {
 }
 
 void gq_cfg_markdown(FILE *out) {
-    static const char *const cmd_names[] = {"produce", "worker", "migrate",
-                                            "events",  "replay", "lag"};
+    static const char *const cmd_names[] = {"produce", "worker", "migrate", "events",
+                                            "replay",  "lag",    "report"};
     static const char *const type_names[] = {"string", "integer", "boolean", "number"};
     static const char intro[] =
         "# Configuration\n"
@@ -445,7 +445,11 @@ void gq_cfg_dump(const gq_cfg_t *cfg, FILE *out) {
         const char *v = cfg->values[i];
         char red[512];
         if (v && t[i].secret) {
-            gq_cfg_redact_url(v, red, sizeof(red));
+            /* A URL keeps all but its password; any other secret (a key) is masked whole. */
+            if (strstr(v, "://"))
+                gq_cfg_redact_url(v, red, sizeof(red));
+            else
+                snprintf(red, sizeof(red), "***");
             v = red;
         }
         fprintf(out, "%s=%s\t# %s\n", t[i].name, v ? v : "", src_names[cfg->source[i]]);

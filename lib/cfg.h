@@ -24,6 +24,7 @@ enum {
     GQ_CMD_REPLAY = 1 << 4,
     GQ_CMD_LAG = 1 << 5,
     GQ_CMD_SCHEMAS = 1 << 6,
+    GQ_CMD_REPORT = 1 << 7,
     GQ_CMD_ALL = 0xff,
 };
 

@@ -9,14 +9,15 @@
 #define R GQ_CMD_REPLAY
 #define L GQ_CMD_LAG
 #define S GQ_CMD_SCHEMAS
+#define T GQ_CMD_REPORT
 #define I64MAX INT64_MAX
 
 static const gq_cfg_key_t cfg_keys[] = {
     /* Services */
     {"brokers", 'b', "GENQ_BROKERS", GQ_CFG_STR, "127.0.0.1:9092", 0, 0, W | P | E | R | L, false,
      "Kafka bootstrap servers, host:port[,host:port]"},
-    {"database_url", 'd', "GENQ_DATABASE_URL", GQ_CFG_STR, "postgresql:///genq", 0, 0, W | M | R,
-     true, "PostgreSQL connection URI or key=value string"},
+    {"database_url", 'd', "GENQ_DATABASE_URL", GQ_CFG_STR, "postgresql:///genq", 0, 0,
+     W | M | R | T, true, "PostgreSQL connection URI or key=value string"},
     {"comfyui_url", 'c', "GENQ_COMFYUI_URL", GQ_CFG_STR, "http://127.0.0.1:8188", 0, 0, W, true,
      "base URL of this worker's ComfyUI"},
     /* Schemas: writer schemas and the Schema Registry */
@@ -65,6 +66,33 @@ static const gq_cfg_key_t cfg_keys[] = {
      "where outputs are stored, content-addressed"},
     {"output_url_prefix", 0, "GENQ_OUTPUT_URL_PREFIX", GQ_CFG_STR, NULL, 0, 0, W, false,
      "prefix of output URIs in records and events (default: file://<output_dir>)"},
+    {"output_url", 0, "GENQ_OUTPUT_URL", GQ_CFG_STR, NULL, 0, 0, W | T, false,
+     "s3://bucket/prefix: store outputs in an S3-compatible bucket instead of output_dir "
+     "(objects <prefix>/<sha256[0:2]>/<sha256>.<ext>, recorded as s3:// URIs)"},
+    {"s3_endpoint", 0, "GENQ_S3_ENDPOINT", GQ_CFG_STR, NULL, 0, 0, W | T, false,
+     "S3 endpoint, http(s)://host[:port] (default: AWS's for s3_region)"},
+    {"s3_region", 0, "GENQ_S3_REGION", GQ_CFG_STR, "us-east-1", 0, 0, W | T, false,
+     "S3 region (signed into every request)"},
+    {"s3_path_style", 0, "GENQ_S3_PATH_STYLE", GQ_CFG_BOOL, "false", 0, 0, W | T, false,
+     "address objects as endpoint/bucket/key (most S3-compatible servers) rather than "
+     "bucket.endpoint/key"},
+    {"s3_access_key_id", 0, "AWS_ACCESS_KEY_ID", GQ_CFG_STR, NULL, 0, 0, W | T, false,
+     "S3 access key id"},
+    {"s3_secret_access_key", 0, "AWS_SECRET_ACCESS_KEY", GQ_CFG_STR, NULL, 0, 0, W | T, true,
+     "S3 secret key (never logged; prefer the environment or s3_credentials_dir to a flag)"},
+    {"s3_session_token", 0, "AWS_SESSION_TOKEN", GQ_CFG_STR, NULL, 0, 0, W | T, true,
+     "S3 session token of temporary credentials"},
+    {"s3_credentials_dir", 0, "GENQ_S3_CREDENTIALS_DIR", GQ_CFG_STR, NULL, 0, 0, W | T, false,
+     "a directory with the files AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and optionally "
+     "AWS_SESSION_TOKEN (a mounted Kubernetes Secret), re-read every minute; wins over the "
+     "three keys above"},
+    {"s3_part_size", 0, "GENQ_S3_PART_SIZE", GQ_CFG_INT, "67108864", 5242880, 5368709120, W, false,
+     "outputs larger than this are uploaded in parts of this size (multipart upload)"},
+    {"s3_presign", 0, "GENQ_S3_PRESIGN", GQ_CFG_INT, "0", 0, 604800, W | T, false,
+     "seconds: completion events (and genq report) carry presigned HTTPS URLs of the objects, "
+     "valid this long, instead of s3:// URIs (0: off; the record keeps the s3:// URI)"},
+    {"s3_ca_file", 0, "GENQ_S3_CA_FILE", GQ_CFG_STR, NULL, 0, 0, W | T, false,
+     "CA bundle for the S3 endpoint's TLS certificate (default: the system's)"},
     {"comfyui_output_dir", 0, "GENQ_COMFYUI_OUTPUT_DIR", GQ_CFG_STR, NULL, 0, 0, W, false,
      "ComfyUI's --output-directory as this worker sees it (a shared volume): its copies of "
      "the outputs are deleted there once recorded (kept when unset)"},
@@ -151,8 +179,9 @@ static const gq_cfg_key_t cfg_keys[] = {
      "template name, or @file.json for an inline API-format workflow"},
     {"prompt", 'p', NULL, GQ_CFG_STR, NULL, 0, 0, P, false, "positive prompt"},
     {"negative_prompt", 0, NULL, GQ_CFG_STR, "", 0, 0, P, false, "negative prompt"},
-    {"model", 'm', NULL, GQ_CFG_STR, NULL, 0, 0, P | R, false,
-     "checkpoint name (replay: only jobs of this model, as recorded, else as requested)"},
+    {"model", 'm', NULL, GQ_CFG_STR, NULL, 0, 0, P | R | T, false,
+     "checkpoint name (replay: only jobs of this model, as recorded, else as requested; "
+     "report: only this model)"},
     {"width", 0, NULL, GQ_CFG_INT, "512", 16, 16384, P, false, "image width"},
     {"height", 0, NULL, GQ_CFG_INT, "512", 16, 16384, P, false, "image height"},
     {"seed", 0, NULL, GQ_CFG_INT, NULL, 0, I64MAX, P, false, "seed (default: random)"},
@@ -233,11 +262,22 @@ static const gq_cfg_key_t cfg_keys[] = {
      "dlq: only dead letters with this genq-reason"},
     {"include_undecodable", 0, NULL, GQ_CFG_BOOL, "false", 0, 0, R, false,
      "dlq: also re-publish messages that could not be decoded"},
-    {"since", 0, NULL, GQ_CFG_STR, NULL, 0, 0, R, false,
+    {"since", 0, NULL, GQ_CFG_STR, NULL, 0, 0, R | T, false,
      "from this time (dlq: when the dead letter was written; jobs: when the job finished): "
      "unix ms, ISO 8601 (2026-12-01T18:00:00Z; UTC without an offset), now, or -30m / -2h / "
      "-1d"},
-    {"until", 0, NULL, GQ_CFG_STR, NULL, 0, 0, R, false, "until this time (same forms)"},
+    {"until", 0, NULL, GQ_CFG_STR, NULL, 0, 0, R | T, false,
+     "until this time (same forms; report: default now)"},
+    /* report */
+    {"tenant", 0, NULL, GQ_CFG_STR, NULL, 0, 0, T, false,
+     "only jobs of this tenant (the request's source)"},
+    {"out", 0, NULL, GQ_CFG_STR, "genq-report.html", 0, 0, T, false,
+     "the HTML file to write (its path is printed)"},
+    {"report_thumbs", 0, NULL, GQ_CFG_INT, "200", 0, 100000, T, false,
+     "outputs shown in the contact sheet at most (the latest)"},
+    {"report_embed_max", 0, NULL, GQ_CFG_INT, "524288", 0, 67108864, T, false,
+     "file outputs up to this many bytes are embedded in the page (data: URIs), larger ones "
+     "linked"},
     {"status", 0, NULL, GQ_CFG_STR, "failed", 0, 0, R, false, "jobs: failed or succeeded"},
     {"error_code", 0, NULL, GQ_CFG_STR, NULL, 0, 0, R, false, "jobs: only this error code"},
     {"to_offset", 0, NULL, GQ_CFG_INT, NULL, 0, I64MAX, R, false,

@@ -20,10 +20,10 @@
 #include "log.h"
 #include "metrics.h"
 #include "offsets.h"
+#include "outputs.h"
 #include "record.h"
 #include "recorder.h"
 #include "scheduler.h"
-#include "store.h"
 #include "sweep.h"
 #include "util.h"
 #include "warmup.h"
@@ -64,7 +64,7 @@ struct gq_worker {
     gq_metrics_t *metrics;
     gq_endpoint_t *endpoint;
     gq_recorder_t *rec;
-    gq_store_t store;
+    gq_outputs_t *outputs;
     gq_sweep_t sweep;
     gq_comfy_t *comfy;
     gq_intake_t *intake;
@@ -347,7 +347,6 @@ static void worker_comfy_answer(gq_worker_t *w, gq_comfy_op_t *op) {
     }
     j->io--;
     job_ev_t ev = {.status = op->status, .errstr = op->errstr, .ask = op->idx};
-    gq_stored_t stored;
     switch (op->kind) {
     case GQ_COMFY_OP_SUBMIT: ev.type = JEV_SUBMITTED; break;
     case GQ_COMFY_OP_STATE:
@@ -364,14 +363,33 @@ static void worker_comfy_answer(gq_worker_t *w, gq_comfy_op_t *op) {
         ev.type = JEV_OUTPUT;
         ev.idx = op->idx;
         if (ev.status == GQ_OK) {
-            ev.status = gq_store_put(&w->store, op->body.data, op->body.len, &stored, op->errstr,
-                                     sizeof(op->errstr));
-            ev.stored = &stored;
+            /* To the store (an upload may take a while): JEV_OUTPUT when it is stored. */
+            gq_outputs_put(w->outputs, &op->body, j->serial, op->idx);
+            j->io++;
+            return;
         }
         break;
     default: return; /* FREE: nothing waits for it */
     }
     worker_step(w, j, &ev);
+}
+
+/* Stored outputs (or why not), as JEV_OUTPUT for their jobs. */
+static void worker_outputs(gq_worker_t *w) {
+    gq_outputs_service(w->outputs, w->env.now_mono);
+    gq_outputs_done_t d;
+    while (gq_outputs_next_done(w->outputs, &d)) {
+        job_t *j = worker_job(w, d.tag);
+        if (!j)
+            continue;
+        j->io--;
+        job_ev_t ev = {.type = JEV_OUTPUT,
+                       .status = d.status,
+                       .errstr = d.errstr,
+                       .idx = d.idx,
+                       .stored = d.status == GQ_OK ? &d.stored : NULL};
+        worker_step(w, j, &ev);
+    }
 }
 
 /* A WebSocket event goes to the job whose prompt it is about. */
@@ -664,6 +682,7 @@ static void worker_readiness(gq_worker_t *w) {
                       : !comfy                         ? "ComfyUI unreachable"
                       : !pg                            ? "PostgreSQL unreachable"
                       : !kafka                         ? "Kafka unreachable"
+                      : !gq_outputs_ok(w->outputs)     ? "output store unreachable"
                       : w->stopping                    ? "stopping"
                                                        : NULL;
     if ((why == NULL) != w->ready || (why && strcmp(why, w->why_not) != 0)) {
@@ -679,6 +698,10 @@ static void worker_health(gq_worker_t *w) {
     if (!w->health_asking && gq_comfy_op_stats(w->comfy, 0))
         w->health_asking = true;
     gq_metrics_in_flight(w->metrics, (int)w->jobs_cnt);
+    int64_t waiting;
+    uint64_t failures;
+    gq_outputs_stats(w->outputs, &waiting, &failures);
+    gq_metrics_outputs(w->metrics, waiting, failures);
     gq_metrics_lag_clear(w->metrics);
     const gq_lanes_t *lanes = gq_intake_lanes(w->intake);
     for (int l = 0; l < lanes->n; l++)
@@ -707,7 +730,8 @@ static int worker_timeout(gq_worker_t *w) {
                         gq_comfy_ws_wake(w->comfy),
                         gq_comfy_ws_connected(w->comfy) ? INT64_MAX : w->ws_retry_mono,
                         w->stopping ? w->stop_deadline : INT64_MAX,
-                        w->failed ? now : INT64_MAX};
+                        w->failed ? now : INT64_MAX,
+                        gq_outputs_wake(w->outputs)};
     for (size_t i = 0; i < GQ_ARRAY_LEN(others); i++)
         if (others[i] < wake)
             wake = others[i];
@@ -758,6 +782,7 @@ static void worker_turn(gq_worker_t *w) {
         worker_comfy_answer(w, op);
         gq_comfy_op_destroy(op);
     }
+    worker_outputs(w);
     worker_failed_answers(w);
     worker_ws(w);
     if (gq_intake_subscribed(w->intake))
@@ -915,6 +940,12 @@ static gq_status_t worker_sched_init(gq_worker_t *w, char *errstr, size_t errstr
     return GQ_OK;
 }
 
+/* A completion event's output URI: a presigned link with s3_presign. */
+static gq_status_t worker_event_uri(void *ctx, const char *uri, char *out, size_t out_size,
+                                    char *errstr, size_t errstr_size) {
+    return gq_outputs_event_uri(ctx, uri, out, out_size, errstr, errstr_size);
+}
+
 gq_worker_t *gq_worker_new(const gq_cfg_t *cfg, volatile sig_atomic_t *stop, gq_status_t *st,
                            char *errstr, size_t errstr_size) {
     gq_worker_t *w = calloc(1, sizeof(*w));
@@ -1002,10 +1033,6 @@ gq_worker_t *gq_worker_new(const gq_cfg_t *cfg, volatile sig_atomic_t *stop, gq_
     *st = worker_connect_db(w, stop, errstr, errstr_size);
     if (*st != GQ_OK)
         goto fail;
-    *st = gq_store_init(&w->store, gq_cfg_str(cfg, "output_dir"),
-                        gq_cfg_str(cfg, "output_url_prefix"), errstr, errstr_size);
-    if (*st != GQ_OK)
-        goto fail;
     *st = gq_sweep_init(&w->sweep, gq_cfg_str(cfg, "comfyui_output_dir"),
                         gq_cfg_str(cfg, "comfyui_temp_dir"), errstr, errstr_size);
     if (*st != GQ_OK)
@@ -1016,11 +1043,18 @@ gq_worker_t *gq_worker_new(const gq_cfg_t *cfg, volatile sig_atomic_t *stop, gq_
         *st = GQ_ERR_INVALID;
         goto fail;
     }
+    /* Uploads run on the ComfyUI client's multi handle: the loop still waits in one place. */
+    w->outputs = gq_outputs_new(cfg, gq_comfy_xfer_host(w->comfy), st, errstr, errstr_size);
+    if (!w->outputs)
+        goto fail;
+    gq_info("outputs go to %s", gq_outputs_describe(w->outputs));
     w->record = gq_record_new(cfg, w->worker_id, w->rec, w->metrics, errstr, errstr_size);
     if (!w->record) {
         *st = GQ_ERR_INVALID;
         goto fail;
     }
+    if (gq_cfg_int(cfg, "s3_presign") > 0)
+        gq_record_set_event_uri(w->record, worker_event_uri, w->outputs);
     w->intake = gq_intake_new(cfg, w->worker_id, w->rec, errstr, errstr_size);
     if (!w->intake) {
         *st = GQ_ERR_INVALID;
@@ -1051,6 +1085,7 @@ void gq_worker_destroy(gq_worker_t *w) {
         w->failed = f->next;
         free(f);
     }
+    gq_outputs_destroy(w->outputs); /* its transfers run on the ComfyUI client's handle */
     gq_comfy_destroy(w->comfy);
     gq_recorder_destroy(w->rec);
     gq_endpoint_destroy(w->endpoint);

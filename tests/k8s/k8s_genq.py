@@ -379,7 +379,12 @@ def check_volumes(rep, w):
     # (non-root and the rest: check_pod_security)
     if not genq_c.get("securityContext", {}).get("readOnlyRootFilesystem"):
         rep.fail(what, "genq must run with readOnlyRootFilesystem")
-    if not under_mount(genq_c, cfg["output_dir"], writable=True):
+    if str(cfg.get("output_url") or "").startswith("s3://"):
+        # Outputs go to a bucket: no volume for them; the Secret's files must be mounted.
+        creds = cfg.get("s3_credentials_dir")
+        if creds and not under_mount(genq_c, creds, writable=False):
+            rep.fail(what, f"GENQ_S3_CREDENTIALS_DIR {creds} is not on a volume")
+    elif not under_mount(genq_c, cfg["output_dir"], writable=True):
         rep.fail(what, f"GENQ_OUTPUT_DIR {cfg['output_dir']} is not on a writable volume")
     if not under_mount(genq_c, wf_dir, writable=False):
         rep.fail(what, f"GENQ_WORKFLOWS_DIR {wf_dir} is not mounted")
