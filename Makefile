@@ -170,7 +170,7 @@ k8s-check: $(GENQ)
 	GENQ=$(GENQ) tests/k8s/run
 
 # The Grafana dashboards and the PrometheusRule, offline (tests/monitoring/; make test runs
-# them too, with the SQL against a migrated database): builds promtool once.
+# them too, with the SQL against a migrated database): fetches promtool once.
 monitoring-check:
 	@scripts/deps test
 	tests/monitoring/run

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # timeout: 600
 # The Grafana dashboards and the PrometheusRule (tests/monitoring/run): JSON valid, every
-# PromQL expression parsed by Prometheus's own parser and naming only metrics genq (or KEDA,
+# PromQL expression parsed by Prometheus's own parser (promtool) and naming only metrics genq (or KEDA,
 # or kube-state-metrics) exports, promtool check rules and the alerts' unit tests (promtool
 # test rules), every SQL query of the analysts' dashboard run against a migrated database
-# holding a few jobs, and each bad fixture failing. promtool is built once (minutes).
+# holding a few jobs, and each bad fixture failing. promtool is fetched once (seconds).
 source "$(dirname "$0")/lib.sh"
 t_fresh_db
 sql "INSERT INTO genq.jobs (job_id, status, attempts, model, source, prompt, submitted_at, started_at,

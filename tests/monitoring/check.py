@@ -4,7 +4,7 @@ migrated database when one is given):
 
   dashboards  valid JSON; unique uid, panel ids and refIds; every panel and target on the
               dashboard's data source variable; every PromQL expression (Grafana's variables
-              substituted) parses with Prometheus's own parser and selects only metrics genq
+              substituted) parses with Prometheus's own parser (promtool) and selects only metrics genq
               exports (read from consumers/worker/metrics.c) or the KEDA and kube-state-metrics
               names listed in external-metrics.txt (KEDA's checked against KEDA's source);
               with --database-url, every SQL query (Grafana's macros expanded) runs against
@@ -12,7 +12,7 @@ migrated database when one is given):
   rules       the PrometheusRule's groups pass `promtool check rules`, every expression the
               same name check, and `promtool test rules` runs the alerts' unit tests.
 
-    check.py --promtool P --promql-names N --keda-src F [--database-url URL]
+    check.py --promtool P --promql-python PY --keda-src F [--database-url URL]
              [--dashboard FILE]... [--rule FILE] [--rules-test FILE]
 Prints one line per finding; exit status 1 when anything failed.
 """
@@ -172,10 +172,10 @@ def check_dashboard(path, queries, sqls):
             fail(name, "no query")
 
 
-def check_names(names_tool, queries, known):
+def check_names(python, promtool, queries, known):
     if not queries:
         return
-    out = subprocess.run([names_tool], input=json.dumps([{"id": i, "expr": e} for i, e in queries]),
+    out = subprocess.run([python, os.path.join(HERE, "promql-names"), "--promtool", promtool], input=json.dumps([{"id": i, "expr": e} for i, e in queries]),
                          capture_output=True, text=True)
     if out.returncode != 0:
         raise SystemExit(f"promql-names failed: {out.stderr}")
@@ -241,7 +241,7 @@ def check_rules(promtool, rule_path, test_path, queries):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--promtool", required=True)
-    ap.add_argument("--promql-names", required=True)
+    ap.add_argument("--promql-python", required=True, help="a Python with promql_parser")
     ap.add_argument("--keda-src")
     ap.add_argument("--metrics-source", default=os.path.join(ROOT, "consumers/worker/metrics.c"))
     ap.add_argument("--external", default=os.path.join(HERE, "external-metrics.txt"))
@@ -256,7 +256,7 @@ def main():
         check_dashboard(d, queries, sqls)
     if a.rule:
         check_rules(a.promtool, a.rule, a.rules_test, queries)
-    check_names(a.promql_names, queries, known)
+    check_names(a.promql_python, a.promtool, queries, known)
     if a.database_url:
         check_sql(a.database_url, sqls)
     print(f"{len(queries)} PromQL expressions, {len(sqls)} SQL queries"
