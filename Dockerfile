@@ -9,7 +9,7 @@ ARG GENQ_VERSION=0.0.0-docker
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         build-essential pkg-config librdkafka-dev libavro-dev libcurl4-openssl-dev \
-        libpq-dev libjansson-dev libssl-dev \
+        libpq-dev libjansson-dev libssl-dev zlib1g-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -22,7 +22,7 @@ FROM debian:12-slim
 # Runtime libraries only; libsasl2-modules carries SCRAM and PLAIN for SASL to Kafka.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        librdkafka1 libavro23 libcurl4 libpq5 libjansson4 libssl3 libsasl2-modules \
+        librdkafka1 libavro23 libcurl4 libpq5 libjansson4 libssl3 zlib1g libsasl2-modules \
         ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --gid 10001 genq \

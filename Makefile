@@ -6,7 +6,7 @@
 MODE     ?= dev
 BUILDDIR := build/$(MODE)
 CC       ?= cc
-PKGS     := rdkafka avro-c libcurl libpq jansson libcrypto
+PKGS     := rdkafka avro-c libcurl libpq jansson libcrypto zlib
 SHELL    := /bin/bash
 VERSION  := $(shell git describe --always --dirty 2>/dev/null || echo 0.1.0)
 
@@ -23,7 +23,7 @@ endif
 WARN     := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes \
             -Wmissing-prototypes -Wpointer-arith -Wvla -Wno-missing-field-initializers
 CSTD     := -std=c11 -D_GNU_SOURCE
-INC      := -Ilib -I. -Icmd -Ischemas -Iproducers -Iconsumers -Iconsumers/worker -Iconsumers/worker/bind -Iconsumers/worker/store -Iconsumers/worker/db -Iconsumers/events -Iconsumers/replay -Iconsumers/lag -Imigrations
+INC      := -Ilib -I. -Icmd -Ischemas -Iproducers -Iconsumers -Iconsumers/worker -Iconsumers/worker/bind -Iconsumers/worker/store -Iconsumers/worker/db -Iconsumers/events -Iconsumers/replay -Iconsumers/lag -Iconsumers/report -Imigrations
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -59,7 +59,7 @@ TEST_SRC := $(sort $(wildcard tests/unit/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BINDIR)/tests/%)
 GENQ     := $(BINDIR)/genq
 
-.PHONY: all deps test unit asan valgrind demo bench fuzz fuzz-long style style-check lint docs keda-check k8s-check image-check clean help soak comfyui-real comfyui-facts
+.PHONY: all deps test unit asan valgrind demo bench fuzz fuzz-long style style-check lint docs keda-check k8s-check monitoring-check image-check clean help soak comfyui-real comfyui-facts
 all: $(GENQ) $(TEST_BIN) $(BINDIR)/libgenq-producer.a
 
 help:
@@ -75,6 +75,7 @@ help:
 	@echo "make docs       regenerate docs/configuration.md from the configuration table"
 	@echo "make k8s-check  check k8s/ and the Dockerfile offline (also part of make test)"
 	@echo "make keda-check genq lag beside KEDA's own scaler (builds it once: ~30 min)"
+	@echo "make monitoring-check  the Grafana dashboards and alerts, offline (SQL: make test)"
 	@echo "make image-check  build the Dockerfile in chroots and run genq in it (root)"
 	@echo "make comfyui-real   install the real ComfyUI 0.3.64 test peer into ~/.cache/genq (make test does it too)"
 	@echo "make comfyui-facts  run the experiments behind tests/comfyreal/FACTS.md on the real server (long)"
@@ -167,6 +168,12 @@ k8s-check: $(GENQ)
 	@scripts/deps test
 	python3 tests/k8s/check_dockerfile.py Dockerfile $(GENQ)
 	GENQ=$(GENQ) tests/k8s/run
+
+# The Grafana dashboards and the PrometheusRule, offline (tests/monitoring/; make test runs
+# them too, with the SQL against a migrated database): fetches promtool once.
+monitoring-check:
+	@scripts/deps test
+	tests/monitoring/run
 
 # genq lag beside KEDA's own Kafka scaler (tests/integration/0401): builds the scaler from
 # the Go module proxy once (about half an hour and 5 GB), then make test runs 0401 as well.

@@ -14,5 +14,6 @@ int gq_cmd_replay(int argc, char **argv);
 int gq_cmd_lag(int argc, char **argv);
 int gq_cmd_schemas(int argc, char **argv);
 int gq_cmd_cancel(int argc, char **argv);
+int gq_cmd_report(int argc, char **argv);
 
 #endif

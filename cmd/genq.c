@@ -30,6 +30,7 @@ static const cmd_t commands[] = {
     {"lag", gq_cmd_lag, "consumer lag and replicas, as KEDA computes them"},
     {"replay", gq_cmd_replay, "re-publish dead letters or failed jobs; move offsets"},
     {"schemas", gq_cmd_schemas, "the Avro schemas: list, show, check compatibility, register"},
+    {"report", gq_cmd_report, "an HTML page of a time range: outputs, durations, failures"},
 };
 
 static void usage(FILE *out) {

@@ -339,8 +339,9 @@ static void cfg_md_cell(FILE *out, const char *s) {
 }
 
 void gq_cfg_markdown(FILE *out) {
-    static const char *const cmd_names[] = {"produce", "worker", "migrate", "events",
-                                            "replay",  "lag",    "schemas", "cancel"};
+    static const char *const cmd_names[] = {"produce", "worker",  "migrate", "events", "replay",
+                                            "lag",     "schemas", "cancel",  "report"};
+    _Static_assert(GQ_ARRAY_LEN(cmd_names) == GQ_CMD_COUNT, "a name for every GQ_CMD_ bit");
     static const char *const type_names[] = {"string", "integer", "boolean", "number"};
     static const char intro[] =
         "# Configuration\n"
@@ -445,7 +446,11 @@ void gq_cfg_dump(const gq_cfg_t *cfg, FILE *out) {
         const char *v = cfg->values[i];
         char red[512];
         if (v && t[i].secret) {
-            gq_cfg_redact_url(v, red, sizeof(red));
+            /* A URL keeps all but its password; any other secret (a key) is masked whole. */
+            if (strstr(v, "://"))
+                gq_cfg_redact_url(v, red, sizeof(red));
+            else
+                snprintf(red, sizeof(red), "***");
             v = red;
         }
         fprintf(out, "%s=%s\t# %s\n", t[i].name, v ? v : "", src_names[cfg->source[i]]);

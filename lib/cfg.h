@@ -25,7 +25,9 @@ enum {
     GQ_CMD_LAG = 1 << 5,
     GQ_CMD_SCHEMAS = 1 << 6,
     GQ_CMD_CANCEL = 1 << 7,
-    GQ_CMD_ALL = 0xff,
+    GQ_CMD_REPORT = 1 << 8,
+    GQ_CMD_COUNT = 9, /* the names in gq_cfg_markdown() */
+    GQ_CMD_ALL = (1 << 9) - 1,
 };
 
 typedef enum gq_cfg_type { GQ_CFG_STR, GQ_CFG_INT, GQ_CFG_BOOL, GQ_CFG_DOUBLE } gq_cfg_type_t;

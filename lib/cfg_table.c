@@ -10,6 +10,7 @@
 #define L GQ_CMD_LAG
 #define S GQ_CMD_SCHEMAS
 #define C GQ_CMD_CANCEL
+#define T GQ_CMD_REPORT
 #define I64MAX INT64_MAX
 
 static const gq_cfg_key_t cfg_keys[] = {
@@ -17,7 +18,7 @@ static const gq_cfg_key_t cfg_keys[] = {
     {"brokers", 'b', "GENQ_BROKERS", GQ_CFG_STR, "127.0.0.1:9092", 0, 0, W | P | E | R | L | C,
      false, "Kafka bootstrap servers, host:port[,host:port]"},
     {"database_url", 'd', "GENQ_DATABASE_URL", GQ_CFG_STR, "postgresql:///genq", 0, 0,
-     W | M | R | C, true,
+     W | M | R | C | T, true,
      "PostgreSQL connection URI or key=value string (genq cancel reads it only when set, to "
      "say how a job that already ended ended)"},
     {"comfyui_url", 'c', "GENQ_COMFYUI_URL", GQ_CFG_STR, "http://127.0.0.1:8188", 0, 0, W, true,
@@ -76,6 +77,33 @@ static const gq_cfg_key_t cfg_keys[] = {
      "where outputs are stored, content-addressed"},
     {"output_url_prefix", 0, "GENQ_OUTPUT_URL_PREFIX", GQ_CFG_STR, NULL, 0, 0, W, false,
      "prefix of output URIs in records and events (default: file://<output_dir>)"},
+    {"output_url", 0, "GENQ_OUTPUT_URL", GQ_CFG_STR, NULL, 0, 0, W | T, false,
+     "s3://bucket/prefix: store outputs in an S3-compatible bucket instead of output_dir "
+     "(objects <prefix>/<sha256[0:2]>/<sha256>.<ext>, recorded as s3:// URIs)"},
+    {"s3_endpoint", 0, "GENQ_S3_ENDPOINT", GQ_CFG_STR, NULL, 0, 0, W | T, false,
+     "S3 endpoint, http(s)://host[:port] (default: AWS's for s3_region)"},
+    {"s3_region", 0, "GENQ_S3_REGION", GQ_CFG_STR, "us-east-1", 0, 0, W | T, false,
+     "S3 region (signed into every request)"},
+    {"s3_path_style", 0, "GENQ_S3_PATH_STYLE", GQ_CFG_BOOL, "false", 0, 0, W | T, false,
+     "address objects as endpoint/bucket/key (most S3-compatible servers) rather than "
+     "bucket.endpoint/key"},
+    {"s3_access_key_id", 0, "AWS_ACCESS_KEY_ID", GQ_CFG_STR, NULL, 0, 0, W | T, false,
+     "S3 access key id"},
+    {"s3_secret_access_key", 0, "AWS_SECRET_ACCESS_KEY", GQ_CFG_STR, NULL, 0, 0, W | T, true,
+     "S3 secret key (never logged; prefer the environment or s3_credentials_dir to a flag)"},
+    {"s3_session_token", 0, "AWS_SESSION_TOKEN", GQ_CFG_STR, NULL, 0, 0, W | T, true,
+     "S3 session token of temporary credentials"},
+    {"s3_credentials_dir", 0, "GENQ_S3_CREDENTIALS_DIR", GQ_CFG_STR, NULL, 0, 0, W | T, false,
+     "a directory with the files AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and optionally "
+     "AWS_SESSION_TOKEN (a mounted Kubernetes Secret), re-read every minute; wins over the "
+     "three keys above"},
+    {"s3_part_size", 0, "GENQ_S3_PART_SIZE", GQ_CFG_INT, "67108864", 5242880, 5368709120, W, false,
+     "outputs larger than this are uploaded in parts of this size (multipart upload)"},
+    {"s3_presign", 0, "GENQ_S3_PRESIGN", GQ_CFG_INT, "0", 0, 604800, W | T, false,
+     "seconds: completion events (and genq report) carry presigned HTTPS URLs of the objects, "
+     "valid this long, instead of s3:// URIs (0: off; the record keeps the s3:// URI)"},
+    {"s3_ca_file", 0, "GENQ_S3_CA_FILE", GQ_CFG_STR, NULL, 0, 0, W | T, false,
+     "CA bundle for the S3 endpoint's TLS certificate (default: the system's)"},
     {"comfyui_output_dir", 0, "GENQ_COMFYUI_OUTPUT_DIR", GQ_CFG_STR, NULL, 0, 0, W, false,
      "ComfyUI's --output-directory as this worker sees it (a shared volume): its copies of "
      "the outputs are deleted there once recorded (kept when unset)"},
@@ -84,6 +112,14 @@ static const gq_cfg_key_t cfg_keys[] = {
      "jobs are deleted there (kept when unset)"},
     {"workflows_dir", 0, "GENQ_WORKFLOWS_DIR", GQ_CFG_STR, "./workflows", 0, 0, W, false,
      "directory of API-format workflow templates (<name>.json)"},
+    {"inline_workflows", 0, "GENQ_INLINE_WORKFLOWS", GQ_CFG_STR, "allow", 0, 0, W, false,
+     "requests' own workflows (workflow_json): off (refused), allowlist (only the node classes "
+     "of inline_node_classes) or allow (any node ComfyUI has); a template without an "
+     "\"_genq\".overrides list takes any override under allow, none otherwise"},
+    {"inline_node_classes", 0, "GENQ_INLINE_NODE_CLASSES", GQ_CFG_STR, NULL, 0, 0, W, false,
+     "node classes an inline workflow may use under allowlist: a file (a value with a /), one "
+     "class a line, or a comma-separated list; the word default stands for genq's list of core "
+     "ComfyUI nodes, which is also the default"},
     {"queue_depth", 0, "GENQ_QUEUE_DEPTH", GQ_CFG_INT, "1", 0, 8, W, false,
      "prompts kept queued in ComfyUI ahead of the one rendering"},
     {"schedule", 0, "GENQ_SCHEDULE", GQ_CFG_STR, "fair", 0, 0, W, false,
@@ -157,8 +193,9 @@ static const gq_cfg_key_t cfg_keys[] = {
      "template name, or @file.json for an inline API-format workflow"},
     {"prompt", 'p', NULL, GQ_CFG_STR, NULL, 0, 0, P, false, "positive prompt"},
     {"negative_prompt", 0, NULL, GQ_CFG_STR, "", 0, 0, P, false, "negative prompt"},
-    {"model", 'm', NULL, GQ_CFG_STR, NULL, 0, 0, P | R, false,
-     "checkpoint name (replay jobs: only this model)"},
+    {"model", 'm', NULL, GQ_CFG_STR, NULL, 0, 0, P | R | T, false,
+     "checkpoint name (replay: only jobs of this model, as recorded, else as requested; "
+     "report: only this model)"},
     {"width", 0, NULL, GQ_CFG_INT, "512", 16, 16384, P, false, "image width"},
     {"height", 0, NULL, GQ_CFG_INT, "512", 16, 16384, P, false, "image height"},
     {"seed", 0, NULL, GQ_CFG_INT, NULL, 0, I64MAX, P, false, "seed (default: random)"},
@@ -168,8 +205,10 @@ static const gq_cfg_key_t cfg_keys[] = {
     {"scheduler", 0, NULL, GQ_CFG_STR, "normal", 0, 0, P, false, "scheduler"},
     {"batch_size", 0, NULL, GQ_CFG_INT, "1", 1, 64, P, false, "images per request"},
     {"priority", 0, NULL, GQ_CFG_INT, "0", -1000, 1000, P, false,
-     "a hint, not a queue order: a worker submits the higher of the few jobs it holds "
-     "(queue_depth + 3) first; others wait behind older messages of their partition"},
+     "picks the lane with GENQ_LANES (> 0 the first, < 0 the last, 0 the middle one; without "
+     "lanes every request goes to --requests-topic) and is recorded with the job; workers "
+     "serve the first lane with work first, then within a lane by aging bounds, tenant turns, "
+     "model affinity and arrival, never by the number itself"},
     {"source", 0, "GENQ_SOURCE", GQ_CFG_STR, "genq-cli", 0, 0, P, false,
      "source/tenant recorded with the job"},
     {"timeout", 0, NULL, GQ_CFG_INT, NULL, 1, 86400, P, false, "render deadline in seconds"},
@@ -184,7 +223,7 @@ static const gq_cfg_key_t cfg_keys[] = {
      "start at: beginning, end, an offset, or @<unix-ms> timestamp"},
     {"follow", 'F', NULL, GQ_CFG_BOOL, "false", 0, 0, E, false, "keep waiting for new events"},
     {"limit", 0, NULL, GQ_CFG_INT, "0", 0, I64MAX, E | R, false,
-     "stop after this many (0: no limit)"},
+     "stop after this many (events printed, jobs or dead letters replayed; 0: no limit)"},
     {"job", 0, NULL, GQ_CFG_STR, NULL, 0, 0, E, false, "only events of this job id"},
     {"progress", 0, NULL, GQ_CFG_BOOL, "false", 0, 0, E, false,
      "progress events (the progress topic) instead of completion events: live bars on a "
@@ -236,21 +275,38 @@ static const gq_cfg_key_t cfg_keys[] = {
     {"dry_run", 'n', NULL, GQ_CFG_BOOL, "false", 0, 0, R, false,
      "show what would be replayed, change nothing"},
     {"force", 0, NULL, GQ_CFG_BOOL, "false", 0, 0, R, false,
-     "also replay jobs that already succeeded (they render again)"},
+     "also replay jobs that already succeeded (they render again); dlq: and jobs left queued by "
+     "a replay whose message was not delivered"},
     {"reason", 0, NULL, GQ_CFG_STR, NULL, 0, 0, R | C, false,
      "replay dlq: only dead letters with this genq-reason; cancel: why (at most 512 bytes, "
      "kept in genq.cancels and the completion event's error.message)"},
     {"include_undecodable", 0, NULL, GQ_CFG_BOOL, "false", 0, 0, R, false,
      "dlq: also re-publish messages that could not be decoded"},
-    {"since", 0, NULL, GQ_CFG_STR, NULL, 0, 0, R, false,
-     "from this time: unix ms, or -30m / -2h / -1d"},
-    {"until", 0, NULL, GQ_CFG_STR, NULL, 0, 0, R, false, "until this time (same forms)"},
+    {"since", 0, NULL, GQ_CFG_STR, NULL, 0, 0, R | T, false,
+     "from this time (dlq: when the dead letter was written; jobs: when the job finished): "
+     "unix ms, ISO 8601 (2026-12-01T18:00:00Z; UTC without an offset), now, or -30m / -2h / "
+     "-1d"},
+    {"until", 0, NULL, GQ_CFG_STR, NULL, 0, 0, R | T, false,
+     "until this time (same forms; report: default now)"},
+    /* report */
+    {"tenant", 0, NULL, GQ_CFG_STR, NULL, 0, 0, T, false,
+     "only jobs of this tenant (the request's source)"},
+    {"out", 0, NULL, GQ_CFG_STR, "genq-report.html", 0, 0, T, false,
+     "the HTML file to write (its path is printed)"},
+    {"report_thumbs", 0, NULL, GQ_CFG_INT, "200", 0, 100000, T, false,
+     "outputs shown in the contact sheet at most (the latest)"},
+    {"report_embed_max", 0, NULL, GQ_CFG_INT, "524288", 0, 67108864, T, false,
+     "file outputs up to this many bytes are embedded in the page (data: URIs), larger ones "
+     "linked"},
     {"status", 0, NULL, GQ_CFG_STR, "failed", 0, 0, R, false, "jobs: failed or succeeded"},
     {"error_code", 0, NULL, GQ_CFG_STR, NULL, 0, 0, R, false, "jobs: only this error code"},
     {"to_offset", 0, NULL, GQ_CFG_INT, NULL, 0, I64MAX, R, false,
      "offsets: move every partition (or --partition) to this offset"},
     {"to_time", 0, NULL, GQ_CFG_STR, NULL, 0, 0, R, false,
-     "offsets: move to the first offset at or after this time"},
+     "offsets: move to the first offset at or after this time (the forms of since)"},
+    {"idle_timeout", 0, NULL, GQ_CFG_INT, "30", 1, 86400, R, false,
+     "dlq: seconds without a dead letter arriving before giving up on reading the topic up to "
+     "the end it had at start (exit 1)"},
     {"partition", 0, NULL, GQ_CFG_INT, NULL, 0, 100000, R, false, "offsets: only this partition"},
     /* cancel */
     {"requested_by", 0, "GENQ_REQUESTED_BY", GQ_CFG_STR, "genq-cli", 0, 0, C, false,

@@ -156,8 +156,11 @@ static int cancel_run(const gq_cfg_t *cfg, char ids[][37], size_t n, cancel_stat
     gq_reader_t *waiter = NULL;
     if (wait && todo) {
         /* Opened first: its end is fixed now, so no completion can be missed. */
-        waiter = gq_reader_new(cfg, gq_cfg_str(cfg, "completed_topic"), "end", 0, true, err,
-                               sizeof(err));
+        gq_reader_opts_t ro = {.topic = gq_cfg_str(cfg, "completed_topic"),
+                               .from = "end",
+                               .follow = true,
+                               .wait_ms = GQ_READER_WAIT_MS};
+        waiter = gq_reader_new(cfg, &ro, err, sizeof(err));
         if (!waiter) {
             gq_err("%s", err);
             return GQ_EXIT_UNAVAILABLE;

@@ -464,8 +464,13 @@ int gq_cmd_produce(int argc, char **argv) {
     gq_reader_t *waiter = NULL, *progress = NULL;
     if (wait) {
         /* Open the reader first: its "end" is fixed now, so no completion can be missed. */
-        waiter = gq_reader_new(&cfg, gq_cfg_str(&cfg, "completed_topic"), "end", partitions, true,
-                               err, sizeof(err));
+        gq_reader_opts_t ro = {.topic = gq_cfg_str(&cfg, "completed_topic"),
+                               .from = "end",
+                               .partitions = partitions,
+                               .follow = true,
+                               .wait_ms = GQ_READER_WAIT_MS,
+                               .stop = &produce_stop};
+        waiter = gq_reader_new(&cfg, &ro, err, sizeof(err));
         if (!waiter) {
             gq_err("%s", err);
             gq_request_prep_destroy(prep);
@@ -473,8 +478,8 @@ int gq_cmd_produce(int argc, char **argv) {
             return GQ_EXIT_UNAVAILABLE;
         }
         /* Progress is shown when it can be (best effort, like the events themselves). */
-        progress = gq_reader_new(&cfg, gq_cfg_str(&cfg, "progress_topic"), "end", partitions, true,
-                                 err, sizeof(err));
+        ro.topic = gq_cfg_str(&cfg, "progress_topic");
+        progress = gq_reader_new(&cfg, &ro, err, sizeof(err));
         if (!progress)
             gq_warn("no progress shown: %s", err);
     }

@@ -244,6 +244,13 @@ void gq_comfy_op_destroy(gq_comfy_op_t *op);
 /** Operations started and not yet handed out by gq_comfy_op_next_done. */
 size_t gq_comfy_ops_pending(const gq_comfy_t *c);
 
+/**
+ * The client's multi handle as a host for other modules' libcurl transfers (xfer.h), so
+ * they progress in gq_comfy_wait like the client's own. They must be aborted before
+ * gq_comfy_destroy.
+ */
+struct gq_xfer_host *gq_comfy_xfer_host(gq_comfy_t *c);
+
 /** An extra descriptor for gq_comfy_wait (the same layout as curl_waitfd). */
 typedef struct gq_comfy_waitfd {
     int fd;

@@ -9,6 +9,7 @@
 #define GQ_COMFY_INT_H
 
 #include "comfy.h"
+#include "xfer.h"
 
 #include <stdbool.h>
 #include <curl/curl.h>
@@ -186,7 +187,8 @@ struct gq_comfy {
     size_t max_ws_message;
     char *ca_file; /**< owned; NULL for the system's CA bundle */
 
-    CURLM *multi; /**< every HTTP request, blocking ones included */
+    CURLM *multi;         /**< every HTTP request, blocking ones included */
+    gq_xfer_host_t xfers; /**< other modules' transfers on the same multi (xfer.h) */
     struct curl_slist *headers;
     char user_agent[64];
     CURL *idle[GQ_COMFY_MAX_CONNECTIONS]; /**< easy handles kept for reuse */

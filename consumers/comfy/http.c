@@ -65,6 +65,7 @@ gq_status_t gq_comfy_http_setup(gq_comfy_t *c, char *errstr, size_t errstr_size)
         return GQ_ERR_NOMEM;
     }
     c->headers = h2;
+    c->xfers.multi = c->multi;
     curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)GQ_COMFY_MAX_CONNECTIONS);
     curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, (long)GQ_COMFY_MAX_CONNECTIONS);
     snprintf(c->user_agent, sizeof(c->user_agent), "genq/%s", gq_version());
@@ -198,8 +199,11 @@ static void http_perform(gq_comfy_t *c) {
         if (m->msg != CURLMSG_DONE)
             continue;
         gq_comfy_op_t *op = NULL;
-        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&op);
         CURLcode rc = m->data.result;
+        /* Another module's transfer (the S3 output store) on the same multi handle. */
+        if (gq_xfer_dispatch(&c->xfers, m->easy_handle, rc))
+            continue;
+        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&op);
         if (op)
             http_done(c, op, rc);
     }
@@ -241,6 +245,8 @@ gq_comfy_op_t *gq_comfy_op_next_done(gq_comfy_t *c) {
 
 size_t gq_comfy_ops_pending(const gq_comfy_t *c) { return c->pending; }
 
+gq_xfer_host_t *gq_comfy_xfer_host(gq_comfy_t *c) { return &c->xfers; }
+
 void gq_comfy_op_run(gq_comfy_t *c, gq_comfy_op_t *op) {
     while (!op->priv->done) {
         int numfds = 0;
@@ -262,6 +268,8 @@ void gq_comfy_op_run(gq_comfy_t *c, gq_comfy_op_t *op) {
 
 /* Aborts every transfer (the client is going away). */
 void gq_comfy_http_teardown(gq_comfy_t *c) {
+    /* Their owners should have ended them; their callbacks are not called from here. */
+    gq_xfer_host_release(&c->xfers);
     while (c->running) {
         gq_comfy_op_t *op = c->running;
         curl_multi_remove_handle(c->multi, op->priv->easy);

@@ -94,7 +94,9 @@ int gq_cmd_events(int argc, char **argv) {
                           "JSON lines; without --follow it stops at the end of the topic.\n"
                           "--progress: GenerationProgress events instead (the progress topic):\n"
                           "JSON lines, or on a terminal (text logs, no --json) a live line per "
-                          "job.\n",
+                          "job.\n"
+                          "A topic that does not exist yet, or whose partitions have no leader "
+                          "yet, is\nwaited for: 30 s, with --follow until it comes.\n",
                           argc, argv, &argi);
     if (rc >= 0)
         return rc;
@@ -111,10 +113,21 @@ int gq_cmd_events(int argc, char **argv) {
     signal(SIGINT, events_on_signal);
     signal(SIGTERM, events_on_signal);
     bool follow = gq_cfg_bool(&cfg, "follow"), progress = gq_cfg_bool(&cfg, "progress");
-    gq_reader_t *r =
-        gq_reader_new(&cfg, gq_cfg_str(&cfg, progress ? "progress_topic" : "completed_topic"),
-                      gq_cfg_str(&cfg, "from"), 0, follow, err, sizeof(err));
+    /* A topic not there yet (no worker has created it, a broker is electing its leaders) is
+     * waited for: with --follow until it comes, else for a while. */
+    gq_reader_opts_t ro = {.topic =
+                               gq_cfg_str(&cfg, progress ? "progress_topic" : "completed_topic"),
+                           .from = gq_cfg_str(&cfg, "from"),
+                           .follow = follow,
+                           .wait_ms = follow ? -1 : GQ_READER_WAIT_MS,
+                           .stop = &events_stop};
+    gq_reader_t *r = gq_reader_new(&cfg, &ro, err, sizeof(err));
     if (!r) {
+        if (events_stop) { /* asked to stop while it waited for the topic: nothing went wrong */
+            gq_info("%s", err);
+            gq_cfg_release(&cfg);
+            return GQ_EXIT_OK;
+        }
         gq_err("%s", err);
         gq_cfg_release(&cfg);
         return GQ_EXIT_UNAVAILABLE;

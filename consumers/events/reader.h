@@ -11,17 +11,34 @@
 #include "genq_schema.h"
 #include "gq.h"
 
+#include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 typedef struct gq_reader gq_reader_t;
 
+/** How long a reader waits by default for its topic to exist and to have a leader for every
+ * partition (a topic created a moment ago, a broker electing leaders). */
+#define GQ_READER_WAIT_MS 30000
+
+typedef struct gq_reader_opts {
+    const char *topic;
+    const char *from; /**< "beginning", "end", an offset, or "@<unix-ms>" */
+    int partitions;   /**< > 0: create the topic with this many partitions when missing */
+    bool follow;      /**< keep reading past the end seen at open */
+    int64_t wait_ms;  /**< how long to wait for the topic and its leaders (0: GQ_READER_WAIT_MS,
+                           < 0: until *stop) */
+    volatile sig_atomic_t *stop; /**< may be NULL; non-zero ends the wait (a signal) */
+} gq_reader_opts_t;
+
 /**
- * Opens a reader on topic, at `from`: "beginning", "end", an offset, or "@<unix-ms>".
- * "end" is resolved to concrete offsets now, so events produced after this call are
- * never missed. The topic is created (partitions) if it does not exist.
+ * Opens a reader on o->topic at o->from. "end" is resolved to concrete offsets now, so
+ * events produced after this call are never missed. A topic that does not exist yet, or a
+ * partition without a leader yet, is waited for (logged once), up to o->wait_ms; then NULL
+ * with errstr naming the topic and what was missing.
  */
-gq_reader_t *gq_reader_new(const gq_cfg_t *cfg, const char *topic, const char *from, int partitions,
-                           bool follow, char *errstr, size_t errstr_size);
+gq_reader_t *gq_reader_new(const gq_cfg_t *cfg, const gq_reader_opts_t *o, char *errstr,
+                           size_t errstr_size);
 void gq_reader_destroy(gq_reader_t *r);
 
 /**

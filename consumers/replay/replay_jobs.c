@@ -25,8 +25,8 @@ static gq_status_t replay_request(const PGresult *res, int i, gq_request_t *req)
             req->submitted_at = gq_now_ms();
             return GQ_OK;
         }
-        gq_warn("job %s: its stored request does not read back (%s); using its columns",
-                gq_pg_get(res, i, 0), err);
+        gq_log_job(GQ_LOG_WARN, gq_pg_get(res, i, 0),
+                   "its stored request does not read back (%s); using its columns", err);
         gq_request_release(req);
     }
     gq_request_init(req);
@@ -128,8 +128,8 @@ int gq_replay_jobs(const gq_cfg_t *cfg, gq_pg_t *pg) {
         replay_request(res, i, &req);
         bool reset = false;
         int32_t attempts = 0;
-        if (gq_replay_reset_job(pg, req.job_id, force, dry, &reset, &attempts, err, sizeof(err)) !=
-            GQ_OK) {
+        if (gq_replay_reset_job(pg, req.job_id, force, dry, &reset, &attempts, NULL, err,
+                                sizeof(err)) != GQ_OK) {
             gq_log_job(GQ_LOG_ERROR, req.job_id, "%s", err);
             failed++;
         } else if (reset) {
@@ -167,7 +167,7 @@ int gq_replay_offsets(const gq_cfg_t *cfg, gq_pg_t *pg) {
     int64_t when = 0;
     if (gq_cfg_isset(cfg, "to_time") &&
         gq_replay_parse_time(gq_cfg_str(cfg, "to_time"), gq_now_ms(), &when) != GQ_OK) {
-        gq_err("--to-time: expected unix ms or -30m, -2h, -1d");
+        gq_err("--to-time \"%.64s\": expected " GQ_REPLAY_TIME_FORMS, gq_cfg_str(cfg, "to_time"));
         return GQ_EXIT_USAGE;
     }
     rd_kafka_conf_t *conf = gq_kafka_conf_new(cfg, "genq-replay", err, sizeof(err));

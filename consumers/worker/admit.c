@@ -1,5 +1,7 @@
 /* Admission (see admit.h). */
 #include "admit.h"
+#include "codes.h"
+#include "guard.h"
 #include "template.h"
 #include "util.h"
 
@@ -102,7 +104,7 @@ void gq_admit_message(const void *payload, size_t len, const char *key_job_id,
         snprintf(err, sizeof(err),
                  "message of %zu bytes, over the limit of %zu (max_message_bytes)", len,
                  cfg->max_message_bytes);
-        admit_fail(out, "message_too_large", err);
+        admit_fail(out, GQ_CODE_MESSAGE_TOO_LARGE, err);
         return;
     }
     out->decoded = dst == GQ_OK;
@@ -118,35 +120,55 @@ void gq_admit_message(const void *payload, size_t len, const char *key_job_id,
     if (dst != GQ_OK) {
         /* It did not even decode: poison, so it goes to the dead-letter topic too. */
         out->dead_letter = true;
-        admit_fail(out, "decode_error", err);
+        admit_fail(out, GQ_CODE_DECODE_ERROR, err);
         return;
     }
     out->max_attempts = out->req.max_attempts > 0 ? out->req.max_attempts : cfg->max_attempts;
     if (gq_request_validate(&out->req, err, sizeof(err)) != GQ_OK) {
-        admit_fail(out, "invalid_request", err);
+        admit_fail(out, GQ_CODE_INVALID_REQUEST, err);
         return;
     }
+    /* The worker's policy (guard.h) is asked before binding (may the request come in this
+     * way at all) and after (may ComfyUI run what it became). */
+    const gq_guard_t *guard = cfg->guard ? cfg->guard : gq_guard_default();
+    bool is_inline = out->req.workflow_json != NULL;
     json_t *tmpl = NULL;
     gq_status_t st;
-    if (out->req.workflow_json)
+    if (is_inline) {
+        if (gq_guard_request(guard, &out->req, NULL, true, err, sizeof(err)) != GQ_OK) {
+            admit_fail(out, GQ_CODE_WORKFLOW_NOT_ALLOWED, err);
+            return;
+        }
         st = gq_workflow_parse(out->req.workflow_json, strlen(out->req.workflow_json), &tmpl, err,
                                sizeof(err));
-    else
+    } else {
         st = admit_template(cfg, out->req.workflow, &tmpl, err, sizeof(err));
+    }
     if (st != GQ_OK) {
-        admit_fail(out, st == GQ_ERR_NOTFOUND ? "unknown_template" : "invalid_workflow", err);
+        admit_fail(out, st == GQ_ERR_NOTFOUND ? GQ_CODE_UNKNOWN_TEMPLATE : GQ_CODE_INVALID_WORKFLOW,
+                   err);
+        return;
+    }
+    if (!is_inline && gq_guard_request(guard, &out->req, tmpl, false, err, sizeof(err)) != GQ_OK) {
+        json_decref(tmpl);
+        admit_fail(out, GQ_CODE_WORKFLOW_NOT_ALLOWED, err);
         return;
     }
     char prefix[64];
     snprintf(prefix, sizeof(prefix), "genq/%s", out->job_id);
     gq_template_info_t info = {0};
-    gq_bind_opts_t opts = {.filename_prefix = prefix,
-                           .is_inline = out->req.workflow_json != NULL,
-                           .name = out->req.workflow};
+    gq_bind_opts_t opts = {
+        .filename_prefix = prefix, .is_inline = is_inline, .name = out->req.workflow};
     st = gq_workflow_bind(tmpl, &out->req, &opts, &out->workflow, &info, err, sizeof(err));
     json_decref(tmpl);
     if (st != GQ_OK) {
-        admit_fail(out, "invalid_workflow", err);
+        admit_fail(out, GQ_CODE_INVALID_WORKFLOW, err);
+        return;
+    }
+    if (gq_guard_workflow(guard, out->workflow, is_inline, prefix, err, sizeof(err)) != GQ_OK) {
+        json_decref(out->workflow);
+        out->workflow = NULL;
+        admit_fail(out, GQ_CODE_WORKFLOW_NOT_ALLOWED, err);
         return;
     }
     const char *m = out->req.model ? out->req.model

@@ -30,7 +30,7 @@ typedef struct gq_admit {
     int32_t max_attempts;
     bool dead_letter; /**< FAIL/REJECT: the message goes to the dead-letter topic too */
     size_t dead_cut;  /**< the dead letter carries only this many bytes (0: all of it) */
-    char code[32];    /**< FAIL/REJECT: decode_error, invalid_request, unknown_template... */
+    char code[32];    /**< FAIL/REJECT: a code of codes.h (decode_error, invalid_request...) */
     char message[512];
 } gq_admit_t;
 
@@ -54,8 +54,10 @@ typedef struct gq_admit_cfg {
     const char *workflows_dir;
     int job_timeout_s;
     int32_t max_attempts;
-    size_t max_message_bytes; /**< larger messages fail as message_too_large (0: no limit) */
-    gq_admit_cache_t *cache;  /**< may be NULL */
+    size_t max_message_bytes;     /**< larger messages fail as message_too_large (0: no limit) */
+    gq_admit_cache_t *cache;      /**< may be NULL */
+    const struct gq_guard *guard; /**< what a request may make ComfyUI do (guard.h); NULL:
+                                       gq_guard_default(), which the worker's main sets */
 } gq_admit_cfg_t;
 
 /**

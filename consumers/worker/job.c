@@ -3,6 +3,7 @@
  * taking the events that state expects. The helpers below it decide the common moves: a
  * failure (retry, give up, or leave the job to the next owner), a cancellation, the end.
  */
+#include "codes.h"
 #include "job.h"
 #include "log.h"
 #include "policy.h"
@@ -350,7 +351,7 @@ static void job_cancel_record(job_t *j, const job_env_t *env, job_acts_t *acts, 
     j->no_attempt = !attempt_ran;
     j->dead_letter = false;
     j->error_retryable = false;
-    gq_strlcpy(j->error_code, "cancelled", sizeof(j->error_code));
+    gq_strlcpy(j->error_code, GQ_CODE_CANCELLED, sizeof(j->error_code));
     gq_strlcpy(j->error_message, j->cancel_msg, sizeof(j->error_message));
     if (j->started_at && !j->rendered_at)
         j->rendered_at = env->now_wall > j->started_at ? env->now_wall : j->started_at;

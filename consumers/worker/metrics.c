@@ -65,6 +65,8 @@ struct gq_metrics {
     int64_t outbox_pending, outbox_parked;
     uint64_t sched_picks[4];
     double outbox_oldest_s;
+    int64_t outputs_waiting;
+    uint64_t outputs_failures;
     int64_t lag[GQ_LANES_MAX][M_MAX_PARTS];
     bool lag_set[GQ_LANES_MAX][M_MAX_PARTS];
     int64_t heartbeat_mono, heartbeat_wall;
@@ -225,6 +227,13 @@ void gq_metrics_outbox(gq_metrics_t *m, int64_t pending, int64_t parked, double 
     m->outbox_pending = pending;
     m->outbox_parked = parked;
     m->outbox_oldest_s = oldest_s;
+    pthread_mutex_unlock(&m->lock);
+}
+
+void gq_metrics_outputs(gq_metrics_t *m, int64_t waiting, uint64_t failures) {
+    pthread_mutex_lock(&m->lock);
+    m->outputs_waiting = waiting;
+    m->outputs_failures = failures;
     pthread_mutex_unlock(&m->lock);
 }
 
@@ -430,6 +439,13 @@ char *gq_metrics_render(gq_metrics_t *m) {
     m_head(&b, "genq_outbox_oldest_seconds", "gauge",
            "Age of the oldest outbox message to publish.");
     gq_buf_appendf(&b, "genq_outbox_oldest_seconds %.3f\n", m->outbox_oldest_s);
+    m_head(&b, "genq_output_uploads_waiting", "gauge",
+           "Outputs fetched from ComfyUI and not yet stored (an object-store outage holds them).");
+    gq_buf_appendf(&b, "genq_output_uploads_waiting %lld\n", (long long)m->outputs_waiting);
+    m_head(&b, "genq_output_store_failures_total", "counter",
+           "Object-store requests that failed and were retried.");
+    gq_buf_appendf(&b, "genq_output_store_failures_total %llu\n",
+                   (unsigned long long)m->outputs_failures);
     m_head(&b, "genq_ready", "gauge", "1 when Kafka, PostgreSQL and ComfyUI are reachable.");
     gq_buf_appendf(&b, "genq_ready %d\n", m->ready ? 1 : 0);
     m_head(&b, "genq_loop_last_turn_timestamp_seconds", "gauge",

@@ -59,6 +59,8 @@ void gq_metrics_cache(gq_metrics_t *m, bool hit);
 void gq_metrics_sched_wait(gq_metrics_t *m, const char *lane, const char *tenant, double wait_s);
 /** genq.outbox: rows to publish, rows parked, age of the oldest to publish. */
 void gq_metrics_outbox(gq_metrics_t *m, int64_t pending, int64_t parked, double oldest_s);
+/** The output store: outputs waiting to be stored, failed object-store requests so far. */
+void gq_metrics_outputs(gq_metrics_t *m, int64_t waiting, uint64_t failures);
 void gq_metrics_lag(gq_metrics_t *m, const char *topic, int32_t partition, int64_t lag);
 /** Forgets partitions no longer assigned (their lag is another worker's to report). */
 void gq_metrics_lag_clear(gq_metrics_t *m);

@@ -1,6 +1,7 @@
 /* The failure policy (see policy.h). */
 #include "policy.h"
 
+#include "codes.h"
 #include "gq.h"
 
 #include <string.h>
@@ -61,21 +62,21 @@ gq_policy_class_t gq_policy_classify(const char *exception_type, const char *mes
     const char *msg = message ? message : "";
     if (strstr(type, "OutOfMemory") ||
         policy_has(msg, policy_oom_messages, GQ_ARRAY_LEN(policy_oom_messages)))
-        return (gq_policy_class_t){"out_of_memory", true, true};
+        return (gq_policy_class_t){GQ_CODE_OUT_OF_MEMORY, true, true};
     if ((policy_is(type, "FileNotFoundError") && strstr(msg, "Model in folder")) ||
         strstr(msg, "not in list") /* a model name the loader's list lacks */)
-        return (gq_policy_class_t){"missing_model", false, false};
+        return (gq_policy_class_t){GQ_CODE_MISSING_MODEL, false, false};
     for (size_t i = 0; i < GQ_ARRAY_LEN(policy_deterministic); i++)
         if (policy_is(type, policy_deterministic[i]))
-            return (gq_policy_class_t){"node_error", false, false};
+            return (gq_policy_class_t){GQ_CODE_NODE_ERROR, false, false};
     if (policy_is(type, "RuntimeError") &&
         policy_has(msg, policy_deterministic_messages, GQ_ARRAY_LEN(policy_deterministic_messages)))
-        return (gq_policy_class_t){"node_error", false, false};
+        return (gq_policy_class_t){GQ_CODE_NODE_ERROR, false, false};
     /* Anything else may be the GPU or the host (a CUDA fault, a lost file system): retry,
      * but not an error that already happened word for word on the previous attempt. */
     if (repeated)
-        return (gq_policy_class_t){"execution_error", false, false};
-    return (gq_policy_class_t){"execution_error", true, false};
+        return (gq_policy_class_t){GQ_CODE_EXECUTION_ERROR, false, false};
+    return (gq_policy_class_t){GQ_CODE_EXECUTION_ERROR, true, false};
 }
 
 int64_t gq_policy_backoff_ms(int32_t attempt) {

@@ -64,7 +64,43 @@ struct gq_record {
     int64_t failed_ids[256];
     char *failed_err[256];
     size_t failed_cnt;
+    gq_record_uri_fn event_uri; /* completion events' output URIs (presigned), or NULL */
+    void *event_uri_ctx;
 };
+
+void gq_record_set_event_uri(gq_record_t *r, gq_record_uri_fn fn, void *ctx) {
+    r->event_uri = fn;
+    r->event_uri_ctx = ctx;
+}
+
+/* Encodes the event with each output's URI as event_uri makes it. */
+static gq_status_t record_encode_event(gq_record_t *r, const gq_completed_t *ev, gq_buf_t *out,
+                                       char *errstr, size_t errstr_size) {
+    if (!r->event_uri || ev->outputs_cnt == 0)
+        return gq_completed_encode(ev, out, errstr, errstr_size);
+    enum { URI_MAX = 4096 };
+    gq_completed_t copy = *ev;
+    gq_output_t *outs = calloc(ev->outputs_cnt, sizeof(*outs));
+    char *uris = calloc(ev->outputs_cnt, URI_MAX);
+    gq_status_t st = GQ_OK;
+    if (!outs || !uris) {
+        gq_errf(errstr, errstr_size, "out of memory");
+        st = GQ_ERR_NOMEM;
+    }
+    for (size_t i = 0; st == GQ_OK && i < ev->outputs_cnt; i++) {
+        outs[i] = ev->outputs[i];
+        outs[i].uri = uris + i * URI_MAX;
+        st = r->event_uri(r->event_uri_ctx, ev->outputs[i].uri ? ev->outputs[i].uri : "",
+                          outs[i].uri, URI_MAX, errstr, errstr_size);
+    }
+    if (st == GQ_OK) {
+        copy.outputs = outs;
+        st = gq_completed_encode(&copy, out, errstr, errstr_size);
+    }
+    free(outs);
+    free(uris);
+    return st;
+}
 
 /* A row could not be published: counted and kept, published again after retry_ms. */
 static void record_failed(gq_record_t *r, int64_t id, const char *why) {
@@ -260,7 +296,7 @@ gq_status_t gq_record_send(gq_record_t *r, const gq_record_job_t *job, uint64_t 
     gq_status_t st = GQ_OK;
     if (job->ev) {
         /* No record without its event: an event that cannot be encoded stops it here. */
-        st = gq_completed_encode(job->ev, &p->event, errstr, errstr_size);
+        st = record_encode_event(r, job->ev, &p->event, errstr, errstr_size);
         if (st == GQ_OK)
             st = gq_schema_reframe(&p->event, 0, r->framing, r->event_schema_id);
         if (st != GQ_OK) {

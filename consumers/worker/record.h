@@ -51,6 +51,15 @@ gq_record_t *gq_record_new(const gq_cfg_t *cfg, const char *worker_id, gq_record
 /** Flushes what is still to publish (bounded) and frees it. */
 void gq_record_destroy(gq_record_t *r);
 
+/** Rewrites an output's URI for the completion event (writes out; an error stops the record). */
+typedef gq_status_t (*gq_record_uri_fn)(void *ctx, const char *uri, char *out, size_t out_size,
+                                        char *errstr, size_t errstr_size);
+/**
+ * Completion events carry fn's URIs (presigned links to the objects) while the record keeps
+ * the outputs' own (s3://). Unset: both carry the same.
+ */
+void gq_record_set_event_uri(gq_record_t *r, gq_record_uri_fn fn, void *ctx);
+
 /**
  * Sends the record (the answer comes through the recorder's pipeline with `tag`, for
  * gq_record_answer). GQ_ERR_INVALID: the completion event cannot be encoded (nothing was

@@ -15,16 +15,17 @@
 #include "cancels.h"
 #include "comfy/comfy.h"
 #include "endpoint.h"
+#include "guard.h"
 #include "intake.h"
 #include "job.h"
 #include "log.h"
 #include "metrics.h"
 #include "offsets.h"
 #include "progress_pub.h"
+#include "outputs.h"
 #include "record.h"
 #include "recorder.h"
 #include "scheduler.h"
-#include "store.h"
 #include "sweep.h"
 #include "util.h"
 #include "warmup.h"
@@ -67,7 +68,7 @@ struct gq_worker {
     gq_metrics_t *metrics;
     gq_endpoint_t *endpoint;
     gq_recorder_t *rec;
-    gq_store_t store;
+    gq_outputs_t *outputs;
     gq_sweep_t sweep;
     gq_comfy_t *comfy;
     gq_intake_t *intake;
@@ -92,6 +93,8 @@ struct gq_worker {
     job_env_t env;
     int queue_depth;
     size_t backlog_max;
+    gq_guard_t guard; /* what requests may make ComfyUI do */
+    bool has_guard;
     bool stopping, grace_over, fatal;
     int64_t stop_deadline;
     int64_t health_mono, stats_mono, ws_retry_mono;
@@ -365,7 +368,6 @@ static void worker_comfy_answer(gq_worker_t *w, gq_comfy_op_t *op) {
     }
     j->io--;
     job_ev_t ev = {.status = op->status, .errstr = op->errstr, .ask = op->idx};
-    gq_stored_t stored;
     switch (op->kind) {
     case GQ_COMFY_OP_SUBMIT: ev.type = JEV_SUBMITTED; break;
     case GQ_COMFY_OP_STATE:
@@ -382,14 +384,33 @@ static void worker_comfy_answer(gq_worker_t *w, gq_comfy_op_t *op) {
         ev.type = JEV_OUTPUT;
         ev.idx = op->idx;
         if (ev.status == GQ_OK) {
-            ev.status = gq_store_put(&w->store, op->body.data, op->body.len, &stored, op->errstr,
-                                     sizeof(op->errstr));
-            ev.stored = &stored;
+            /* To the store (an upload may take a while): JEV_OUTPUT when it is stored. */
+            gq_outputs_put(w->outputs, &op->body, j->serial, op->idx);
+            j->io++;
+            return;
         }
         break;
     default: return; /* FREE: nothing waits for it */
     }
     worker_step(w, j, &ev);
+}
+
+/* Stored outputs (or why not), as JEV_OUTPUT for their jobs. */
+static void worker_outputs(gq_worker_t *w) {
+    gq_outputs_service(w->outputs, w->env.now_mono);
+    gq_outputs_done_t d;
+    while (gq_outputs_next_done(w->outputs, &d)) {
+        job_t *j = worker_job(w, d.tag);
+        if (!j)
+            continue;
+        j->io--;
+        job_ev_t ev = {.type = JEV_OUTPUT,
+                       .status = d.status,
+                       .errstr = d.errstr,
+                       .idx = d.idx,
+                       .stored = d.status == GQ_OK ? &d.stored : NULL};
+        worker_step(w, j, &ev);
+    }
 }
 
 /* A WebSocket event goes to the job whose prompt it is about. */
@@ -768,6 +789,7 @@ static void worker_readiness(gq_worker_t *w) {
                       : !comfy                         ? "ComfyUI unreachable"
                       : !pg                            ? "PostgreSQL unreachable"
                       : !kafka                         ? "Kafka unreachable"
+                      : !gq_outputs_ok(w->outputs)     ? "output store unreachable"
                       : w->stopping                    ? "stopping"
                                                        : NULL;
     if ((why == NULL) != w->ready || (why && strcmp(why, w->why_not) != 0)) {
@@ -784,6 +806,10 @@ static void worker_health(gq_worker_t *w) {
         w->health_asking = true;
     gq_metrics_in_flight(w->metrics, (int)w->jobs_cnt);
     gq_metrics_progress(w->metrics, gq_progpub_sent(w->progpub), gq_progpub_dropped(w->progpub));
+    int64_t waiting;
+    uint64_t failures;
+    gq_outputs_stats(w->outputs, &waiting, &failures);
+    gq_metrics_outputs(w->metrics, waiting, failures);
     gq_metrics_lag_clear(w->metrics);
     const gq_lanes_t *lanes = gq_intake_lanes(w->intake);
     for (int l = 0; l < lanes->n; l++)
@@ -817,7 +843,9 @@ static int worker_timeout(gq_worker_t *w) {
                         gq_cancels_unrecorded(w->cancels) && !w->cancels_recording &&
                                 gq_pgq_connected(gq_recorder_pgq(w->rec))
                             ? w->cancels_retry_mono
-                            : INT64_MAX};
+                            : INT64_MAX,
+
+                        gq_outputs_wake(w->outputs)};
     for (size_t i = 0; i < GQ_ARRAY_LEN(others); i++)
         if (others[i] < wake)
             wake = others[i];
@@ -869,6 +897,7 @@ static void worker_turn(gq_worker_t *w) {
         worker_comfy_answer(w, op);
         gq_comfy_op_destroy(op);
     }
+    worker_outputs(w);
     worker_failed_answers(w);
     worker_ws(w);
     worker_cancels(w);
@@ -1035,6 +1064,12 @@ static gq_status_t worker_sched_init(gq_worker_t *w, char *errstr, size_t errstr
     return GQ_OK;
 }
 
+/* A completion event's output URI: a presigned link with s3_presign. */
+static gq_status_t worker_event_uri(void *ctx, const char *uri, char *out, size_t out_size,
+                                    char *errstr, size_t errstr_size) {
+    return gq_outputs_event_uri(ctx, uri, out, out_size, errstr, errstr_size);
+}
+
 gq_worker_t *gq_worker_new(const gq_cfg_t *cfg, volatile sig_atomic_t *stop, gq_status_t *st,
                            char *errstr, size_t errstr_size) {
     gq_worker_t *w = calloc(1, sizeof(*w));
@@ -1064,10 +1099,21 @@ gq_worker_t *gq_worker_new(const gq_cfg_t *cfg, volatile sig_atomic_t *stop, gq_
     w->lookahead = (size_t)gq_cfg_int(cfg, "lookahead");
     if (w->lookahead < (size_t)w->queue_depth + 2)
         w->lookahead = (size_t)w->queue_depth + 2;
-    w->admit =
-        (gq_admit_cfg_t){gq_cfg_str(cfg, "workflows_dir"), (int)gq_cfg_int(cfg, "job_timeout"),
-                         (int32_t)gq_cfg_int(cfg, "max_attempts"),
-                         (size_t)gq_cfg_int(cfg, "max_message_bytes"), &w->templates};
+    w->admit = (gq_admit_cfg_t){gq_cfg_str(cfg, "workflows_dir"),
+                                (int)gq_cfg_int(cfg, "job_timeout"),
+                                (int32_t)gq_cfg_int(cfg, "max_attempts"),
+                                (size_t)gq_cfg_int(cfg, "max_message_bytes"),
+                                &w->templates,
+                                NULL};
+    /* What a request may make ComfyUI do (guard.h), read once; admission asks it. */
+    *st = gq_guard_init(&w->guard, gq_cfg_str(cfg, "inline_workflows"),
+                        gq_cfg_str(cfg, "inline_node_classes"), errstr, errstr_size);
+    if (*st != GQ_OK)
+        goto fail;
+    w->has_guard = true;
+    w->admit.guard = &w->guard;
+    gq_info("inline workflows: %s%s", gq_guard_mode_name(w->guard.inline_mode),
+            w->guard.inline_mode == GQ_INLINE_ALLOWLIST ? " (GENQ_INLINE_NODE_CLASSES)" : "");
     w->env = (job_env_t){.admit = &w->admit,
                          .worker_id = w->worker_id,
                          .stall_timeout_ms = (int)gq_cfg_int(cfg, "stall_timeout") * 1000,
@@ -1111,10 +1157,6 @@ gq_worker_t *gq_worker_new(const gq_cfg_t *cfg, volatile sig_atomic_t *stop, gq_
     *st = worker_connect_db(w, stop, errstr, errstr_size);
     if (*st != GQ_OK)
         goto fail;
-    *st = gq_store_init(&w->store, gq_cfg_str(cfg, "output_dir"),
-                        gq_cfg_str(cfg, "output_url_prefix"), errstr, errstr_size);
-    if (*st != GQ_OK)
-        goto fail;
     *st = gq_sweep_init(&w->sweep, gq_cfg_str(cfg, "comfyui_output_dir"),
                         gq_cfg_str(cfg, "comfyui_temp_dir"), errstr, errstr_size);
     if (*st != GQ_OK)
@@ -1125,6 +1167,11 @@ gq_worker_t *gq_worker_new(const gq_cfg_t *cfg, volatile sig_atomic_t *stop, gq_
         *st = GQ_ERR_INVALID;
         goto fail;
     }
+    /* Uploads run on the ComfyUI client's multi handle: the loop still waits in one place. */
+    w->outputs = gq_outputs_new(cfg, gq_comfy_xfer_host(w->comfy), st, errstr, errstr_size);
+    if (!w->outputs)
+        goto fail;
+    gq_info("outputs go to %s", gq_outputs_describe(w->outputs));
     w->record = gq_record_new(cfg, w->worker_id, w->rec, w->metrics, errstr, errstr_size);
     if (!w->record) {
         *st = GQ_ERR_INVALID;
@@ -1140,6 +1187,8 @@ gq_worker_t *gq_worker_new(const gq_cfg_t *cfg, volatile sig_atomic_t *stop, gq_
         *st = GQ_ERR_INVALID;
         goto fail;
     }
+    if (gq_cfg_int(cfg, "s3_presign") > 0)
+        gq_record_set_event_uri(w->record, worker_event_uri, w->outputs);
     w->intake = gq_intake_new(cfg, w->worker_id, w->rec, errstr, errstr_size);
     if (!w->intake) {
         *st = GQ_ERR_INVALID;
@@ -1156,6 +1205,8 @@ int gq_worker_signal_fd(const gq_worker_t *w) { return w->sig[1]; }
 void gq_worker_destroy(gq_worker_t *w) {
     if (!w)
         return;
+    if (w->has_guard)
+        gq_guard_release(&w->guard);
     gq_intake_destroy(w->intake);
     gq_cancels_destroy(w->cancels);
     /* Its topic handle goes before the producer it belongs to. */
@@ -1171,6 +1222,7 @@ void gq_worker_destroy(gq_worker_t *w) {
         w->failed = f->next;
         free(f);
     }
+    gq_outputs_destroy(w->outputs); /* its transfers run on the ComfyUI client's handle */
     gq_comfy_destroy(w->comfy);
     gq_recorder_destroy(w->rec);
     gq_endpoint_destroy(w->endpoint);

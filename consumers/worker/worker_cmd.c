@@ -68,6 +68,7 @@ int gq_cmd_worker(int argc, char **argv) {
         gq_cfg_release(&cfg);
         return GQ_EXIT_USAGE;
     }
+    char err[1024];
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = worker_on_signal;
@@ -75,7 +76,6 @@ int gq_cmd_worker(int argc, char **argv) {
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    char err[1024];
     gq_status_t st = worker_schemas(&cfg, err, sizeof(err));
     if (st != GQ_OK) {
         gq_err("%s", err);

@@ -3,9 +3,11 @@
  * with a request. The first byte picks the request: inline or template, which fields are set
  * (so the graph walks of graph.c run for every field), the rest is the workflow. A workflow
  * that binds must still be a valid API-format workflow, and every saving node must carry the
- * prefix.
+ * prefix; the worker's policy (guard.c: node classes, file inputs, prefixes) then looks at it
+ * under a narrow allowlist, and must say yes or no without crashing.
  */
 #include "consumers/worker/bind/graph.h"
+#include "consumers/worker/bind/guard.h"
 #include "consumers/worker/bind/template.h"
 
 #include <stdint.h>
@@ -63,6 +65,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
         if (savers == 0)
             abort();
+        static gq_guard_t guard;
+        static int guard_ready;
+        if (!guard_ready)
+            guard_ready =
+                gq_guard_init(&guard, "allowlist", "default,EmptyImage", err, sizeof(err)) == GQ_OK;
+        if (guard_ready &&
+            gq_guard_workflow(&guard, out, opts.is_inline, "genq/fuzz", err, sizeof(err)) !=
+                GQ_OK &&
+            !err[0])
+            abort(); /* a refusal always says why */
         json_decref(again);
         free(text);
         json_decref(out);

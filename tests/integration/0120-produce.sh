@@ -125,7 +125,8 @@ done
 t1=$(date +%s%3N)
 /usr/bin/python3 - "$T_TMP" "$GENQ_ROOT" "$t0" "$t1" <<'PY' || fail "the published messages are not what was asked for"
 import io, json, struct, sys
-import avro.io, avro.schema
+import avro.io, avro.schema, re
+traces = set()
 tmp, root, t0, t1 = sys.argv[1], sys.argv[2] or ".", int(sys.argv[3]), int(sys.argv[4])
 schema = avro.schema.parse(open(f"{root}/schemas/GenerationRequest.avsc").read())
 reader = avro.io.DatumReader(schema)
@@ -139,7 +140,13 @@ def dump(part):
     while pos < len(data):
         nl = data.index(b"\n", pos)
         klen, key, header, vlen = data[pos:nl].decode().split(" ")
-        assert header == "content-type=application/vnd.genq.request+avro", header
+        # genq produce starts a trace per request (a W3C traceparent); the C API only when asked
+        assert re.fullmatch(r"content-type=application/vnd\.genq\.request\+avro"
+                            r"(,traceparent=00-[0-9a-f]{32}-[0-9a-f]{16}-01)?", header), header
+        if part != "capi":
+            assert "traceparent=" in header, (part, header)
+            assert header not in traces, f"two requests share a trace: {header}"
+            traces.add(header)
         value = data[nl + 1:nl + 1 + int(vlen)]
         pos = nl + 1 + int(vlen)
         req = decode(value)

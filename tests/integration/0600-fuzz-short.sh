@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # timeout: 420
 # A short libFuzzer run (10 s per target) of the request decoder, the completion decoder, the
-# workflow binder (graph.c), media type detection,
+# workflow binder (graph.c), media type detection, the report's PNG thumbnails,
 # JSON request input and the canonical-form code, from the committed corpus. Any crash,
 # leak or sanitizer report fails. `make fuzz-long` runs the long campaign.
 set -euo pipefail

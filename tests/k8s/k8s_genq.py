@@ -136,6 +136,7 @@ def check_genq(rep, objs, genq, metrics_names):
     check_volumes(rep, w)
     check_comfyui_copies(rep, w)
     check_selectors(rep, w)
+    check_inline(rep, w)
     for rule_obj in (o for o in objs if o.get("kind") == "PrometheusRule"):
         check_rules(rep, rule_obj, metrics_names)
 
@@ -155,6 +156,15 @@ def formula_terms(formula):
     if not all(re.fullmatch(r"[A-Za-z_]\w*|\d+(\.\d+)?", t) for t in terms):
         return None
     return [t for t in terms if not t[0].isdigit()]
+
+
+def check_inline(rep, w):
+    """Requests' own workflows: a deployment takes the safe side (docs/operations.md)."""
+    mode = w.cfg.get("inline_workflows")
+    if mode not in ("off", "allowlist"):
+        rep.fail(w.what, f"GENQ_INLINE_WORKFLOWS is {mode or 'unset'}: whoever may write to the "
+                         "requests topic could run any ComfyUI node, custom nodes included; "
+                         "set off or allowlist")
 
 
 def check_scaledobject(rep, w):
@@ -369,7 +379,12 @@ def check_volumes(rep, w):
     # (non-root and the rest: check_pod_security)
     if not genq_c.get("securityContext", {}).get("readOnlyRootFilesystem"):
         rep.fail(what, "genq must run with readOnlyRootFilesystem")
-    if not under_mount(genq_c, cfg["output_dir"], writable=True):
+    if str(cfg.get("output_url") or "").startswith("s3://"):
+        # Outputs go to a bucket: no volume for them; the Secret's files must be mounted.
+        creds = cfg.get("s3_credentials_dir")
+        if creds and not under_mount(genq_c, creds, writable=False):
+            rep.fail(what, f"GENQ_S3_CREDENTIALS_DIR {creds} is not on a volume")
+    elif not under_mount(genq_c, cfg["output_dir"], writable=True):
         rep.fail(what, f"GENQ_OUTPUT_DIR {cfg['output_dir']} is not on a writable volume")
     if not under_mount(genq_c, wf_dir, writable=False):
         rep.fail(what, f"GENQ_WORKFLOWS_DIR {wf_dir} is not mounted")

@@ -196,7 +196,7 @@ static void test_cfg(void) {
     }
     CHECK(saw_pw && saw_proto);
     CHECK_STR(cfg.kafka[2], "security.protocol=SSL");
-    char dump[4096] = "";
+    char dump[16384] = "";
     FILE *df = fmemopen(dump, sizeof(dump) - 1, "w");
     CHECK(df != NULL);
     gq_cfg_dump(&cfg, df);
@@ -208,6 +208,18 @@ static void test_cfg(void) {
     gq_cfg_release(&cfg);
     unsetenv("GENQ_KAFKA_SASL_PASSWORD");
     unsetenv("GENQ_KAFKA_SECURITY_PROTOCOL");
+    /* A secret that is not a URL (the S3 secret key) is masked whole. */
+    setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI", 1);
+    CHECK(gq_cfg_init(&cfg, GQ_CMD_WORKER, "worker", err, sizeof(err)) == GQ_OK);
+    char dump2[16384] = "";
+    FILE *d2 = fmemopen(dump2, sizeof(dump2) - 1, "w");
+    CHECK(d2 != NULL);
+    gq_cfg_dump(&cfg, d2);
+    fclose(d2);
+    CHECK(strstr(dump2, "wJalr") == NULL);
+    CHECK(strstr(dump2, "s3_secret_access_key=***\t# env") != NULL);
+    gq_cfg_release(&cfg);
+    unsetenv("AWS_SECRET_ACCESS_KEY");
     setenv("GENQ_QUEUE_DEPTH", "many", 1);
     CHECK(gq_cfg_init(&cfg, GQ_CMD_WORKER, "worker", err, sizeof(err)) == GQ_ERR_INVALID);
     gq_cfg_release(&cfg);

@@ -188,6 +188,34 @@ const char *gq_graph_ids(char *dst, size_t dst_size, const char **ids, size_t n)
     return dst;
 }
 
+gq_status_t gq_graph_node_ref(json_t *wf, const char *ref, const char **id) {
+    *id = NULL;
+    if (!ref || !*ref)
+        return GQ_ERR_NOTFOUND;
+    if (json_is_object(json_object_get(wf, ref))) {
+        *id = gq_graph_key(wf, ref);
+        return GQ_OK;
+    }
+    const char *key;
+    json_t *node;
+    json_object_foreach(wf, key, node) {
+        const char *title =
+            json_string_value(json_object_get(json_object_get(node, "_meta"), "title"));
+        if (!title || strcmp(title, ref) != 0)
+            continue;
+        if (*id) {
+            *id = NULL;
+            return GQ_ERR_INVALID;
+        }
+        *id = key;
+    }
+    return *id ? GQ_OK : GQ_ERR_NOTFOUND;
+}
+
+bool gq_graph_is_preview(json_t *node) {
+    return graph_in(gq_graph_class(node), graph_preview_classes);
+}
+
 /* ------------------------------------------------------------------------------------------
  * Places
  * ------------------------------------------------------------------------------------------ */

@@ -66,6 +66,16 @@ const char *gq_graph_key(json_t *wf, const char *id);
  */
 bool gq_graph_is_saver(json_t *node);
 
+/**
+ * The node `ref` names, as an override key does: its id, else its _meta.title when exactly
+ * one node has it. GQ_OK with *id (a key of wf), GQ_ERR_NOTFOUND, or GQ_ERR_INVALID when
+ * the title is ambiguous.
+ */
+gq_status_t gq_graph_node_ref(json_t *wf, const char *ref, const char **id);
+
+/** True for the output nodes that write only temporary previews (PreviewImage...). */
+bool gq_graph_is_preview(json_t *node);
+
 /** Marks (in the object seen, id -> true) start and every node it depends on. */
 gq_status_t gq_graph_mark_upstream(json_t *wf, const char *start, json_t *seen);
 

@@ -85,6 +85,49 @@ static gq_status_t tpl_meta_read(json_t *meta, int *timeout_s, char *errstr, siz
         }
         *timeout_s = (int)v;
     }
+    json_t *ov = json_object_get(meta, "overrides");
+    if (ov) {
+        size_t i;
+        json_t *e;
+        bool ok = json_is_array(ov);
+        json_array_foreach(ov, i, e) {
+            const char *s = json_string_value(e), *dot = s ? strrchr(s, '.') : NULL;
+            ok = ok && dot && dot != s && dot[1];
+        }
+        if (!ok) {
+            gq_errf(errstr, errstr_size,
+                    "\"" TPL_GENQ_KEY "\".overrides must be a list of the override keys a request "
+                    "may set, \"<node id or title>.<input>\" or \"<node id or title>.*\"");
+            return GQ_ERR_INVALID;
+        }
+    }
+    return GQ_OK;
+}
+
+/* Every entry of "_genq".overrides names a node of wf (by id or unique title). */
+static gq_status_t tpl_meta_check_overrides(json_t *wf, json_t *meta, char *errstr,
+                                            size_t errstr_size) {
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(meta, "overrides"), i, e) {
+        const char *s = json_string_value(e);
+        char ref[160], q[160];
+        size_t len = (size_t)(strrchr(s, '.') - s);
+        const char *id = NULL;
+        if (len < sizeof(ref)) {
+            memcpy(ref, s, len);
+            ref[len] = '\0';
+            if (gq_graph_node_ref(wf, ref, &id) != GQ_OK || strcmp(id, TPL_GENQ_KEY) == 0)
+                id = NULL;
+        }
+        if (!id) {
+            gq_errf(errstr, errstr_size,
+                    "\"" TPL_GENQ_KEY "\".overrides: \"%s\" names no node (by id, or by a title "
+                    "only one node has)",
+                    tpl_quote(q, sizeof(q), s));
+            return GQ_ERR_INVALID;
+        }
+    }
     return GQ_OK;
 }
 
@@ -173,7 +216,7 @@ static gq_status_t tpl_check(json_t *wf, char *errstr, size_t errstr_size) {
         gq_errf(errstr, errstr_size, "workflow has no nodes");
         return GQ_ERR_INVALID;
     }
-    return GQ_OK;
+    return tpl_meta_check_overrides(wf, json_object_get(wf, TPL_GENQ_KEY), errstr, errstr_size);
 }
 
 gq_status_t gq_workflow_parse(const char *text, size_t len, json_t **out, char *errstr,

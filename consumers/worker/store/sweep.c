@@ -159,17 +159,18 @@ void gq_sweep_result(gq_sweep_t *s, const char *job_id, const gq_comfy_result_t 
             /* A preview cached from an earlier prompt points at a file swept then; an
              * output never should, unless the directory is not ComfyUI's. */
             if (strcmp(f->type, "output") == 0 && s->output[0] && s->missing % 100 == 1)
-                gq_warn("job %s: ComfyUI's copy of an output is not where genq looks (%s); is "
-                        "GENQ_COMFYUI_OUTPUT_DIR ComfyUI's --output-directory? (%llu so far)",
-                        job_id, err, (unsigned long long)s->missing);
+                gq_log_job(GQ_LOG_WARN, job_id,
+                           "ComfyUI's copy of an output is not where genq looks (%s); is "
+                           "GENQ_COMFYUI_OUTPUT_DIR ComfyUI's --output-directory? (%llu so far)",
+                           err, (unsigned long long)s->missing);
         } else if (st == GQ_ERR_INVALID) {
             if (strcmp(f->type, "input") != 0) {
                 s->refused++;
-                gq_warn("job %s: not deleting ComfyUI's file: %s", job_id, err);
+                gq_log_job(GQ_LOG_WARN, job_id, "not deleting ComfyUI's file: %s", err);
             }
         } else {
             s->failed++;
-            gq_warn("job %s: %s", job_id, err);
+            gq_log_job(GQ_LOG_WARN, job_id, "%s", err);
         }
     }
 }
