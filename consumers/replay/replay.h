@@ -12,15 +12,8 @@
 /** The time forms replay takes, for messages. */
 #define GQ_REPLAY_TIME_FORMS                                                                       \
     "unix ms (1764612000000), ISO 8601 (2026-12-01, 2026-12-01T18:00:00Z, "                        \
-    "2026-12-01T19:00:00+01:00; UTC without an offset), now, or relative: -30s, -15m, -2h, -1d"
-
-/**
- * Parses a time into unix ms: unix ms (digits only), ISO 8601 (a date, or a date and time
- * with optional seconds, fraction and offset; UTC when no offset is given), "now", or
- * relative to now_ms: -30s, -15m, -2h, -1d. GQ_ERR_INVALID for anything else (an
- * impossible date included).
- */
-gq_status_t gq_replay_parse_time(const char *s, int64_t now_ms, int64_t *out);
+    "2026-12-01T19:00:00+01:00; UTC without an offset), now, or relative: -30s, -15m, -2h, -1d, "  \
+    "-2w"
 
 /** --since and --until of cfg (default: all time); logs and fails on a bad value. */
 gq_status_t gq_replay_time_range(const gq_cfg_t *cfg, int64_t *since, int64_t *until);

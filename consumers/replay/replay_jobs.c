@@ -3,6 +3,7 @@
 #include "kafka.h"
 #include "log.h"
 #include "replay.h"
+#include "timeparse.h"
 #include "util.h"
 
 #include <jansson.h>
@@ -166,7 +167,7 @@ int gq_replay_offsets(const gq_cfg_t *cfg, gq_pg_t *pg) {
     }
     int64_t when = 0;
     if (gq_cfg_isset(cfg, "to_time") &&
-        gq_replay_parse_time(gq_cfg_str(cfg, "to_time"), gq_now_ms(), &when) != GQ_OK) {
+        gq_time_parse(gq_cfg_str(cfg, "to_time"), gq_now_ms(), &when) != GQ_OK) {
         gq_err("--to-time \"%.64s\": expected " GQ_REPLAY_TIME_FORMS, gq_cfg_str(cfg, "to_time"));
         return GQ_EXIT_USAGE;
     }

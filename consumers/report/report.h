@@ -38,13 +38,6 @@ typedef struct gq_report_stats {
     int64_t thumbs, embedded, linked, unshown;
 } gq_report_stats_t;
 
-/**
- * Reads a time: ISO-8601 (2025-06-01, 2025-06-01T12:00:00Z, with a fraction or a +hh:mm
- * offset; no zone is UTC), unix milliseconds, "now", or relative to now (-30s, -15m, -1h,
- * -2d, -1w). GQ_ERR_INVALID otherwise.
- */
-gq_status_t gq_report_parse_time(const char *s, int64_t now_ms, int64_t *out_ms);
-
 /** Writes the page into out (bounded by out's max). */
 gq_status_t gq_report_build(gq_pg_t *pg, const gq_report_opts_t *o, gq_buf_t *out,
                             gq_report_stats_t *stats, char *errstr, size_t errstr_size);

@@ -4,6 +4,7 @@
 #include "log.h"
 #include "pg.h"
 #include "report.h"
+#include "timeparse.h"
 #include "s3.h"
 #include "util.h"
 
@@ -70,9 +71,9 @@ int gq_cmd_report(int argc, char **argv) {
     o.since_ms = o.now_ms - 86400000;
     o.until_ms = o.now_ms + 1;
     if ((gq_cfg_isset(&cfg, "since") &&
-         gq_report_parse_time(gq_cfg_str(&cfg, "since"), o.now_ms, &o.since_ms) != GQ_OK) ||
+         gq_time_parse(gq_cfg_str(&cfg, "since"), o.now_ms, &o.since_ms) != GQ_OK) ||
         (gq_cfg_isset(&cfg, "until") &&
-         gq_report_parse_time(gq_cfg_str(&cfg, "until"), o.now_ms, &o.until_ms) != GQ_OK)) {
+         gq_time_parse(gq_cfg_str(&cfg, "until"), o.now_ms, &o.until_ms) != GQ_OK)) {
         gq_err("--since/--until: ISO-8601, unix ms, now, or -30s, -15m, -1h, -2d, -1w");
         rc = GQ_EXIT_USAGE;
         goto out;

@@ -1,6 +1,6 @@
-/* Unit tests of genq replay's time forms (consumers/replay/replay_cmd.c): unix ms, ISO 8601,
- * now and relative times, for --since, --until and --to-time. */
-#include "replay/replay.h"
+/* Unit tests of the time forms of genq replay and genq report (lib/timeparse.c): unix ms,
+ * ISO 8601, now and relative times, for --since, --until and --to-time. */
+#include "timeparse.h"
 
 #include "check.h"
 
@@ -8,7 +8,7 @@
 
 static int64_t parse(const char *s, int64_t now) {
     int64_t v = INT64_MIN;
-    if (gq_replay_parse_time(s, now, &v) != GQ_OK)
+    if (gq_time_parse(s, now, &v) != GQ_OK)
         return INT64_MIN;
     return v;
 }
@@ -22,6 +22,7 @@ int main(void) {
     CHECK_INT(parse("-15m", now), now - 900000);
     CHECK_INT(parse("-2h", now), now - 7200000);
     CHECK_INT(parse("-1d", now), now - 86400000);
+    CHECK_INT(parse("-2w", now), now - 2 * INT64_C(604800000));
     CHECK_INT(parse("now", now), now);
     /* ISO 8601: UTC, an offset, a fraction, a date alone, a space instead of T */
     CHECK_INT(parse("2025-12-01T18:00:00Z", now), INT64_C(1764612000000));
@@ -52,14 +53,13 @@ int main(void) {
         "2025-12-01T18:00:00+25:00",
         "2025-1-1",
         "25-12-01",
-        "-2w",
         "-h",
         "1764612000000x",
         "2025-12-01T18:00:00Z trailing",
     };
     for (size_t i = 0; i < GQ_ARRAY_LEN(bad); i++) {
         int64_t v = 42;
-        gq_status_t st = gq_replay_parse_time(bad[i], now, &v);
+        gq_status_t st = gq_time_parse(bad[i], now, &v);
         if (st == GQ_OK)
             fprintf(stderr, "\"%s\" parsed as %lld\n", bad[i], (long long)v);
         CHECK(st == GQ_ERR_INVALID);

@@ -1,5 +1,6 @@
 /* Unit tests of consumers/report: the times genq report reads, HTML escaping, base64. */
 #include "report/report.h"
+#include "timeparse.h"
 
 #include "check.h"
 
@@ -9,29 +10,29 @@
 static void test_times(void) {
     const int64_t now = 1750000000000;
     int64_t t = 0;
-    CHECK_INT(gq_report_parse_time("2025-06-01", now, &t), GQ_OK);
+    CHECK_INT(gq_time_parse("2025-06-01", now, &t), GQ_OK);
     CHECK_INT(t, 1748736000000);
-    CHECK_INT(gq_report_parse_time("2025-06-01T12:30:15Z", now, &t), GQ_OK);
+    CHECK_INT(gq_time_parse("2025-06-01T12:30:15Z", now, &t), GQ_OK);
     CHECK_INT(t, 1748736000000 + (12 * 3600 + 30 * 60 + 15) * 1000LL);
-    CHECK_INT(gq_report_parse_time("2025-06-01T12:30:15.250Z", now, &t), GQ_OK);
+    CHECK_INT(gq_time_parse("2025-06-01T12:30:15.250Z", now, &t), GQ_OK);
     CHECK_INT(t, 1748736000000 + (12 * 3600 + 30 * 60 + 15) * 1000LL + 250);
-    CHECK_INT(gq_report_parse_time("2025-06-01T14:30:15+02:00", now, &t), GQ_OK);
+    CHECK_INT(gq_time_parse("2025-06-01T14:30:15+02:00", now, &t), GQ_OK);
     CHECK_INT(t, 1748736000000 + (12 * 3600 + 30 * 60 + 15) * 1000LL);
-    CHECK_INT(gq_report_parse_time("2025-06-01T10:00-0230", now, &t), GQ_OK);
+    CHECK_INT(gq_time_parse("2025-06-01T10:00-0230", now, &t), GQ_OK);
     CHECK_INT(t, 1748736000000 + (12 * 3600 + 30 * 60) * 1000LL);
-    CHECK_INT(gq_report_parse_time("2024-02-29T00:00:00Z", now, &t), GQ_OK);
+    CHECK_INT(gq_time_parse("2024-02-29T00:00:00Z", now, &t), GQ_OK);
     CHECK_INT(t, 1709164800000);
-    CHECK_INT(gq_report_parse_time("1970-01-01T00:00:00Z", now, &t), GQ_OK);
+    CHECK_INT(gq_time_parse("1970-01-01T00:00:00Z", now, &t), GQ_OK);
     CHECK_INT(t, 0);
-    CHECK_INT(gq_report_parse_time("1700000000000", now, &t), GQ_OK);
+    CHECK_INT(gq_time_parse("1700000000000", now, &t), GQ_OK);
     CHECK_INT(t, 1700000000000);
-    CHECK_INT(gq_report_parse_time("now", now, &t), GQ_OK);
+    CHECK_INT(gq_time_parse("now", now, &t), GQ_OK);
     CHECK_INT(t, now);
-    CHECK_INT(gq_report_parse_time("-1h", now, &t), GQ_OK);
+    CHECK_INT(gq_time_parse("-1h", now, &t), GQ_OK);
     CHECK_INT(t, now - 3600000);
-    CHECK_INT(gq_report_parse_time("-30s", now, &t), GQ_OK);
+    CHECK_INT(gq_time_parse("-30s", now, &t), GQ_OK);
     CHECK_INT(t, now - 30000);
-    CHECK_INT(gq_report_parse_time("-2w", now, &t), GQ_OK);
+    CHECK_INT(gq_time_parse("-2w", now, &t), GQ_OK);
     CHECK_INT(t, now - 2 * 604800000LL);
     const char *bad[] = {"",
                          "-1y",
@@ -47,7 +48,7 @@ static void test_times(void) {
                          "-1.5h",
                          "yesterday"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        int rc = gq_report_parse_time(bad[i], now, &t);
+        int rc = gq_time_parse(bad[i], now, &t);
         if (rc != GQ_ERR_INVALID)
             fprintf(stderr, "accepted: \"%s\"\n", bad[i]);
         CHECK_INT(rc, GQ_ERR_INVALID);
