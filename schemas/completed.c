@@ -177,9 +177,7 @@ gq_status_t gq_completed_decode(const void *data, size_t len, gq_completed_t *ev
     return st;
 }
 
-/* A JSON string; bytes that are not UTF-8 (only possible in events we built ourselves)
- * become '?', so the output stays valid JSON. NULL becomes null. */
-static json_t *completed_jstr(const char *s) {
+json_t *gq_schema_json_str(const char *s) {
     if (!s)
         return json_null();
     size_t n = strlen(s);
@@ -205,12 +203,12 @@ static json_t *completed_json_outputs(const gq_completed_t *ev) {
             json_decref(arr);
             return NULL;
         }
-        json_object_set_new(j, "uri", completed_jstr(o->uri));
-        json_object_set_new(j, "sha256", completed_jstr(o->sha256));
+        json_object_set_new(j, "uri", gq_schema_json_str(o->uri));
+        json_object_set_new(j, "sha256", gq_schema_json_str(o->sha256));
         json_object_set_new(j, "bytes", json_integer(o->bytes));
         json_object_set_new(j, "width", json_integer(o->width));
         json_object_set_new(j, "height", json_integer(o->height));
-        json_object_set_new(j, "mime", completed_jstr(o->mime));
+        json_object_set_new(j, "mime", gq_schema_json_str(o->mime));
     }
     return arr;
 }
@@ -219,8 +217,8 @@ static json_t *completed_json_error(const gq_completed_t *ev) {
     if (!ev->has_error)
         return json_null();
     json_t *j = json_object();
-    json_object_set_new(j, "code", completed_jstr(ev->error_code));
-    json_object_set_new(j, "message", completed_jstr(ev->error_message));
+    json_object_set_new(j, "code", gq_schema_json_str(ev->error_code));
+    json_object_set_new(j, "message", gq_schema_json_str(ev->error_message));
     json_object_set_new(j, "retryable", json_boolean(ev->error_retryable));
     return j;
 }
@@ -232,22 +230,22 @@ gq_status_t gq_completed_to_json(const gq_completed_t *ev, gq_buf_t *out) {
     json_t *meta = json_object();
     for (size_t i = 0; meta && i < ev->metadata_cnt; i++)
         json_object_set_new(meta, ev->metadata[i].key ? ev->metadata[i].key : "",
-                            completed_jstr(ev->metadata[i].value));
+                            gq_schema_json_str(ev->metadata[i].value));
     /* Insertion order is the .avsc field order (jansson keeps it); a NULL value (out of
      * memory) makes json_object_set_new fail, which rc collects. */
     int rc = 0;
-    rc |= json_object_set_new(j, "job_id", completed_jstr(ev->job_id));
+    rc |= json_object_set_new(j, "job_id", gq_schema_json_str(ev->job_id));
     rc |= json_object_set_new(j, "attempt", json_integer(ev->attempt));
     rc |= json_object_set_new(j, "status", json_string(gq_job_status_name(ev->status)));
     rc |= json_object_set_new(j, "outputs", completed_json_outputs(ev));
     rc |= json_object_set_new(j, "queue_ms", json_integer(ev->queue_ms));
     rc |= json_object_set_new(j, "render_ms", json_integer(ev->render_ms));
     rc |= json_object_set_new(j, "total_ms", json_integer(ev->total_ms));
-    rc |= json_object_set_new(j, "worker_id", completed_jstr(ev->worker_id));
+    rc |= json_object_set_new(j, "worker_id", gq_schema_json_str(ev->worker_id));
     rc |= json_object_set_new(j, "error", completed_json_error(ev));
     rc |= json_object_set_new(j, "finished_at", json_integer(ev->finished_at));
-    rc |= json_object_set_new(j, "model", completed_jstr(ev->model));
-    rc |= json_object_set_new(j, "source", completed_jstr(ev->source));
+    rc |= json_object_set_new(j, "model", gq_schema_json_str(ev->model));
+    rc |= json_object_set_new(j, "source", gq_schema_json_str(ev->source));
     rc |= json_object_set_new(j, "metadata", meta);
     char *s = rc == 0 ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);

@@ -89,31 +89,12 @@ gq_status_t gq_progress_decode(const void *data, size_t len, gq_progress_t *ev, 
     return st;
 }
 
-/* A JSON string, NULL as null; bytes that are not UTF-8 become '?' (only possible in an
- * event built here, never in one decoded). */
-static json_t *progress_jstr(const char *s) {
-    if (!s)
-        return json_null();
-    size_t n = strlen(s);
-    if (gq_utf8_valid(s, n))
-        return json_stringn(s, n);
-    char *copy = strdup(s);
-    if (!copy)
-        return NULL;
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)copy[i] >= 0x80)
-            copy[i] = '?';
-    json_t *j = json_stringn(copy, n);
-    free(copy);
-    return j;
-}
-
 gq_status_t gq_progress_to_json(const gq_progress_t *ev, gq_buf_t *out) {
     json_t *j = json_object();
     if (!j)
         return GQ_ERR_NOMEM;
     int rc = 0;
-    rc |= json_object_set_new(j, "job_id", progress_jstr(ev->job_id));
+    rc |= json_object_set_new(j, "job_id", gq_schema_json_str(ev->job_id));
     rc |= json_object_set_new(j, "attempt", json_integer(ev->attempt));
     rc |= json_object_set_new(j, "seq", json_integer(ev->seq));
     rc |= json_object_set_new(j, "at", json_integer(ev->at));
@@ -121,13 +102,14 @@ gq_status_t gq_progress_to_json(const gq_progress_t *ev, gq_buf_t *out) {
     rc |= json_object_set_new(j, "queue_position",
                               ev->queue_position >= 0 ? json_integer(ev->queue_position)
                                                       : json_null());
-    rc |= json_object_set_new(j, "node", progress_jstr(ev->node));
+    rc |= json_object_set_new(j, "node", gq_schema_json_str(ev->node));
     rc |= json_object_set_new(j, "step", json_integer(ev->step));
     rc |= json_object_set_new(j, "max_steps", json_integer(ev->max_steps));
     rc |= json_object_set_new(j, "nodes_done", json_integer(ev->nodes_done));
     rc |= json_object_set_new(j, "nodes_total", json_integer(ev->nodes_total));
     rc |= json_object_set_new(j, "previews", json_integer(ev->previews));
-    rc |= json_object_set_new(j, "worker_id", progress_jstr(ev->worker_id ? ev->worker_id : ""));
+    rc |=
+        json_object_set_new(j, "worker_id", gq_schema_json_str(ev->worker_id ? ev->worker_id : ""));
     char *s = rc == 0 ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
     if (!s)

@@ -135,4 +135,9 @@ void gq_av_set_map(gq_av_t *c, avro_value_t *rec, const char *name, const gq_kv_
 /** Frees an array of pairs and their strings. */
 void gq_kv_free(gq_kv_t *kv, size_t cnt);
 
+/** For the events' JSON views (completed.c, progress.c): a JSON string, NULL as null; bytes
+ * that are not UTF-8 (only possible in an event built here, never in one decoded) become '?',
+ * so the output stays valid JSON. NULL on allocation failure. */
+struct json_t *gq_schema_json_str(const char *s);
+
 #endif
