@@ -117,6 +117,11 @@ static void job_utf8_copy(char *dst, size_t size, const char *src) {
     dst[n] = '\0';
 }
 
+/* The job's name in the log: its id once decoded, else its message key. */
+static const char *job_name(const job_t *j) {
+    return j->job_id[0] ? j->job_id : j->key_id[0] ? j->key_id : "?";
+}
+
 static void act(job_acts_t *acts, job_act_t a) {
     if (acts->n < JOB_ACTS_MAX)
         acts->a[acts->n++] = a;
@@ -221,16 +226,16 @@ static void job_after_failure(job_t *j, const job_env_t *env, job_acts_t *acts) 
     bool attempted = j->attempt > 0;
     if (j->error_retryable && (j->leaving || env->stopping)) {
         /* Not ours to retry any more: the next owner makes the next attempt. */
-        gq_warn("job %s attempt %d failed (%s: %s); left for redelivery", j->job_id,
-                (int)j->attempt, j->error_code, j->error_message);
+        gq_log_job(GQ_LOG_WARN, j->job_id, "attempt %d failed (%s: %s); left for redelivery",
+                   (int)j->attempt, j->error_code, j->error_message);
         if (attempted)
             act(acts, JACT_FAIL_ATTEMPT);
         job_finish(j, JOB_END_REDELIVER);
         return;
     }
     if (j->error_retryable && j->attempt < j->max_attempts) {
-        gq_warn("job %s attempt %d/%d failed (%s: %s); retrying", j->job_id, (int)j->attempt,
-                (int)j->max_attempts, j->error_code, j->error_message);
+        gq_log_job(GQ_LOG_WARN, j->job_id, "attempt %d/%d failed (%s: %s); retrying",
+                   (int)j->attempt, (int)j->max_attempts, j->error_code, j->error_message);
         if (attempted)
             act(acts, JACT_FAIL_ATTEMPT);
         if (j->free_first)
@@ -246,8 +251,8 @@ static void job_after_failure(job_t *j, const job_env_t *env, job_acts_t *acts) 
         gq_comfy_result_release(&j->result);
         return;
     }
-    gq_warn("job %s failed after %d attempt(s): %s: %s", j->job_id, (int)j->attempt, j->error_code,
-            j->error_message);
+    gq_log_job(GQ_LOG_WARN, j->job_id, "failed after %d attempt(s): %s: %s", (int)j->attempt,
+               j->error_code, j->error_message);
     if (j->error_retryable) {
         /* Retryable, but out of attempts: an operator should look (and may replay it). */
         j->dead_letter = true;
@@ -313,7 +318,7 @@ static void job_cancelled(job_t *j, const job_env_t *env, job_acts_t *acts) {
     switch (j->then) {
     case JOB_THEN_CANCELLED: job_cancel_record(j, env, acts, j->attempt > 0); break;
     case JOB_THEN_REDELIVER:
-        gq_info("job %s: left for redelivery", j->job_id[0] ? j->job_id : "?");
+        gq_log_job(GQ_LOG_INFO, job_name(j), "left for redelivery");
         job_finish(j, JOB_END_REDELIVER);
         break;
     case JOB_THEN_RETRY: job_after_failure(j, env, acts); break;
@@ -369,15 +374,16 @@ static void job_cancel_req(job_t *j, const job_ev_t *ev, const job_env_t *env, j
         return;
     if (j->state == JOB_COLLECT || j->state == JOB_RECORD || j->state == JOB_DONE) {
         if (j->state != JOB_DONE && !j->cancelled)
-            gq_info("job %s: cancelled after ComfyUI finished it; it ends as rendered",
-                    j->job_id[0] ? j->job_id : j->key_id);
+            gq_log_job(GQ_LOG_INFO, job_name(j),
+                       "cancelled after ComfyUI finished it; it ends as rendered");
         return;
     }
     j->cancel_any_src = c->source == NULL;
     job_utf8_copy(j->cancel_src, sizeof(j->cancel_src), c->source ? c->source : "");
     if (j->decoded && !job_cancel_applies(j)) {
-        gq_info("job %s: a cancel for source \"%s\" does not apply (its source is \"%s\")",
-                j->job_id, j->cancel_src, j->req.source ? j->req.source : "");
+        gq_log_job(GQ_LOG_INFO, j->job_id,
+                   "a cancel for source \"%s\" does not apply (its source is \"%s\")",
+                   j->cancel_src, j->req.source ? j->req.source : "");
         return;
     }
     j->cancel_req = true;
@@ -677,8 +683,8 @@ static void job_cache_key(job_t *j, const job_env_t *env) {
 static void job_admit(job_t *j, const job_ev_t *ev, const job_env_t *env, job_acts_t *acts) {
     if (ev->dup) {
         /* The same job is already in flight (a duplicate publish): the first one decides. */
-        gq_info("job %s: duplicate message @%lld while in flight; skipped", j->key_id,
-                (long long)j->offset);
+        gq_log_job(GQ_LOG_INFO, j->key_id, "duplicate message @%lld while in flight; skipped",
+                   (long long)j->offset);
         job_finish(j, JOB_END_FINISHED);
         return;
     }
@@ -715,8 +721,9 @@ static void job_admit(job_t *j, const job_ev_t *ev, const job_env_t *env, job_ac
         if (j->cancel_req && job_cancel_applies(j)) {
             job_cancel_record(j, env, acts, false);
         } else if (j->cancel_req) {
-            gq_info("job %s: a cancel for source \"%s\" does not apply (its source is \"%s\")",
-                    j->job_id, j->cancel_src, j->req.source ? j->req.source : "");
+            gq_log_job(GQ_LOG_INFO, j->job_id,
+                       "a cancel for source \"%s\" does not apply (its source is \"%s\")",
+                       j->cancel_src, j->req.source ? j->req.source : "");
             j->cancel_req = false;
         }
     } else {
@@ -733,7 +740,7 @@ static void job_admit(job_t *j, const job_ev_t *ev, const job_env_t *env, job_ac
             j->state = JOB_RECORD;
             act(acts, JACT_RECORD);
         } else {
-            gq_warn("job %s failed: %s: %s", j->job_id, a.code, a.message);
+            gq_log_job(GQ_LOG_WARN, j->job_id, "failed: %s: %s", a.code, a.message);
             j->attempt = 1;
             job_record(j, env, acts, GQ_JOB_FAILED);
         }
@@ -744,8 +751,8 @@ static void job_admit(job_t *j, const job_ev_t *ev, const job_env_t *env, job_ac
 /* Answered from an earlier job's outputs: recorded as SUCCEEDED without a render. */
 static void job_cached(job_t *j, gq_rec_begun_t *b, const job_env_t *env, job_acts_t *acts) {
     gq_strlcpy(j->cache_source, b->prev_prompt_id, sizeof(j->cache_source));
-    gq_info("job %s: the same render as job %s; answered from its %zu output(s)", j->job_id,
-            j->cache_source, b->outputs_cnt);
+    gq_log_job(GQ_LOG_INFO, j->job_id, "the same render as job %s; answered from its %zu output(s)",
+               j->cache_source, b->outputs_cnt);
     j->attempt = 1;
     j->started_at = j->rendered_at = 0;
     job_done_build(j, env, GQ_JOB_SUCCEEDED);
@@ -766,8 +773,8 @@ static void job_cached(job_t *j, gq_rec_begun_t *b, const job_env_t *env, job_ac
 
 static void job_begun(job_t *j, const job_ev_t *ev, const job_env_t *env, job_acts_t *acts) {
     if (ev->status != GQ_OK) {
-        gq_warn("job %s: recording its attempt: %s (will retry)", j->job_id,
-                ev->errstr ? ev->errstr : "");
+        gq_log_job(GQ_LOG_WARN, j->job_id, "recording its attempt: %s (will retry)",
+                   ev->errstr ? ev->errstr : "");
         if (j->leaving) {
             job_finish(j, JOB_END_REDELIVER);
             return;
@@ -792,7 +799,7 @@ static void job_begun(job_t *j, const job_ev_t *ev, const job_env_t *env, job_ac
         job_cached(j, b, env, acts);
         return;
     case GQ_REC_TERMINAL:
-        gq_info("job %s: already %s; skipped", j->job_id, "recorded");
+        gq_log_job(GQ_LOG_INFO, j->job_id, "already %s; skipped", "recorded");
         job_finish(j, JOB_END_FINISHED);
         return;
     case GQ_REC_BEGUN:
@@ -855,8 +862,9 @@ static void job_probed(job_t *j, const job_ev_t *ev, const job_env_t *env, job_a
             job_finish(j, JOB_END_REDELIVER);
             return;
         }
-        gq_info("job %s: attempt %d (prompt %s) is gone from ComfyUI; rendering again", j->job_id,
-                (int)j->attempt, j->prompt_id);
+        gq_log_job(GQ_LOG_INFO, j->job_id,
+                   "attempt %d (prompt %s) is gone from ComfyUI; rendering again", (int)j->attempt,
+                   j->prompt_id);
         gq_uuid_v4(j->prompt_id);
         j->state = JOB_BEGIN;
         act(acts, JACT_BEGIN_FORCE);
@@ -867,11 +875,11 @@ static void job_probed(job_t *j, const job_ev_t *ev, const job_env_t *env, job_a
         job_finish(j, JOB_END_REDELIVER);
         return;
     }
-    gq_info("job %s: reattached to prompt %s (attempt %d, %s)", j->job_id, j->prompt_id,
-            (int)j->attempt,
-            ev->state == GQ_COMFY_FINISHED  ? "finished"
-            : ev->state == GQ_COMFY_RUNNING ? "running"
-                                            : "queued");
+    gq_log_job(GQ_LOG_INFO, j->job_id, "reattached to prompt %s (attempt %d, %s)", j->prompt_id,
+               (int)j->attempt,
+               ev->state == GQ_COMFY_FINISHED  ? "finished"
+               : ev->state == GQ_COMFY_RUNNING ? "running"
+                                               : "queued");
     j->adopted = true;
     act(acts, JACT_ADOPT);
     /* A deadline already behind it still leaves a short while to be seen finishing. */
@@ -921,8 +929,8 @@ static void job_submitted(job_t *j, const job_ev_t *ev, const job_env_t *env, jo
     /* ComfyUI unreachable, or no answer: the prompt may have arrived anyway. Ask before
      * sending it again (an outage consumes no attempt). */
     if (j->submit_tries == 1 || j->submit_tries % 10 == 0)
-        gq_warn("job %s: ComfyUI unavailable: %s (will retry)", j->job_id,
-                ev->errstr ? ev->errstr : "");
+        gq_log_job(GQ_LOG_WARN, j->job_id, "ComfyUI unavailable: %s (will retry)",
+                   ev->errstr ? ev->errstr : "");
     if (j->leaving) {
         job_cancel(j, env, acts, JOB_THEN_REDELIVER);
         return;
@@ -992,17 +1000,18 @@ static void job_confirm(job_t *j, const job_ev_t *ev, const job_env_t *env, job_
     if (ev->status == GQ_OK && ev->state == GQ_COMFY_FINISHED && ev->result &&
         ev->result->success) {
         /* Too late: it rendered to the end. Counted; the job goes on as decided. */
-        gq_warn("job %s: prompt %s finished before the cancel took effect", j->job_id,
-                j->prompt_id);
+        gq_log_job(GQ_LOG_WARN, j->job_id, "prompt %s finished before the cancel took effect",
+                   j->prompt_id);
         gone = true;
     }
     bool spent = env->now_mono - j->cancel_mono >= env->stall_timeout_ms;
     if (gone || spent) {
         if (!gone)
-            gq_err("job %s: ComfyUI still has prompt %s %d s after it was cancelled (%d "
-                   "cancels); going on without it",
-                   j->job_id, j->prompt_id, (int)((env->now_mono - j->cancel_mono) / 1000),
-                   j->cancel_sent);
+            gq_log_job(GQ_LOG_ERROR, j->job_id,
+                       "ComfyUI still has prompt %s %d s after it was cancelled (%d "
+                       "cancels); going on without it",
+                       j->prompt_id, (int)((env->now_mono - j->cancel_mono) / 1000),
+                       j->cancel_sent);
         job_cancelled(j, env, acts);
         return;
     }
@@ -1169,8 +1178,9 @@ void job_step(job_t *j, const job_ev_t *ev, const job_env_t *env, job_acts_t *ac
                 /* The record or its event cannot be written as it is (an event that does not
                  * encode, a value the database refuses). A job must not end without both, so
                  * it ends FAILED with nothing but the reason, which always can be written. */
-                gq_err("job %s: its record cannot be written (%s); recording it as failed",
-                       j->job_id, ev->errstr ? ev->errstr : "");
+                gq_log_job(GQ_LOG_ERROR, j->job_id,
+                           "its record cannot be written (%s); recording it as failed",
+                           ev->errstr ? ev->errstr : "");
                 j->record_fallback = true;
                 j->cancelled = false;
                 if (j->has_done) {
@@ -1184,8 +1194,8 @@ void job_step(job_t *j, const job_ev_t *ev, const job_env_t *env, job_acts_t *ac
                          ev->errstr ? ev->errstr : "");
                 job_record(j, env, acts, GQ_JOB_FAILED);
             } else {
-                gq_warn("job %s: writing the terminal record: %s (will retry)",
-                        j->job_id[0] ? j->job_id : "?", ev->errstr ? ev->errstr : "");
+                gq_log_job(GQ_LOG_WARN, job_name(j), "writing the terminal record: %s (will retry)",
+                           ev->errstr ? ev->errstr : "");
                 j->wake_mono =
                     env->now_mono + (j->record_fallback ? JOB_RETRY_MS * 10 : JOB_RETRY_MS);
             }

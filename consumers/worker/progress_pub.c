@@ -141,7 +141,7 @@ static bool progpub_send(gq_progpub_t *p, const gq_progpub_snap_t *s, int64_t se
     if (gq_progress_encode(&ev, &p->buf, err, sizeof(err)) != GQ_OK ||
         gq_schema_reframe(&p->buf, 0, p->framing, p->schema_id) != GQ_OK) {
         if (!p->warned)
-            gq_warn("job %s: a progress event cannot be encoded: %s", s->job_id, err);
+            gq_log_job(GQ_LOG_WARN, s->job_id, "a progress event cannot be encoded: %s", err);
         p->warned = true;
         p->dropped++;
         return false;

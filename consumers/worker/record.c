@@ -405,7 +405,7 @@ gq_status_t gq_record_answer(gq_record_t *r, const gq_pgq_done_t *d, bool *alrea
                        p->outputs, p->traceparent[0] ? ", trace " : "",
                        p->traceparent[0] ? p->traceparent + 3 : "");
         } else if (p->has_ev) {
-            gq_info("job %s: already recorded; offset moved", p->job_id);
+            gq_log_job(GQ_LOG_INFO, p->job_id, "already recorded; offset moved");
         }
     }
     record_pending_free(p);

@@ -147,7 +147,7 @@ static void worker_fail_later(gq_worker_t *w, job_t *j, job_ev_type_t type, gq_s
                               const char *errstr) {
     worker_failed_t *f = calloc(1, sizeof(*f));
     if (!f) {
-        gq_err("job %s: out of memory (the job waits for its timers)", j->job_id);
+        gq_log_job(GQ_LOG_ERROR, j->job_id, "out of memory (the job waits for its timers)");
         return;
     }
     j->io++;
@@ -281,7 +281,7 @@ static void worker_do(gq_worker_t *w, job_t *j, const job_acts_t *acts) {
             if (gq_recorder_fail_send(w->rec, &a, j->serial, err, sizeof(err)) == GQ_OK)
                 j->io++;
             else
-                gq_warn("job %s: recording the failed attempt: %s", j->job_id, err);
+                gq_log_job(GQ_LOG_WARN, j->job_id, "recording the failed attempt: %s", err);
             break;
         }
         case JACT_RECORD: worker_record(w, j); break;
@@ -346,7 +346,7 @@ static void worker_db_answer(gq_worker_t *w, gq_pgq_done_t *d) {
     default:
         /* ADOPT, FAIL, OFFSET: nothing waits for these. */
         if (d->status != GQ_OK)
-            gq_warn("job %s: %s", j->job_id, d->errstr);
+            gq_log_job(GQ_LOG_WARN, j->job_id, "%s", d->errstr);
         return;
     }
     worker_step(w, j, &ev);
