@@ -4,7 +4,7 @@ the path genq uses (POST /prompt, the WebSocket's "done", GET /history, GET /vie
 `depth` prompts queued ahead as genq keeps them. Nothing else: no Kafka, no database, no
 store. Prints one JSON line: {"jobs", "seconds", "jobs_per_s"}.
 
-    sim_client.py URL N [DEPTH] [STEPS]
+    sim_client.py URL N [DEPTH] [STEPS] [STEP_MS]   (STEP_MS: each step takes that long)
 """
 import asyncio
 import json
@@ -15,11 +15,12 @@ import uuid
 import aiohttp
 
 
-def workflow(i, steps):
+def workflow(i, steps, step_ms=0):
+    text = f"limit {i}" + (f" [[sim:slow:step_ms={step_ms}]]" if step_ms else "")
     return {
         "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "sd15.safetensors"}},
         "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
-        "6": {"class_type": "CLIPTextEncode", "inputs": {"text": f"limit {i}", "clip": ["4", 1]}},
+        "6": {"class_type": "CLIPTextEncode", "inputs": {"text": text, "clip": ["4", 1]}},
         "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["4", 1]}},
         "3": {"class_type": "KSampler", "inputs": {
             "seed": i, "steps": steps, "cfg": 7.0, "sampler_name": "euler", "scheduler": "normal",
@@ -34,6 +35,7 @@ async def main():
     url, n = sys.argv[1], int(sys.argv[2])
     depth = int(sys.argv[3]) if len(sys.argv) > 3 else 1
     steps = int(sys.argv[4]) if len(sys.argv) > 4 else 1
+    step_ms = int(sys.argv[5]) if len(sys.argv) > 5 else 0
     client = str(uuid.uuid4())
     done = asyncio.Queue()
     async with aiohttp.ClientSession() as s:
@@ -54,7 +56,7 @@ async def main():
         async def submit():
             nonlocal sent
             pid = str(uuid.uuid4())
-            body = {"prompt": workflow(sent, steps), "client_id": client, "prompt_id": pid}
+            body = {"prompt": workflow(sent, steps, step_ms), "client_id": client, "prompt_id": pid}
             sent += 1
             async with s.post(f"{url}/prompt", json=body) as r:
                 await r.read()

@@ -504,6 +504,11 @@ static void job_rendered(job_t *j, const job_env_t *env, job_acts_t *acts, gq_co
                  "the workflow produced no output file (no SaveImage or other saving node)");
         return;
     }
+    /* A new render: what an earlier attempt built or fetched is not this one's. */
+    if (j->has_done) {
+        gq_completed_release(&j->done);
+        j->has_done = false;
+    }
     job_done_build(j, env, GQ_JOB_SUCCEEDED);
     j->done.outputs = calloc(n, sizeof(*j->done.outputs));
     if (!j->done.outputs) {

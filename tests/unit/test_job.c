@@ -1014,6 +1014,40 @@ static void test_bad_input(void) {
 }
 
 /* A record that cannot be written as it is becomes a bare FAILED one, once. */
+/* An output that cannot be fetched (the store or ComfyUI down): the attempt fails and is
+ * retried, and the next render's outputs replace the first one's (they leaked: ASan, 0230). */
+static void test_fetch_fails_then_renders_again(void) {
+    job_t *j = job_in(JOB_COLLECT);
+    gq_comfy_result_t r = result_ok();
+    job_acts_t a =
+        step(j, (job_ev_t){.type = JEV_HISTORY, .status = GQ_OK, .ask = j->ask, .result = &r});
+    gq_comfy_result_release(&r);
+    CHECK(has_act(&a, JACT_FETCH) && j->fetching == 1);
+    step(j, (job_ev_t){.type = JEV_OUTPUT,
+                       .status = GQ_ERR_TRANSIENT,
+                       .idx = 0,
+                       .errstr = "connection refused"});
+    CHECK(j->state == JOB_BACKOFF);
+    CHECK_STR(j->error_code, "output_error");
+    advance(j->wake_mono - now_mono);
+    ev0(j, JEV_TICK);
+    CHECK(j->state == JOB_READY);
+    ev0(j, JEV_SLOT);
+    begun(j, GQ_REC_BEGUN, 2, NULL);
+    step(j, (job_ev_t){.type = JEV_SUBMITTED, .status = GQ_OK});
+    comfy_ev(j, GQ_COMFY_EV_START);
+    advance(100);
+    comfy_ev(j, GQ_COMFY_EV_DONE);
+    r = result_ok();
+    a = step(j, (job_ev_t){.type = JEV_HISTORY, .status = GQ_OK, .ask = j->ask, .result = &r});
+    gq_comfy_result_release(&r);
+    CHECK(has_act(&a, JACT_FETCH) && j->done.outputs_cnt == 1 && j->done.outputs[0].uri == NULL);
+    a = output_ok(j, 0);
+    CHECK(j->state == JOB_RECORD && j->done.status == GQ_JOB_SUCCEEDED && j->done.attempt == 2);
+    CHECK(!j->done.has_error && j->done.outputs_cnt == 1 && j->done.outputs[0].uri != NULL);
+    job_free(j);
+}
+
 static void test_record_fallback(void) {
     job_t *j = job_in(JOB_RECORD);
     job_acts_t a = step(
@@ -1050,6 +1084,7 @@ int main(void) {
     test_exhausted();
     test_bad_input();
     test_record_fallback();
+    test_fetch_fails_then_renders_again();
     test_cancel_waiting();
     test_cancel_source();
     test_cancel_in_comfy();
