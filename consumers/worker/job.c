@@ -155,20 +155,12 @@ static bool job_answer(job_t *j, const job_ev_t *ev) {
  * so that queue_ms + render_ms <= total_ms always holds, even across clock skew. */
 static void job_done_build(job_t *j, const job_env_t *env, gq_job_status_t status) {
     gq_completed_t *ev = &j->done;
-    gq_output_t *outputs = NULL;
-    size_t outputs_cnt = 0;
-    if (j->has_done) {
-        /* Outputs fetched so far are kept; everything else is built anew. */
-        outputs = ev->outputs;
-        outputs_cnt = ev->outputs_cnt;
-        ev->outputs = NULL;
-        ev->outputs_cnt = 0;
+    /* Built anew, outputs included: a FAILED event has none (the contract), and a SUCCEEDED
+     * one gets its own from the caller (a render's, or the cache's). */
+    if (j->has_done)
         gq_completed_release(ev);
-    }
     gq_completed_init(ev);
     j->has_done = true;
-    ev->outputs = outputs;
-    ev->outputs_cnt = outputs_cnt;
     memcpy(ev->job_id, j->job_id, sizeof(ev->job_id));
     ev->attempt = j->attempt > 0 ? j->attempt : 1;
     ev->status = status;
@@ -504,11 +496,6 @@ static void job_rendered(job_t *j, const job_env_t *env, job_acts_t *acts, gq_co
                  "the workflow produced no output file (no SaveImage or other saving node)");
         return;
     }
-    /* A new render: what an earlier attempt built or fetched is not this one's. */
-    if (j->has_done) {
-        gq_completed_release(&j->done);
-        j->has_done = false;
-    }
     job_done_build(j, env, GQ_JOB_SUCCEEDED);
     j->done.outputs = calloc(n, sizeof(*j->done.outputs));
     if (!j->done.outputs) {
@@ -761,11 +748,6 @@ static void job_cached(job_t *j, gq_rec_begun_t *b, const job_env_t *env, job_ac
     j->attempt = 1;
     j->started_at = j->rendered_at = 0;
     job_done_build(j, env, GQ_JOB_SUCCEEDED);
-    for (size_t i = 0; i < j->done.outputs_cnt; i++) {
-        free(j->done.outputs[i].uri);
-        free(j->done.outputs[i].mime);
-    }
-    free(j->done.outputs);
     j->done.outputs = b->outputs;
     j->done.outputs_cnt = b->outputs_cnt;
     b->outputs = NULL;

@@ -1048,6 +1048,31 @@ static void test_fetch_fails_then_renders_again(void) {
     job_free(j);
 }
 
+/* Two outputs, the second too large for the store: the job fails for that, and its FAILED
+ * record and event carry no outputs, the first one's included (the contract; the first one
+ * was kept and, with no URI for the second, the event could not be encoded: record_error). */
+static void test_fetch_partly_fails(void) {
+    job_t *j = job_in(JOB_COLLECT);
+    gq_comfy_result_t r = result_ok();
+    gq_strlcpy(r.images[1].type, "output", sizeof(r.images[1].type));
+    job_acts_t a =
+        step(j, (job_ev_t){.type = JEV_HISTORY, .status = GQ_OK, .ask = j->ask, .result = &r});
+    gq_comfy_result_release(&r);
+    CHECK(has_act(&a, JACT_FETCH) && j->fetching == 2 && j->done.outputs_cnt == 2);
+    output_ok(j, 0);
+    a = step(j, (job_ev_t){.type = JEV_OUTPUT,
+                           .status = GQ_ERR_TOOBIG,
+                           .idx = 1,
+                           .errstr = "larger than max_output_bytes"});
+    CHECK(j->state == JOB_RECORD && has_act(&a, JACT_RECORD));
+    CHECK(j->done.status == GQ_JOB_FAILED && j->done.has_error);
+    CHECK_STR(j->done.error_code, "output_too_large");
+    CHECK(j->done.outputs_cnt == 0 && j->done.outputs == NULL);
+    step(j, (job_ev_t){.type = JEV_RECORDED, .status = GQ_OK});
+    CHECK(j->state == JOB_DONE);
+    job_free(j);
+}
+
 static void test_record_fallback(void) {
     job_t *j = job_in(JOB_RECORD);
     job_acts_t a = step(
@@ -1085,6 +1110,7 @@ int main(void) {
     test_bad_input();
     test_record_fallback();
     test_fetch_fails_then_renders_again();
+    test_fetch_partly_fails();
     test_cancel_waiting();
     test_cancel_source();
     test_cancel_in_comfy();
