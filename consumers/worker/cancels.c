@@ -104,9 +104,12 @@ static void ce_remove(gq_cancels_t *c, cancel_entry_t *e) {
     free(e);
 }
 
-/* Beyond GQ_CANCELS_KEEP, the oldest cancel already in PostgreSQL is forgotten. */
+/* Beyond GQ_CANCELS_KEEP, the oldest cancel already in PostgreSQL is forgotten. The walk
+ * stops once none is left to forget (PostgreSQL down: all unrecorded), so that it is not
+ * repeated over the whole list for every cancel read during an outage. */
 static void ce_evict(gq_cancels_t *c) {
-    for (cancel_entry_t *e = c->oldest, *nx; e && c->cnt > GQ_CANCELS_KEEP; e = nx) {
+    for (cancel_entry_t *e = c->oldest, *nx;
+         e && c->cnt > GQ_CANCELS_KEEP && c->cnt > c->unrecorded; e = nx) {
         nx = e->newer;
         if (e->state == CE_RECORDED)
             ce_remove(c, e);
