@@ -45,33 +45,41 @@ static gq_status_t walk_fail(walk_t *w, const char *fmt, ...) {
     return GQ_ERR_INVALID;
 }
 
-/* A zig-zag varint of at most max_bytes bytes. */
-static gq_status_t walk_varint(walk_t *w, int max_bytes, int64_t *v) {
+gq_varint_t gq_avro_varint(const unsigned char **p, const unsigned char *end, int max_bytes,
+                           int64_t *v) {
     uint64_t u = 0;
     for (int i = 0;; i++) {
         if (i == max_bytes)
-            return walk_fail(w, "varint longer than %d bytes", max_bytes);
-        if (w->p == w->end)
-            return walk_fail(w, "data cut short inside a number");
-        unsigned b = *w->p++;
+            return GQ_VARINT_TOO_LONG;
+        if (*p == end)
+            return GQ_VARINT_CUT;
+        unsigned b = *(*p)++;
         if (i == 9 && b > 1)
-            return walk_fail(w, "varint does not fit in 64 bits");
+            return GQ_VARINT_OVERFLOW;
         u |= (uint64_t)(b & 0x7f) << (7 * i);
         if (!(b & 0x80))
             break;
     }
     *v = (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
-    return GQ_OK;
+    if (max_bytes == 5 && (*v < INT32_MIN || *v > INT32_MAX))
+        return GQ_VARINT_RANGE;
+    return GQ_VARINT_OK;
+}
+
+/* A zig-zag varint of at most max_bytes bytes (5: an int, in int32 range). */
+static gq_status_t walk_varint(walk_t *w, int max_bytes, int64_t *v) {
+    switch (gq_avro_varint(&w->p, w->end, max_bytes, v)) {
+    case GQ_VARINT_OK: return GQ_OK;
+    case GQ_VARINT_TOO_LONG: return walk_fail(w, "varint longer than %d bytes", max_bytes);
+    case GQ_VARINT_CUT: return walk_fail(w, "data cut short inside a number");
+    case GQ_VARINT_OVERFLOW: return walk_fail(w, "varint does not fit in 64 bits");
+    default: return walk_fail(w, "int value %lld out of range", (long long)*v);
+    }
 }
 
 static gq_status_t walk_long(walk_t *w, int64_t *v) { return walk_varint(w, 10, v); }
 
-static gq_status_t walk_int(walk_t *w, int64_t *v) {
-    gq_status_t st = walk_varint(w, 5, v);
-    if (st == GQ_OK && (*v < INT32_MIN || *v > INT32_MAX))
-        return walk_fail(w, "int value %lld out of range", (long long)*v);
-    return st;
-}
+static gq_status_t walk_int(walk_t *w, int64_t *v) { return walk_varint(w, 5, v); }
 
 /* Well-formed UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF. */
 bool gq_utf8_valid(const void *data, size_t n) {

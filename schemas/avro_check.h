@@ -15,6 +15,7 @@
 #include "gq.h"
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include <avro.h>
 
@@ -37,6 +38,23 @@ gq_status_t gq_avro_datum_check(avro_schema_t schema, const void *data, size_t l
  * @returns GQ_OK, or GQ_ERR_INVALID if it is cut short, has a NUL byte or does not fit.
  */
 gq_status_t gq_avro_peek_string(const void *data, size_t len, char *out, size_t out_size);
+
+/** What gq_avro_varint found. */
+typedef enum gq_varint {
+    GQ_VARINT_OK,
+    GQ_VARINT_TOO_LONG, /**< more than max_bytes bytes */
+    GQ_VARINT_CUT,      /**< the data ends inside it */
+    GQ_VARINT_OVERFLOW, /**< does not fit in 64 bits */
+    GQ_VARINT_RANGE,    /**< max_bytes 5 (an int): outside int32 */
+} gq_varint_t;
+
+/**
+ * Reads the zig-zag varint at *p (before end) of at most max_bytes bytes (10 for a long, 5
+ * for an int, which must then be in int32 range) into *v, and moves *p past it. The one
+ * reader of untrusted varints for gq_avro_datum_check and the schema resolution's walk.
+ */
+gq_varint_t gq_avro_varint(const unsigned char **p, const unsigned char *end, int max_bytes,
+                           int64_t *v);
 
 /** True if s[0..n) is well-formed UTF-8 (no overlong forms, surrogates or code points
  * above U+10FFFF), as Avro strings must be. */

@@ -1093,23 +1093,13 @@ static gq_status_t xc_fail(xc_t *x, const char *fmt, ...) {
 }
 
 static gq_status_t xc_varint(xc_t *x, int max_bytes, int64_t *v) {
-    uint64_t u = 0;
-    for (int i = 0;; i++) {
-        if (i == max_bytes)
-            return xc_fail(x, "varint longer than %d bytes", max_bytes);
-        if (x->p == x->end)
-            return xc_fail(x, "data cut short inside a number");
-        unsigned b = *x->p++;
-        if (i == 9 && b > 1)
-            return xc_fail(x, "varint does not fit in 64 bits");
-        u |= (uint64_t)(b & 0x7f) << (7 * i);
-        if (!(b & 0x80))
-            break;
+    switch (gq_avro_varint(&x->p, x->end, max_bytes, v)) {
+    case GQ_VARINT_OK: return GQ_OK;
+    case GQ_VARINT_TOO_LONG: return xc_fail(x, "varint longer than %d bytes", max_bytes);
+    case GQ_VARINT_CUT: return xc_fail(x, "data cut short inside a number");
+    case GQ_VARINT_OVERFLOW: return xc_fail(x, "varint does not fit in 64 bits");
+    default: return xc_fail(x, "int value %lld out of range", (long long)*v);
     }
-    *v = (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
-    if (max_bytes == 5 && (*v < INT32_MIN || *v > INT32_MAX))
-        return xc_fail(x, "int value %lld out of range", (long long)*v);
-    return GQ_OK;
 }
 
 static gq_status_t xc_emit(gq_buf_t *out, const void *p, size_t n) {
