@@ -159,7 +159,8 @@ static int cancel_run(const gq_cfg_t *cfg, char ids[][37], size_t n, cancel_stat
         gq_reader_opts_t ro = {.topic = gq_cfg_str(cfg, "completed_topic"),
                                .from = "end",
                                .follow = true,
-                               .wait_ms = GQ_READER_WAIT_MS};
+                               .wait_ms = GQ_READER_WAIT_MS,
+                               .stop = &cancel_stop};
         waiter = gq_reader_new(cfg, &ro, err, sizeof(err));
         if (!waiter) {
             gq_err("%s", err);
