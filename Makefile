@@ -6,7 +6,21 @@
 MODE     ?= dev
 BUILDDIR := build/$(MODE)
 CC       ?= cc
-PKGS     := rdkafka avro-c libcurl libpq jansson libcrypto zlib
+# librdkafka: by default the project's own static build of a pinned release (scripts/librdkafka
+# says why Debian 12's 2.0.2 is not used), made once into a cache; RDKAFKA=system links the
+# distribution's instead.
+RDKAFKA  ?= pinned
+ifeq ($(RDKAFKA),system)
+RDKAFKA_PKGS := rdkafka
+else
+RDKAFKA_VERSION := $(shell sed -n 's/^VERSION=//p' scripts/librdkafka)
+RDKAFKA_PREFIX  ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/genq/librdkafka-$(RDKAFKA_VERSION)
+PKG_CONFIG_ENV  := PKG_CONFIG_PATH=$(RDKAFKA_PREFIX)/lib/pkgconfig$(if $(PKG_CONFIG_PATH),:$(PKG_CONFIG_PATH))
+# Its .pc file names only libc's libraries; these are the ones it was built with.
+RDKAFKA_PKGS := rdkafka-static libssl libzstd libsasl2
+endif
+# First: a static library's needs must come before the shared libraries that meet them.
+PKGS     := $(RDKAFKA_PKGS) avro-c libcurl libpq jansson libcrypto zlib
 SHELL    := /bin/bash
 VERSION  := $(shell git describe --always --dirty 2>/dev/null || echo 0.1.0)
 
@@ -24,8 +38,9 @@ WARN     := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes \
             -Wmissing-prototypes -Wpointer-arith -Wvla -Wno-missing-field-initializers
 CSTD     := -std=c11 -D_GNU_SOURCE
 INC      := -Ilib -I. -Icmd -Ischemas -Iproducers -Iconsumers -Iconsumers/worker -Iconsumers/worker/bind -Iconsumers/worker/store -Iconsumers/worker/db -Iconsumers/events -Iconsumers/replay -Iconsumers/lag -Iconsumers/report -Imigrations
-PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# -isystem: warnings in the libraries' headers are theirs (librdkafka 2.12's trip -Wextra).
+PKG_CFLAGS = $(patsubst -I%,-isystem%,$(shell $(PKG_CONFIG_ENV) pkg-config --cflags $(PKGS) 2>/dev/null))
+PKG_LIBS   = $(shell $(PKG_CONFIG_ENV) pkg-config --libs $(PKGS) 2>/dev/null)
 
 ifeq ($(MODE),asan)
 OPT      := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
@@ -59,7 +74,7 @@ TEST_SRC := $(sort $(wildcard tests/unit/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BINDIR)/tests/%)
 GENQ     := $(BINDIR)/genq
 
-.PHONY: all deps test unit asan valgrind demo bench fuzz fuzz-long style style-check lint docs keda-check k8s-check monitoring-check image-check clean help soak comfyui-real comfyui-facts
+.PHONY: all deps rdkafka test unit asan valgrind demo bench fuzz fuzz-long style style-check lint docs keda-check k8s-check monitoring-check image-check clean help soak comfyui-real comfyui-facts
 all: $(GENQ) $(TEST_BIN) $(BINDIR)/libgenq-producer.a
 
 help:
@@ -84,10 +99,16 @@ help:
 deps:
 	@scripts/deps build
 
-$(BUILDDIR)/.flags: deps FORCE
+$(BUILDDIR)/.flags: deps rdkafka FORCE
 	@mkdir -p $(BUILDDIR)
 	@echo '$(CC) $(CFLAGS) $(PKG_CFLAGS)' | cmp -s - $@ || echo '$(CC) $(CFLAGS) $(PKG_CFLAGS)' > $@
 FORCE:
+
+# Quick when it is built already: the script checks its stamp.
+rdkafka: deps
+ifneq ($(RDKAFKA),system)
+	@scripts/librdkafka $(RDKAFKA_PREFIX) >/dev/null
+endif
 
 $(BUILDDIR)/%.o: %.c $(BUILDDIR)/.flags
 	@mkdir -p $(dir $@)

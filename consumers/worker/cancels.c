@@ -221,6 +221,9 @@ gq_cancels_t *gq_cancels_new(const gq_cfg_t *cfg, const char *worker_id, char *e
             GQ_OK ||
         gq_kafka_conf_set(conf, "enable.partition.eof", "true", errstr, errstr_size) != GQ_OK ||
         gq_kafka_conf_set(conf, "auto.offset.reset", "earliest", errstr, errstr_size) != GQ_OK ||
+        /* The broker answers a fetch as soon as a cancel arrives; this only spaces the empty
+         * answers of a topic that is mostly quiet (2 a second by default, each a wake-up). */
+        gq_kafka_conf_set(conf, "fetch.wait.max.ms", "5000", errstr, errstr_size) != GQ_OK ||
         gq_kafka_conf_apply_user(conf, cfg, errstr, errstr_size) != GQ_OK) {
         rd_kafka_conf_destroy(conf);
         gq_cancels_destroy(c);

@@ -200,7 +200,9 @@ gq_record_t *gq_record_new(const gq_cfg_t *cfg, const char *worker_id, gq_record
         goto fail;
     if (gq_kafka_conf_set(conf, "enable.idempotence", "true", errstr, errstr_size) != GQ_OK ||
         gq_kafka_conf_set(conf, "acks", "all", errstr, errstr_size) != GQ_OK ||
-        gq_kafka_conf_set(conf, "linger.ms", "1", errstr, errstr_size) != GQ_OK ||
+        /* Events are a few a second per worker and a service waits on each: sent at once,
+         * without a linger that costs every one of them a millisecond and a wake-up. */
+        gq_kafka_conf_set(conf, "linger.ms", "0", errstr, errstr_size) != GQ_OK ||
         gq_kafka_conf_apply_user(conf, cfg, errstr, errstr_size) != GQ_OK) {
         rd_kafka_conf_destroy(conf);
         goto fail;

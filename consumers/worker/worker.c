@@ -39,7 +39,12 @@
 #include <unistd.h>
 
 #define WORKER_MAX_WAIT_MS 1000      /* the longest single wait: Kafka wants a poll now and then */
-#define WORKER_HEALTH_MS 5000        /* GPU memory and lag */
+#define WORKER_HEALTH_MS 5000        /* lag and the other gauges */
+/* GPU memory, asked of ComfyUI: as often as Prometheus usually scrapes. More often costs
+ * render time: the simulator (and ComfyUI's own aiohttp loop, for its WebSocket) answers it
+ * on the thread that starts the next prompt; every 5 s put it in the 99th percentile of the
+ * gaps between 100 ms renders (bench/results/gpu.txt). */
+#define WORKER_GPU_STATS_MS 15000
 #define WORKER_READY_MS 250          /* readiness: soon enough for a probe, not every turn */
 #define WORKER_STATS_MS 30000        /* the log's progress line */
 #define WORKER_FINISH_GRACE_MS 15000 /* after the grace period: time to record finished jobs */
@@ -97,7 +102,7 @@ struct gq_worker {
     bool has_guard;
     bool stopping, grace_over, fatal;
     int64_t stop_deadline;
-    int64_t health_mono, stats_mono, ws_retry_mono;
+    int64_t health_mono, gpu_stats_mono, stats_mono, ws_retry_mono;
     int ws_backoff_ms;
     bool health_asking;
     bool ready; /* as last reported */
@@ -802,8 +807,11 @@ static void worker_readiness(gq_worker_t *w) {
 /* GPU memory and the lag of our partitions, for the endpoint: cached watermarks and one
  * ComfyUI request. */
 static void worker_health(gq_worker_t *w) {
-    if (!w->health_asking && gq_comfy_op_stats(w->comfy, 0))
+    int64_t now = gq_mono_ms();
+    if (now >= w->gpu_stats_mono && !w->health_asking && gq_comfy_op_stats(w->comfy, 0)) {
         w->health_asking = true;
+        w->gpu_stats_mono = now + WORKER_GPU_STATS_MS;
+    }
     gq_metrics_in_flight(w->metrics, (int)w->jobs_cnt);
     gq_metrics_progress(w->metrics, gq_progpub_sent(w->progpub), gq_progpub_dropped(w->progpub));
     int64_t waiting;
@@ -939,6 +947,7 @@ gq_worker_end_t gq_worker_run(gq_worker_t *w, volatile sig_atomic_t *stop) {
         return GQ_WORKER_FATAL;
     }
     w->health_mono = 0;
+    w->gpu_stats_mono = 0;
     w->stats_mono = gq_mono_ms() + WORKER_STATS_MS;
     while (!w->fatal) {
         int64_t now = gq_mono_ms();
