@@ -38,12 +38,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#define WORKER_MAX_WAIT_MS 1000      /* the longest single wait: Kafka wants a poll now and then */
-#define WORKER_HEALTH_MS 5000        /* lag and the other gauges */
-/* GPU memory, asked of ComfyUI: as often as Prometheus usually scrapes. More often costs
- * render time: the simulator (and ComfyUI's own aiohttp loop, for its WebSocket) answers it
- * on the thread that starts the next prompt; every 5 s put it in the 99th percentile of the
- * gaps between 100 ms renders (bench/results/gpu.txt). */
+#define WORKER_MAX_WAIT_MS 1000 /* the longest single wait: Kafka wants a poll now and then */
+#define WORKER_HEALTH_MS 5000   /* lag and the other gauges */
+/* GPU memory, asked of ComfyUI as often as Prometheus usually scrapes. Each answer costs the
+ * server's event loop a few milliseconds (ComfyUI's sends its WebSocket frames; the
+ * simulator's also starts the next prompt): at every 5 s they reached the 99th percentile
+ * of the gaps between 100 ms renders (bench/results/gpu.txt). */
 #define WORKER_GPU_STATS_MS 15000
 #define WORKER_READY_MS 250          /* readiness: soon enough for a probe, not every turn */
 #define WORKER_STATS_MS 30000        /* the log's progress line */
