@@ -75,7 +75,7 @@ TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BINDIR)/tests/%)
 GENQ     := $(BINDIR)/genq
 
 .PHONY: all deps rdkafka test unit asan valgrind demo bench fuzz fuzz-long style style-check lint docs keda-check k8s-check monitoring-check image-check clean help soak comfyui-real comfyui-facts
-all: $(GENQ) $(TEST_BIN) $(BINDIR)/libgenq-producer.a
+all: $(GENQ) $(TEST_BIN) $(BINDIR)/libgenq-producer.a $(BINDIR)/genq-producer.pc
 
 help:
 	@echo "make            build bin/genq, the producer library and the unit tests"
@@ -140,6 +140,23 @@ $(BINDIR)/libgenq-producer.a: $(PRODUCER_OBJ)
 	@rm -f $@
 	$(call say,AR,$@)
 	$(Q)ar rcs $@ $^
+
+# The flags of the libraries, for the scripts that build against libgenq.a (tests/fuzz/run,
+# bench/resolve/run): `make -s print-PKG_CFLAGS`.
+print-%:
+	@echo '$($*)'
+
+# How a C service compiles and links against the library: the librdkafka it was built with
+# (the pinned static one, or the system's), and the rest. `PKG_CONFIG_PATH=bin pkg-config
+# --cflags --libs genq-producer`.
+$(BINDIR)/genq-producer.pc: $(BUILDDIR)/.flags
+	@mkdir -p $(dir $@)
+	$(call say,GEN,$@)
+	$(Q)printf '%s\n' 'Name: genq-producer' \
+	    'Description: publish genq generation requests and cancels (libgenq-producer.a)' \
+	    'Version: $(VERSION)' \
+	    'Cflags: -I$(CURDIR)/producers -I$(CURDIR)/schemas -I$(CURDIR)/lib $(PKG_CFLAGS)' \
+	    'Libs: $(CURDIR)/$(BINDIR)/libgenq-producer.a $(PKG_LIBS) -pthread -lm' > $@
 
 $(BINDIR)/tests/%: $(BUILDDIR)/tests/unit/%.o $(LIBGENQ)
 	@mkdir -p $(dir $@)

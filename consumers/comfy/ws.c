@@ -102,6 +102,9 @@ static gq_status_t ws_read_head(gq_comfy_t *c, gq_buf_t *head, size_t *head_len,
         size_t n = 0;
         CURLcode rc = curl_easy_recv(c->ws, buf, sizeof(buf), &n);
         if (rc == CURLE_AGAIN) {
+            /* Not waiting (the loop's poll already said nothing is there): no second poll. */
+            if (deadline <= gq_mono_ms())
+                return GQ_ERR_TIMEOUT;
             gq_status_t st = ws_wait(c->ws_sock, POLLIN, deadline);
             if (st != GQ_OK) {
                 gq_errf(errstr, errstr_size, "WebSocket upgrade: no response in time");
@@ -300,6 +303,9 @@ static gq_status_t ws_fill(gq_comfy_t *c, int64_t deadline, char *errstr, size_t
             return GQ_OK;
         }
         if (rc == CURLE_AGAIN) {
+            /* Not waiting (the loop's poll already said nothing is there): no second poll. */
+            if (deadline <= gq_mono_ms())
+                return GQ_ERR_TIMEOUT;
             gq_status_t st = ws_wait(c->ws_sock, POLLIN, deadline);
             if (st == GQ_ERR_TIMEOUT)
                 return GQ_ERR_TIMEOUT;

@@ -108,12 +108,11 @@ int main(int argc, char **argv) {
     return delivered == 101 && failed == 0 ? 0 : 1;
 }
 C
-root=${GENQ_ROOT:-$PWD}
-pkgs="rdkafka avro-c libcurl libpq jansson libcrypto"
+# The flags the build wrote for C services (genq-producer.pc): its librdkafka and the rest.
+pc=(env PKG_CONFIG_PATH="${GENQ_BINDIR:-bin}" pkg-config genq-producer)
 # shellcheck disable=SC2046 # the flag lists are word-split on purpose
-cc -std=c11 -D_GNU_SOURCE -Wall -Werror -I"$root/producers" -I"$root/schemas" -I"$root/lib" \
-    $(pkg-config --cflags $pkgs) "$T_TMP/capi.c" "${GENQ_BINDIR:-bin}/libgenq-producer.a" \
-    $(pkg-config --libs $pkgs) -pthread -lm -o "$T_TMP/capi" 2>"$T_TMP/cc.log" ||
+cc -std=c11 -D_GNU_SOURCE -Wall -Werror $("${pc[@]}" --cflags) "$T_TMP/capi.c" \
+    $("${pc[@]}" --libs) -o "$T_TMP/capi" 2>"$T_TMP/cc.log" ||
     fail "the C API example does not build: $(cat "$T_TMP/cc.log")"
 "$T_TMP/capi" "$topic.capi" >"$T_TMP/capi.ids" 2>"$T_TMP/capi.log" || fail "the C API example failed"
 

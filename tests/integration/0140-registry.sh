@@ -77,11 +77,11 @@ int main(int argc, char **argv) {
     return 0;
 }
 C
-pkgs="rdkafka avro-c libcurl libpq jansson libcrypto"
+# The flags the build wrote for C services (genq-producer.pc): its librdkafka and the rest.
+pc=(env PKG_CONFIG_PATH="${GENQ_BINDIR:-bin}" pkg-config genq-producer)
 # shellcheck disable=SC2046 # the flag lists are word-split on purpose
-cc -std=c11 -D_GNU_SOURCE -Wall -Werror -I"$GENQ_ROOT/producers" -I"$GENQ_ROOT/schemas" -I"$GENQ_ROOT/lib" \
-    $(pkg-config --cflags $pkgs) "$T_TMP/capi.c" "${GENQ_BINDIR:-bin}/libgenq-producer.a" \
-    $(pkg-config --libs $pkgs) -pthread -lm -o "$T_TMP/capi" 2>"$T_TMP/cc.log" ||
+cc -std=c11 -D_GNU_SOURCE -Wall -Werror $("${pc[@]}" --cflags) "$T_TMP/capi.c" \
+    $("${pc[@]}" --libs) -o "$T_TMP/capi" 2>"$T_TMP/cc.log" ||
     fail "the C API program does not build: $(cat "$T_TMP/cc.log")"
 "$T_TMP/capi" "$GENQ_BROKERS" "$GENQ_REQUESTS_TOPIC" "$GENQ_SCHEMA_REGISTRY_URL" >"$T_TMP/capi.out" 2>"$T_TMP/capi.log" ||
     fail "the C API program: $(cat "$T_TMP/capi.log")"

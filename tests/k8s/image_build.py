@@ -27,6 +27,8 @@ from check_dockerfile import instructions  # noqa: E402
 
 SUITES = {"debian:12-slim": "bookworm", "debian:bookworm-slim": "bookworm"}
 MIRROR = "http://deb.debian.org/debian"
+HOST_CA = os.environ.get("CURL_CA_BUNDLE") or "/etc/ssl/certs/ca-certificates.crt"
+HOST_CA_IN_ROOT = "/run/genq-host-ca.crt"
 
 
 def log(msg):
@@ -107,11 +109,27 @@ class Mounts:
             subprocess.run(["mount", *args, path], check=True)
             self.done.append(path)
         shutil.copy("/etc/resolv.conf", os.path.join(self.root, "etc/resolv.conf"))
+        # The host's trust store, for the HTTPS a RUN fetches (scripts/librdkafka): a machine
+        # whose egress goes through a TLS-inspecting proxy trusts that proxy's CA, which a
+        # fresh Debian root does not. Mounted for the RUN only, so no stage keeps it.
+        self.ca = None
+        if os.path.isfile(HOST_CA):
+            path = os.path.join(self.root, HOST_CA_IN_ROOT.lstrip("/"))
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            open(path, "a").close()
+            subprocess.run(["mount", "--bind", "-o", "ro", HOST_CA, path], check=True)
+            self.done.append(path)
+            self.ca = path
         return self
+
+    def env(self):
+        return {"CURL_CA_BUNDLE": HOST_CA_IN_ROOT} if self.ca else {}
 
     def __exit__(self, *exc):
         for path in reversed(self.done):
             subprocess.run(["umount", "-l", path], check=False)
+        if self.ca:
+            os.unlink(self.ca)
 
 
 def build(dockerfile, ctx, work, cache, build_args):
@@ -153,10 +171,19 @@ def build(dockerfile, ctx, work, cache, build_args):
             srcs, dest = toks[:-1], toks[-1]
             dest_abs = dest if dest.startswith("/") else os.path.join(cur.workdir, dest)
             dest_path = os.path.join(cur.root, dest_abs.lstrip("/"))
-            if frm is None:
-                if srcs != ["."]:
-                    raise SystemExit(f"image_build: only `COPY . DEST` from the context: {arg}")
+            if frm is None and srcs == ["."]:
                 copy_context(ctx, dest_path, patterns)
+            elif frm is None:
+                # Single files of the context, as Docker copies them: DEST is the file's new
+                # path, or a directory when it ends with "/" (what the Dockerfile uses).
+                for s in srcs:
+                    src = os.path.abspath(os.path.join(ctx, s))
+                    if not src.startswith(os.path.abspath(ctx) + os.sep) or not os.path.isfile(src):
+                        raise SystemExit(f"image_build: COPY of a file in the context only: {arg}")
+                    target = os.path.join(dest_path, os.path.basename(s)) if dest.endswith("/") \
+                        else dest_path
+                    os.makedirs(os.path.dirname(target), exist_ok=True)
+                    shutil.copy2(src, target)
             else:
                 src_stage = next(s for i, s in enumerate(stages) if s.name == frm or str(i) == frm)
                 for s in srcs:
@@ -166,9 +193,9 @@ def build(dockerfile, ctx, work, cache, build_args):
             log(f"COPY {arg}")
         elif word == "RUN":
             log(f"RUN {arg[:100]}{'...' if len(arg) > 100 else ''}")
-            with Mounts(cur.root):
-                r = chroot_run(cur, ["/bin/sh", "-c", arg], user=cur.user, check=False,
-                               capture=True)
+            with Mounts(cur.root) as m:
+                r = chroot_run(cur, ["/bin/sh", "-c", arg], user=cur.user, env=m.env(),
+                               check=False, capture=True)
             if r.returncode != 0:
                 tail = (r.stdout + r.stderr).strip().splitlines()[-30:]
                 raise SystemExit("image_build: RUN failed (exit %d):\n%s"
