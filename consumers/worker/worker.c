@@ -877,14 +877,17 @@ static void worker_begin_stop(gq_worker_t *w) {
 
 static void worker_turn(gq_worker_t *w) {
     gq_pgq_t *q = gq_recorder_pgq(w->rec);
-    gq_comfy_waitfd_t fds[5] = {
+    gq_comfy_waitfd_t fds[6] = {
         {gq_intake_fd(w->intake), POLLIN, 0},
         {gq_record_fd(w->record), POLLIN, 0},
         {w->sig[0], POLLIN, 0},
         {gq_cancels_fd(w->cancels), POLLIN, 0},
-        {gq_pgq_fd(q), gq_pgq_events(q), 0},
     };
-    unsigned nfds = fds[4].fd >= 0 ? 5 : 4;
+    unsigned nfds = 4;
+    if (gq_pgq_fd(q) >= 0)
+        fds[nfds++] = (gq_comfy_waitfd_t){gq_pgq_fd(q), gq_pgq_events(q), 0};
+    if (gq_outputs_fd(w->outputs) >= 0)
+        fds[nfds++] = (gq_comfy_waitfd_t){gq_outputs_fd(w->outputs), POLLIN, 0};
     gq_comfy_wait(w->comfy, fds, nfds, worker_timeout(w));
     if (fds[2].revents) {
         char drain[16];
