@@ -9,6 +9,7 @@ step costs --step-ms; SaveImage writes real PNGs.
 import asyncio
 import base64
 import copy
+import functools
 import hashlib
 import heapq
 import json
@@ -145,7 +146,11 @@ class PromptQueue:
             await self.wake.wait()
         item = heapq.heappop(self.queue).item
         i = self.task_counter
-        self.currently_running[i] = copy.deepcopy(item)
+        # ComfyUI deep-copies the item here so that execution cannot alter what /queue and
+        # /history show. The simulated execution never mutates the prompt, extra_data (the
+        # worker copies it) or the output list, so a shallow copy shows the same and spares
+        # a deep copy of the whole graph per job.
+        self.currently_running[i] = tuple(item)
         self.task_counter += 1
         self.server.queue_updated()
         return item, i
@@ -157,8 +162,10 @@ class PromptQueue:
         prompt = list(prompt)
         if isinstance(prompt[3], dict):
             prompt[3] = {k: v for k, v in prompt[3].items() if k not in SENSITIVE_EXTRA_DATA_KEYS}
-        self.history[prompt[1]] = {"prompt": prompt, "outputs": {},
-                                   "status": copy.deepcopy(status)}
+        # status is built fresh for each prompt and its messages are never changed after
+        # they are sent: a new list of them is copy enough (ComfyUI deep-copies)
+        status = dict(status, messages=list(status["messages"]))
+        self.history[prompt[1]] = {"prompt": prompt, "outputs": {}, "status": status}
         self.history[prompt[1]].update(history_result)
         self.server.queue_updated()
 
@@ -199,7 +206,8 @@ class PromptQueue:
                 i += 1
             return out
         if prompt_id in self.history:
-            return {prompt_id: copy.deepcopy(self.history[prompt_id])}
+            # no deep copy (ComfyUI makes one): every caller serialises the answer at once
+            return {prompt_id: self.history[prompt_id]}
         return {}
 
     def wipe_history(self):
@@ -867,11 +875,7 @@ class Executor:
         data = animated_webp(images.w, images.h, images.batch, float(inp.get("fps", 6.0)))
         await self.image_op(images, factor=0.5)
 
-        def write():
-            with open(os.path.join(folder, file), "wb") as fh:
-                fh.write(data)
-
-        await asyncio.get_running_loop().run_in_executor(None, write)
+        await run_write(folder, [(file, data)], images.w * images.h * images.batch)
         self.stats.images_written += 1
         return (), {"images": [{"filename": file, "subfolder": subfolder, "type": "output"}],
                     "animated": [True]}
@@ -911,24 +915,18 @@ class Executor:
             if extra_pnginfo is not None:
                 for x in extra_pnginfo:
                     texts.append((x, json.dumps(extra_pnginfo[x])))
-        jobs = []
+        files = []
         results = []
         for batch_number in range(images.batch):
             name = filename.replace("%batch_num%", str(batch_number))
             file = f"{name}_{counter:05}_.png"
-            jobs.append((os.path.join(folder, file), batch_number))
+            files.append((file, functools.partial(
+                cpng.synth_png, images.w, images.h, images.seed, batch_number, color=images.color,
+                texts=texts, compress_level=level)))
             results.append({"filename": file, "subfolder": subfolder, "type": type_name})
             counter += 1
-
-        def write_all():
-            for path, b in jobs:
-                data = cpng.synth_png(images.w, images.h, images.seed, b, color=images.color,
-                                      texts=texts, compress_level=level)
-                with open(path, "wb") as fh:
-                    fh.write(data)
-
-        await asyncio.get_running_loop().run_in_executor(None, write_all)
-        self.stats.images_written += len(jobs)
+        await run_write(folder, files, images.w * images.h * images.batch)
+        self.stats.images_written += len(files)
         return {"images": results}
 
 
@@ -990,6 +988,15 @@ def get_save_image_path(filename_prefix, output_dir, image_width=0, image_height
         log.error(err)
         raise Exception(err)
 
+    if len(os.path.basename(filename_prefix)) == len(filename):
+        try:
+            counter = SAVE_COUNTERS.next_counter(full_output_folder, filename)
+        except FileNotFoundError:
+            os.makedirs(full_output_folder, exist_ok=True)
+            counter = 1
+        return full_output_folder, filename, counter, subfolder, filename_prefix
+
+    # A prefix whose basename normpath changes ("x/", "x/.."): ComfyUI's own scan, verbatim.
     try:
         counter = max(filter(lambda a: os.path.normcase(a[1][:-1]) == os.path.normcase(filename)
                              and a[1][-1] == "_",
@@ -1000,3 +1007,90 @@ def get_save_image_path(filename_prefix, output_dir, image_width=0, image_height
         os.makedirs(full_output_folder, exist_ok=True)
         counter = 1
     return full_output_folder, filename, counter, subfolder, filename_prefix
+
+
+def _dir_key(folder):
+    st = os.stat(folder)
+    return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
+
+
+class SaveCounters:
+    """The counter of get_save_image_path without listing the folder for every image.
+
+    ComfyUI lists the output folder on every save and takes max(counter)+1 over the names
+    "<filename>_<counter>_..."; with everything saved under one prefix that is O(files saved),
+    and the simulator slowed down as its output grew. Here each folder's listing is indexed
+    once -- for every "_" in every name, the largest number after it, keyed by the text
+    before it, which is what the scan computes for a filename of that length -- and reused
+    while the folder's (inode, mtime, ctime, size) stay the ones seen at the listing. Files
+    the simulator writes itself are added to the index (record()); anything else that
+    changes the folder (an upload, a test, a person) changes its ctime, and the next save
+    lists it again. Since Linux 6.13 (multigrain timestamps on ext4/xfs/btrfs/tmpfs) a
+    change after a stat always gets a new ctime; on older kernels a foreign change within
+    the same clock tick as the simulator's own write could go unseen.
+    """
+
+    def __init__(self):
+        self.folders = {}           # folder -> [dir key, {normcase(text before "_"): max number}]
+
+    @staticmethod
+    def _add(index, name):
+        i = name.find("_")
+        while i >= 0:
+            try:
+                digits = int(name[i + 1:].split("_")[0])
+            except Exception:
+                digits = 0
+            key = os.path.normcase(name[:i])
+            if key not in index or digits > index[key]:
+                index[key] = digits
+            i = name.find("_", i + 1)
+
+    def next_counter(self, folder, filename):
+        key = _dir_key(folder)              # FileNotFoundError as listdir would raise it
+        entry = self.folders.get(folder)
+        if entry is None or entry[0] != key:
+            index = {}
+            for name in os.listdir(folder):
+                self._add(index, name)
+            # a change between the stat and the listing shows at the next stat: relisted
+            entry = self.folders[folder] = [key, index]
+        top = entry[1].get(os.path.normcase(filename))
+        return 1 if top is None else top + 1
+
+    def record(self, folder, before, after, names):
+        """The simulator wrote `names` into `folder`, whose key was `before` just before the
+        writes and `after` just after them."""
+        entry = self.folders.get(folder)
+        if entry is None or entry[0] != before:
+            self.folders.pop(folder, None)  # changed behind our back since the listing
+            return
+        for name in names:
+            self._add(entry[1], name)
+        entry[0] = after
+
+
+SAVE_COUNTERS = SaveCounters()
+
+# Images up to this many pixels are encoded and written on the event loop: a 64x64 PNG takes
+# ~0.5 ms, less than handing it to a thread and back costs on a busy 2-core machine. Bigger
+# ones go to a thread so the loop keeps answering HTTP and WebSocket meanwhile.
+INLINE_WRITE_PIXELS = 128 * 128
+
+
+def write_files(folder, files):
+    """Write [(name, bytes or a callable making them)] into folder, keeping SAVE_COUNTERS'
+    index of the folder current."""
+    before = _dir_key(folder)
+    for name, data in files:
+        with open(os.path.join(folder, name), "wb") as fh:
+            fh.write(data() if callable(data) else data)
+    SAVE_COUNTERS.record(folder, before, _dir_key(folder), [name for name, _ in files])
+
+
+async def run_write(folder, files, pixels):
+    if pixels <= INLINE_WRITE_PIXELS:
+        write_files(folder, files)
+    else:
+        # the worker awaits this, so no other save consults SAVE_COUNTERS meanwhile
+        await asyncio.get_running_loop().run_in_executor(None, write_files, folder, files)

@@ -42,10 +42,25 @@ MODEL_FOLDERS = ["checkpoints", "configs", "loras", "vae", "text_encoders", "dif
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 
 
+def _dir_stamp(path):
+    """What changes when a directory's entries change (Linux >= 6.13 gives a change after a
+    stat a new ctime even within one clock tick); None when it cannot be read."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
+
+
+def _dir_stamps_unchanged(stamps):
+    return all(_dir_stamp(path) == stamp for path, stamp in stamps)
+
+
 class Dirs:
     """The directory layout below --base-directory (absolute paths)."""
 
     def __init__(self, base):
+        self._filename_lists = {}       # models/<folder> -> (directory stamps, names)
         self.base = os.path.abspath(base)
         self.output = os.path.join(self.base, "output")
         self.input = os.path.join(self.base, "input")
@@ -85,16 +100,43 @@ class Dirs:
         return os.path.join(base_dir, name)
 
     def filename_list(self, folder):
-        """folder_paths.get_filename_list: sorted relative paths with a known extension."""
+        """folder_paths.get_filename_list: sorted relative paths with a known extension.
+
+        Like ComfyUI's own cache of these lists, the walk is reused while every directory it
+        went through keeps its modification (and change) time: validating a prompt needs the
+        checkpoint list, and walking the folder for every prompt was a measurable cost."""
         root = os.path.join(self.models, folder)
+        cached = self._filename_lists.get(root)
+        if cached is not None and _dir_stamps_unchanged(cached[0]):
+            return list(cached[1])
         exts = {".yaml"} if folder == "configs" else MODEL_EXTENSIONS
         out = []
+        stamps = []
         if os.path.isdir(root):
-            for dirpath, _dirs, files in os.walk(root, followlinks=True):
-                for f in files:
-                    if os.path.splitext(f)[1].lower() in exts:
-                        out.append(os.path.relpath(os.path.join(dirpath, f), root))
-        return sorted(out)
+            # os.walk(root, followlinks=True), with each directory stamped before it is read
+            pending = [root]
+            while pending:
+                dirpath = pending.pop()
+                stamps.append((dirpath, _dir_stamp(dirpath)))
+                try:
+                    entries = list(os.scandir(dirpath))
+                except OSError:
+                    continue
+                for entry in entries:
+                    try:
+                        is_dir = entry.is_dir()
+                    except OSError:
+                        is_dir = False
+                    if is_dir:
+                        pending.append(entry.path)
+                    elif os.path.splitext(entry.name)[1].lower() in exts:
+                        out.append(os.path.relpath(entry.path, root))
+        out.sort()
+        if stamps and all(s is not None for _, s in stamps):
+            self._filename_lists[root] = (stamps, out)
+        else:
+            self._filename_lists.pop(root, None)
+        return list(out)
 
     def input_images(self):
         try:
