@@ -34,7 +34,10 @@ RANDOM=4242
 kills=0
 deadline=$((SECONDS + 240))
 while [ $kills -lt 24 ] && [ $SECONDS -lt $deadline ]; do
-    sleep "$((RANDOM % 3 + 1)).$((RANDOM % 10))"
+    # 0.4 to 2.4 s apart: 24 kills take about 40 s, well inside the time 500 jobs take
+    # (faster workers ran out of jobs after 17 kills at 1 to 4 s apart).
+    ms=$((400 + RANDOM % 2000))
+    sleep "$((ms / 1000)).$(printf %03d $((ms % 1000)))"
     done_now=$(sql "SELECT count(*) FROM genq.jobs WHERE status IN ('succeeded','failed')")
     [ "$done_now" -ge 480 ] && break
     victim=w$((RANDOM % 3 + 1))

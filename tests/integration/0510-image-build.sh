@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# timeout: 600
+# timeout: 900
 # The Dockerfile, built without a Docker engine: each stage played in a chroot of Debian 12
 # (tests/k8s/image_build.py), then genq run in the runtime stage as its non-root user.
 source "$(dirname "$0")/lib.sh"

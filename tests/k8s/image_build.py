@@ -15,6 +15,7 @@ the image builds and genq runs in it.
 """
 import argparse
 import fnmatch
+import hashlib
 import os
 import shlex
 import shutil
@@ -54,6 +55,7 @@ class Stage:
         self.image, self.name, self.root = image, name, root
         self.env, self.args, self.workdir, self.user = {}, {}, "/", "0"
         self.entrypoint, self.cmd = [], []
+        self.key, self.cacheable, self.layer = "", True, None
 
 
 def ignored(rel, patterns):
@@ -132,6 +134,48 @@ class Mounts:
             os.unlink(self.ca)
 
 
+# Layers, as Docker caches them: a RUN's result is kept under a key that chains every
+# instruction before it (and the bytes each COPY brought in), and reused while that chain is
+# unchanged. Only the layers before a stage's `COPY . ...`: after it the key changes with
+# every edit. Without it every `make test` would reinstall the packages and rebuild
+# librdkafka (5 minutes on 2 cores). Each stage keeps its top layer; the newest few stay.
+LAYERS_KEPT = 4
+
+
+def layer_key(prev, *parts):
+    h = hashlib.sha256(prev.encode())
+    for p in parts:
+        h.update(b"\0" + p.encode())
+    return h.hexdigest()[:32]
+
+
+def copied_digest(ctx, srcs, frm, stages):
+    if frm is not None:
+        return next((s.key for i, s in enumerate(stages) if s.name == frm or str(i) == frm), "")
+    if srcs == ["."]:
+        return ""  # the stage stops caching here
+    h = hashlib.sha256()
+    for src in srcs:
+        with open(os.path.join(ctx, src), "rb") as f:
+            h.update(src.encode() + b"\0" + f.read())
+    return h.hexdigest()
+
+
+def save_layer(root, layer, below):
+    """Keeps the root as `layer`; `below`, the stage's layer under it, goes (each is a whole
+    root, not a difference: 800 MB for the build stage)."""
+    os.makedirs(os.path.dirname(layer), exist_ok=True)
+    subprocess.run(["tar", "-C", root, "-cf", layer + ".tmp", "."], check=True)
+    os.replace(layer + ".tmp", layer)
+    if below and below != layer and os.path.exists(below):
+        os.unlink(below)
+    d = os.path.dirname(layer)
+    old = sorted((os.path.join(d, f) for f in os.listdir(d) if f.endswith(".tar")),
+                 key=os.path.getmtime, reverse=True)[LAYERS_KEPT:]
+    for f in old:
+        os.unlink(f)
+
+
 def build(dockerfile, ctx, work, cache, build_args):
     patterns = []
     di = os.path.join(ctx, ".dockerignore")
@@ -150,11 +194,16 @@ def build(dockerfile, ctx, work, cache, build_args):
                 raise SystemExit(f"image_build: cannot emulate FROM {image} (only {sorted(SUITES)})")
             root = os.path.join(work, f"stage{len(stages)}")
             os.makedirs(root)
-            subprocess.run(["tar", "-C", root, "-xf", base_tarball(SUITES[image], cache)], check=True)
+            base = base_tarball(SUITES[image], cache)
+            subprocess.run(["tar", "-C", root, "-xf", base], check=True)
             cur = Stage(image, parts[2] if len(parts) > 2 else None, root)
+            cur.key = layer_key("", "FROM", image, str(os.stat(base).st_mtime_ns))
+            cur.cacheable = True
             stages.append(cur)
             log(f"stage {len(stages) - 1} ({cur.name or 'final'}): FROM {image}")
             continue
+        if word in ("ARG", "ENV", "WORKDIR", "USER"):
+            cur.key = layer_key(cur.key, word, arg)
         if word == "ARG":
             k, _, v = arg.partition("=")
             cur.args[k] = build_args.get(k, global_args.get(k, v))
@@ -171,8 +220,11 @@ def build(dockerfile, ctx, work, cache, build_args):
             srcs, dest = toks[:-1], toks[-1]
             dest_abs = dest if dest.startswith("/") else os.path.join(cur.workdir, dest)
             dest_path = os.path.join(cur.root, dest_abs.lstrip("/"))
+            cur.key = layer_key(cur.key, "COPY", arg, copied_digest(ctx, srcs, frm, stages))
             if frm is None and srcs == ["."]:
                 copy_context(ctx, dest_path, patterns)
+                # The whole context changes with every edit: what follows is rebuilt anyway.
+                cur.cacheable = False
             elif frm is None:
                 # Single files of the context, as Docker copies them: DEST is the file's new
                 # path, or a directory when it ends with "/" (what the Dockerfile uses).
@@ -193,6 +245,16 @@ def build(dockerfile, ctx, work, cache, build_args):
             log(f"COPY {arg}")
         elif word == "RUN":
             log(f"RUN {arg[:100]}{'...' if len(arg) > 100 else ''}")
+            cur.key = layer_key(cur.key, "RUN", arg, repr(sorted({**cur.args, **cur.env}.items())))
+            layer = os.path.join(cache, "image-layers", cur.key + ".tar")
+            if cur.cacheable and os.path.exists(layer):
+                log(f"  cached: {layer}")
+                shutil.rmtree(cur.root)
+                os.makedirs(cur.root)
+                subprocess.run(["tar", "-C", cur.root, "-xf", layer], check=True)
+                os.utime(layer)
+                cur.layer = layer
+                continue
             with Mounts(cur.root) as m:
                 r = chroot_run(cur, ["/bin/sh", "-c", arg], user=cur.user, env=m.env(),
                                check=False, capture=True)
@@ -200,6 +262,9 @@ def build(dockerfile, ctx, work, cache, build_args):
                 tail = (r.stdout + r.stderr).strip().splitlines()[-30:]
                 raise SystemExit("image_build: RUN failed (exit %d):\n%s"
                                  % (r.returncode, "\n".join(tail)))
+            if cur.cacheable:
+                save_layer(cur.root, layer, cur.layer)
+                cur.layer = layer
         elif word == "USER":
             cur.user = substitute(arg, cur)
         elif word in ("ENTRYPOINT", "CMD"):
