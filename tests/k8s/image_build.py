@@ -253,6 +253,8 @@ def build(dockerfile, ctx, work, cache, build_args):
                 os.makedirs(cur.root)
                 subprocess.run(["tar", "-C", cur.root, "-xf", layer], check=True)
                 os.utime(layer)
+                if cur.layer and cur.layer != layer and os.path.exists(cur.layer):
+                    os.unlink(cur.layer)  # the layer below: only the top one is kept
                 cur.layer = layer
                 continue
             with Mounts(cur.root) as m:
