@@ -97,7 +97,7 @@ help:
 
 # Debian packages: installed by the targets that need them, once.
 deps:
-	@scripts/deps build
+	@scripts/deps build $(if $(filter system,$(RDKAFKA)),librdkafka-dev)
 
 $(BUILDDIR)/.flags: deps rdkafka FORCE
 	@mkdir -p $(BUILDDIR)
