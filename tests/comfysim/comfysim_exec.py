@@ -875,7 +875,7 @@ class Executor:
         data = animated_webp(images.w, images.h, images.batch, float(inp.get("fps", 6.0)))
         await self.image_op(images, factor=0.5)
 
-        await run_write(folder, [(file, data)], images.w * images.h * images.batch)
+        await run_write(folder, [(file, data)])
         self.stats.images_written += 1
         return (), {"images": [{"filename": file, "subfolder": subfolder, "type": "output"}],
                     "animated": [True]}
@@ -925,7 +925,7 @@ class Executor:
                 texts=texts, compress_level=level)))
             results.append({"filename": file, "subfolder": subfolder, "type": type_name})
             counter += 1
-        await run_write(folder, files, images.w * images.h * images.batch)
+        await run_write(folder, files)
         self.stats.images_written += len(files)
         return {"images": results}
 
@@ -1072,12 +1072,6 @@ class SaveCounters:
 
 SAVE_COUNTERS = SaveCounters()
 
-# Images up to this many pixels are encoded and written on the event loop: a 64x64 PNG takes
-# ~0.5 ms, less than handing it to a thread and back costs on a busy 2-core machine. Bigger
-# ones go to a thread so the loop keeps answering HTTP and WebSocket meanwhile.
-INLINE_WRITE_PIXELS = 128 * 128
-
-
 def write_files(folder, files):
     """Write [(name, bytes or a callable making them)] into folder, keeping SAVE_COUNTERS'
     index of the folder current."""
@@ -1088,9 +1082,9 @@ def write_files(folder, files):
     SAVE_COUNTERS.record(folder, before, _dir_key(folder), [name for name, _ in files])
 
 
-async def run_write(folder, files, pixels):
-    if pixels <= INLINE_WRITE_PIXELS:
-        write_files(folder, files)
-    else:
-        # the worker awaits this, so no other save consults SAVE_COUNTERS meanwhile
-        await asyncio.get_running_loop().run_in_executor(None, write_files, folder, files)
+async def run_write(folder, files):
+    # On a thread, even for small images: written on the event loop (about 1 ms for a 64x64
+    # PNG) they held up the HTTP and WebSocket work that then ran between two renders, and
+    # the idle gap p50 at 100 ms renders rose from 0.5 to 1.3 ms (bench/sim_client.py, A/B).
+    # The worker awaits this, so no other save consults SAVE_COUNTERS meanwhile.
+    await asyncio.get_running_loop().run_in_executor(None, write_files, folder, files)
