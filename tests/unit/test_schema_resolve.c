@@ -311,8 +311,8 @@ static void test_hostile(void) {
     const char *bad[] = {"{",
                          "\"nosuch\"",
                          "[\"int\",\"int\"]",
-                         "{\"type\":\"record\",\"name\":\"R\",\"fields\":[{\"name\":\"a\","
-                         "\"type\":\"int\"},{\"name\":\"a\",\"type\":\"int\"}]}",
+                         ("{\"type\":\"record\",\"name\":\"R\",\"fields\":[{\"name\":\"a\","
+                          "\"type\":\"int\"},{\"name\":\"a\",\"type\":\"int\"}]}"),
                          "{\"type\":\"enum\",\"name\":\"E\",\"symbols\":[\"A\"],\"default\":\"B\"}",
                          "{\"type\":\"fixed\",\"name\":\"F\"}"};
     for (size_t i = 0; i < GQ_ARRAY_LEN(bad); i++) {
