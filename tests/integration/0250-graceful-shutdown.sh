@@ -9,11 +9,14 @@ t_fresh_db
 t_fresh_names
 url=$GENQ_COMFYUI_URL
 
-# 1. A render of ~3 s (slow fault), one more queued behind it; SIGTERM mid-render.
+# 1. A render of ~3 s (slow fault), one more queued behind it; SIGTERM mid-render. Job 2 is
+# published once job 1 runs: published together, they land on different partitions and the
+# worker may take either first.
 j1=$("$GENQ" produce -p "slow [[sim:slow:step_ms=300]]" -m sd15.safetensors --width 64 --height 64 --steps 10 2>>"$T_TMP/produce.log")
-j2=$("$GENQ" produce -p "second" -m sd15.safetensors --width 64 --height 64 --steps 2 2>>"$T_TMP/produce.log")
 t_worker w1 "$url" --grace-period 30
 t_wait 30 "job 1 running" sql_is running "SELECT status FROM genq.jobs WHERE job_id = '$j1'"
+j2=$("$GENQ" produce -p "second" -m sd15.safetensors --width 64 --height 64 --steps 2 2>>"$T_TMP/produce.log")
+t_wait 30 "job 2 queued behind it" sql_is running "SELECT status FROM genq.jobs WHERE job_id = '$j2'"
 kill -TERM "$PID_w1"
 rc=0
 wait "$PID_w1" || rc=$?
