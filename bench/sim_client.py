@@ -5,6 +5,13 @@ the path genq uses (POST /prompt, the WebSocket's "done", GET /history, GET /vie
 store. Prints one JSON line: {"jobs", "seconds", "jobs_per_s"}.
 
     sim_client.py URL N [DEPTH] [STEPS] [STEP_MS]   (STEP_MS: each step takes that long)
+
+With --latency RATE, the floor of genq's added latency instead: N prompts offered at RATE a
+second (not waiting for each other), each timed from its POST to its last /view, less its
+render (execution_start to the "done" event, as they reach the client). Prints
+{"jobs", "p50_ms", "p99_ms", "max_ms"}.
+
+    sim_client.py --latency RATE URL N STEPS STEP_MS
 """
 import asyncio
 import json
@@ -81,5 +88,63 @@ async def main():
     print(json.dumps({"jobs": n, "seconds": round(secs, 3), "jobs_per_s": round(n / secs, 1)}))
 
 
+async def latency(rate, url, n, steps, step_ms):
+    client = str(uuid.uuid4())
+    started, done = {}, {}
+    async with aiohttp.ClientSession() as s:
+        ws = await s.ws_connect(f"{url}/ws?clientId={client}")
+
+        async def reader():
+            async for m in ws:
+                if m.type != aiohttp.WSMsgType.TEXT:
+                    continue
+                d = json.loads(m.data)
+                pid = (d.get("data") or {}).get("prompt_id")
+                if d.get("type") == "execution_start" and pid:
+                    started[pid] = time.monotonic()
+                elif d.get("type") == "executing" and d["data"].get("node") is None and pid \
+                        and pid in waiting:
+                    done[pid] = time.monotonic()
+                    waiting.pop(pid).set()
+
+        waiting = {}
+        rt = asyncio.create_task(reader())
+        added = []
+
+        async def one(i):
+            pid = str(uuid.uuid4())
+            ev = waiting[pid] = asyncio.Event()
+            body = {"prompt": workflow(i, steps, step_ms), "client_id": client, "prompt_id": pid}
+            t0 = time.monotonic()
+            async with s.post(f"{url}/prompt", json=body) as r:
+                await r.read()
+            await ev.wait()
+            async with s.get(f"{url}/history/{pid}") as r:
+                h = await r.json()
+            for out in h[pid]["outputs"].values():
+                for img in out.get("images", []):
+                    async with s.get(f"{url}/view", params=img) as r:
+                        await r.read()
+            added.append((time.monotonic() - t0 - (done[pid] - started[pid])) * 1000)
+
+        tasks = []
+        t_next = time.monotonic()
+        for i in range(n):
+            t_next += 1.0 / rate
+            await asyncio.sleep(max(0.0, t_next - time.monotonic()))
+            tasks.append(asyncio.create_task(one(i)))
+        await asyncio.gather(*tasks)
+        rt.cancel()
+        await ws.close()
+    added.sort()
+    print(json.dumps({"jobs": len(added), "p50_ms": round(added[len(added) // 2], 1),
+                      "p99_ms": round(added[min(len(added) - 1, int(0.99 * len(added)))], 1),
+                      "max_ms": round(added[-1], 1)}))
+
+
 if __name__ == "__main__":
-    asyncio.run(main())
+    if len(sys.argv) > 1 and sys.argv[1] == "--latency":
+        a = sys.argv[2:]
+        asyncio.run(latency(float(a[0]), a[1], int(a[2]), int(a[3]), int(a[4])))
+    else:
+        asyncio.run(main())
