@@ -112,8 +112,8 @@ gq_progpub_t *gq_progpub_new(const gq_cfg_t *cfg, const char *worker_id, gq_stat
     }
     char err[512];
     const char *topics[] = {topic};
-    if (gq_kafka_topics_ensure(p->producer, topics, 1, (int)gq_cfg_int(cfg, "partitions"), 10000, err,
-                               sizeof(err)) != GQ_OK)
+    if (gq_kafka_topics_ensure(p->producer, topics, 1, (int)gq_cfg_int(cfg, "partitions"), 10000,
+                               err, sizeof(err)) != GQ_OK)
         gq_warn("could not ensure topic %s exists: %s", topic, err);
     /* Stale progress is worthless: a message Kafka did not take in 10 s is dropped. */
     rd_kafka_topic_conf_t *tc = rd_kafka_topic_conf_new();
