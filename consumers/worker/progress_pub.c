@@ -9,9 +9,9 @@
 #include <string.h>
 
 #define PROGPUB_MESSAGE_TIMEOUT "10000" /* ms: a progress event later than this is worthless */
-/* Events are batched for this long: a request per event (up to nine a job as a zero-time
- * render moves through its nodes) cost the broker 4 ms of CPU per job, more than the job's
- * whole record; a viewer does not see 20 ms. */
+/* Events are batched for this long: a request per event (about four for a zero-time job)
+ * cost the broker 2 to 4 ms of CPU per job, more than the job's whole record; a viewer does
+ * not see 20 ms. */
 #define PROGPUB_LINGER_MS "20"
 #define PROGPUB_FLUSH_MS 500 /* at exit: what is still queued is worth this much waiting */
 
@@ -51,7 +51,8 @@ gq_progpub_when_t gq_progpub_due(const gq_progpub_snap_t *s, const gq_progpub_ma
     return GQ_PROGPUB_LATER;
 }
 
-/* A producer for progress only: batched, best effort (no idempotence, no delivery reports). */
+/* A producer for progress only: batched, best effort (no delivery reports). The rest is
+ * librdkafka's defaults and the user's -X, as for every client. */
 static rd_kafka_t *progpub_producer_new(const gq_cfg_t *cfg, const char *worker_id, char *errstr,
                                         size_t errstr_size) {
     char client_id[256];
@@ -60,8 +61,6 @@ static rd_kafka_t *progpub_producer_new(const gq_cfg_t *cfg, const char *worker_
     if (!conf)
         return NULL;
     if (gq_kafka_conf_set(conf, "linger.ms", PROGPUB_LINGER_MS, errstr, errstr_size) != GQ_OK ||
-        gq_kafka_conf_set(conf, "acks", "1", errstr, errstr_size) != GQ_OK ||
-        gq_kafka_conf_set(conf, "enable.idempotence", "false", errstr, errstr_size) != GQ_OK ||
         gq_kafka_conf_apply_user(conf, cfg, errstr, errstr_size) != GQ_OK) {
         rd_kafka_conf_destroy(conf);
         return NULL;
