@@ -9,14 +9,9 @@
 #include <string.h>
 
 #define PROGPUB_MESSAGE_TIMEOUT "10000" /* ms: a progress event later than this is worthless */
-/* Events are batched for this long: a request per event (about four for a zero-time job)
- * cost the broker 2 to 4 ms of CPU per job, more than the job's whole record; a viewer does
- * not see 20 ms. */
-#define PROGPUB_LINGER_MS "20"
-#define PROGPUB_FLUSH_MS 500 /* at exit: what is still queued is worth this much waiting */
 
 struct gq_progpub {
-    rd_kafka_t *producer; /* its own: completion events keep a producer without linger */
+    rd_kafka_t *producer; /* the worker's (borrowed) */
     rd_kafka_topic_t *rkt;
     const char *worker_id;
     int interval_ms;
@@ -51,31 +46,8 @@ gq_progpub_when_t gq_progpub_due(const gq_progpub_snap_t *s, const gq_progpub_ma
     return GQ_PROGPUB_LATER;
 }
 
-/* A producer for progress only: batched, best effort (no delivery reports). The rest is
- * librdkafka's defaults and the user's -X, as for every client. */
-static rd_kafka_t *progpub_producer_new(const gq_cfg_t *cfg, const char *worker_id, char *errstr,
-                                        size_t errstr_size) {
-    char client_id[256];
-    snprintf(client_id, sizeof(client_id), "%s-progress", worker_id);
-    rd_kafka_conf_t *conf = gq_kafka_conf_new(cfg, client_id, errstr, errstr_size);
-    if (!conf)
-        return NULL;
-    if (gq_kafka_conf_set(conf, "linger.ms", PROGPUB_LINGER_MS, errstr, errstr_size) != GQ_OK ||
-        gq_kafka_conf_apply_user(conf, cfg, errstr, errstr_size) != GQ_OK) {
-        rd_kafka_conf_destroy(conf);
-        return NULL;
-    }
-    char err[512];
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
-    if (!rk) {
-        gq_errf(errstr, errstr_size, "kafka producer: %s", err);
-        rd_kafka_conf_destroy(conf);
-    }
-    return rk;
-}
-
-gq_progpub_t *gq_progpub_new(const gq_cfg_t *cfg, const char *worker_id, gq_status_t *st,
-                             char *errstr, size_t errstr_size) {
+gq_progpub_t *gq_progpub_new(const gq_cfg_t *cfg, const char *worker_id, rd_kafka_t *producer,
+                             gq_status_t *st, char *errstr, size_t errstr_size) {
     *st = GQ_OK;
     int interval = (int)gq_cfg_int(cfg, "progress_interval");
     if (interval <= 0)
@@ -87,6 +59,7 @@ gq_progpub_t *gq_progpub_new(const gq_cfg_t *cfg, const char *worker_id, gq_stat
         gq_errf(errstr, errstr_size, "out of memory");
         return NULL;
     }
+    p->producer = producer;
     p->worker_id = worker_id;
     p->interval_ms = interval;
     p->schema_id = -1;
@@ -103,23 +76,17 @@ gq_progpub_t *gq_progpub_new(const gq_cfg_t *cfg, const char *worker_id, gq_stat
             return NULL;
         }
     }
-    p->producer = progpub_producer_new(cfg, worker_id, errstr, errstr_size);
-    if (!p->producer) {
-        *st = GQ_ERR_INVALID;
-        gq_progpub_destroy(p);
-        return NULL;
-    }
     char err[512];
     const char *topics[] = {topic};
-    if (gq_kafka_topics_ensure(p->producer, topics, 1, (int)gq_cfg_int(cfg, "partitions"), 10000,
-                               err, sizeof(err)) != GQ_OK)
+    if (gq_kafka_topics_ensure(producer, topics, 1, (int)gq_cfg_int(cfg, "partitions"), 10000, err,
+                               sizeof(err)) != GQ_OK)
         gq_warn("could not ensure topic %s exists: %s", topic, err);
     /* Stale progress is worthless: a message Kafka did not take in 10 s is dropped. */
     rd_kafka_topic_conf_t *tc = rd_kafka_topic_conf_new();
     if (rd_kafka_topic_conf_set(tc, "message.timeout.ms", PROGPUB_MESSAGE_TIMEOUT, err,
                                 sizeof(err)) != RD_KAFKA_CONF_OK)
         gq_warn("progress topic: %s", err);
-    p->rkt = rd_kafka_topic_new(p->producer, topic, tc);
+    p->rkt = rd_kafka_topic_new(producer, topic, tc);
     if (!p->rkt) {
         rd_kafka_topic_conf_destroy(tc);
         *st = GQ_ERR;
@@ -138,12 +105,6 @@ void gq_progpub_destroy(gq_progpub_t *p) {
         return;
     if (p->rkt)
         rd_kafka_topic_destroy(p->rkt);
-    if (p->producer) {
-        /* Progress of jobs that ended is worth little: a short wait, then the rest is gone. */
-        rd_kafka_flush(p->producer, PROGPUB_FLUSH_MS);
-        rd_kafka_purge(p->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-        rd_kafka_destroy(p->producer);
-    }
     gq_buf_release(&p->buf);
     free(p);
 }
@@ -199,7 +160,6 @@ static bool progpub_send(gq_progpub_t *p, const gq_progpub_snap_t *s, int64_t se
                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                  RD_KAFKA_V_HEADER("content-type", "application/vnd.genq.progress+avro", -1),
                  RD_KAFKA_V_END);
-    rd_kafka_poll(p->producer, 0); /* nothing is asked back; this only serves its queue */
     if (e) {
         p->dropped++;
         return false;

@@ -1,13 +1,12 @@
 /**
  * @file progress_pub.h
  * @brief Progress events (GenerationProgress) of the jobs a worker holds, published on the
- * progress topic with a producer of their own: best effort, throttled per job, batched for
- * 20 ms, never blocking.
+ * progress topic with the worker's producer: best effort, throttled per job, never blocking.
  *
  * A job's progress (gq_jobprog_t) is filled by job.c from ComfyUI's events; once per turn the
  * loop hands each job in ComfyUI to gq_progpub_job(), which decides with gq_progpub_due()
  * whether an event goes out now (a change of state, node or queue position, or the interval
- * has passed since the last one) or later, and when. Events go straight to Kafka (no
+ * has passed since the last one) or later, and when. Events go straight to the producer (no
  * outbox): a message Kafka has not taken within 10 s is dropped, and none is sent while the
  * producer's queue holds more than GQ_PROGPUB_QUEUE_MAX messages, so progress can never hold
  * up completion events or the loop.
@@ -74,12 +73,11 @@ typedef struct gq_progpub gq_progpub_t;
 
 /**
  * The publisher of progress_topic, every progress_interval ms (0: off, and NULL is returned
- * with *st GQ_OK), with its own producer (the cluster and -X settings of cfg). worker_id is
- * borrowed and must outlive the publisher. With completed_framing confluent, the schema's
- * registry id is looked up or registered now.
+ * with *st GQ_OK). producer is the worker's (borrowed; it outlives the publisher). With
+ * completed_framing confluent, the schema's registry id is looked up or registered now.
  */
-gq_progpub_t *gq_progpub_new(const gq_cfg_t *cfg, const char *worker_id, gq_status_t *st,
-                             char *errstr, size_t errstr_size);
+gq_progpub_t *gq_progpub_new(const gq_cfg_t *cfg, const char *worker_id, rd_kafka_t *producer,
+                             gq_status_t *st, char *errstr, size_t errstr_size);
 void gq_progpub_destroy(gq_progpub_t *p);
 
 /**

@@ -1189,7 +1189,8 @@ gq_worker_t *gq_worker_new(const gq_cfg_t *cfg, volatile sig_atomic_t *stop, gq_
         *st = GQ_ERR_INVALID;
         goto fail;
     }
-    w->progpub = gq_progpub_new(cfg, w->worker_id, st, errstr, errstr_size);
+    w->progpub =
+        gq_progpub_new(cfg, w->worker_id, gq_record_producer(w->record), st, errstr, errstr_size);
     if (*st != GQ_OK)
         goto fail;
     w->progress_wake = INT64_MAX;
