@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #define INTAKE_MAX_CHANGES 2048
+#define INTAKE_CLOSE_MS 10000 /* at exit: how long leaving the group may take */
 
 struct gq_intake {
     const gq_cfg_t *cfg;
@@ -21,6 +22,7 @@ struct gq_intake {
     const char *group;
     int io[2];
     bool subscribed, fatal, closed;
+    bool close_abandoned; /* leaving the group did not finish: see gq_intake_close */
     bool paused[GQ_LANES_MAX];
     /* Partition changes seen by the rebalance callback, handed out before later messages. */
     gq_intake_item_t changes[INTAKE_MAX_CHANGES];
@@ -357,10 +359,30 @@ void gq_intake_close(gq_intake_t *in) {
     if (!in->rk || in->closed)
         return;
     in->closed = true;
-    /* Commits the stored offsets, revokes (our callback runs) and leaves the group. */
-    rd_kafka_resp_err_t err = rd_kafka_consumer_close(in->rk);
-    if (err)
-        gq_warn("closing the consumer: %s", rd_kafka_err2str(err));
+    /* Commits the stored offsets, revokes (our callback runs, served from q) and leaves the
+     * group, within a bound: rd_kafka_consumer_close() waits forever for a group coordinator
+     * that never comes back (seen after the broker froze, with librdkafka 2.12.1). */
+    rd_kafka_queue_t *q = rd_kafka_queue_new(in->rk);
+    rd_kafka_error_t *e = rd_kafka_consumer_close_queue(in->rk, q);
+    if (e) {
+        gq_warn("closing the consumer: %s", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+    } else {
+        int64_t deadline = gq_mono_ms() + INTAKE_CLOSE_MS;
+        while (!rd_kafka_consumer_closed(in->rk)) {
+            int64_t left = deadline - gq_mono_ms();
+            if (left <= 0) {
+                in->close_abandoned = true;
+                gq_warn("leaving the consumer group did not finish in %d s (no group "
+                        "coordinator): the last offsets may not be committed, so the next "
+                        "owner may take those jobs again and find them recorded",
+                        INTAKE_CLOSE_MS / 1000);
+                break;
+            }
+            rd_kafka_queue_poll_callback(q, left > 100 ? 100 : (int)left);
+        }
+    }
+    rd_kafka_queue_destroy(q);
 }
 
 void gq_intake_destroy(gq_intake_t *in) {
@@ -370,7 +392,9 @@ void gq_intake_destroy(gq_intake_t *in) {
         rd_kafka_message_destroy(in->stash);
     if (in->queue)
         rd_kafka_queue_destroy(in->queue);
-    if (in->rk)
+    /* A close that never finished would block rd_kafka_destroy() the same way: the handle
+     * is left to the process's exit, which is what follows. */
+    if (in->rk && !in->close_abandoned)
         rd_kafka_destroy(in->rk);
     if (in->io[0] >= 0)
         close(in->io[0]);

@@ -76,7 +76,7 @@ bool gq_intake_watermarks(gq_intake_t *in, int lane, int32_t partition, int64_t 
 /** Whether a broker answers (for readiness). */
 bool gq_intake_connected(gq_intake_t *in);
 
-/** Commits the stored offsets and leaves the group. */
+/** Commits the stored offsets and leaves the group, waiting at most 10 s for it. */
 void gq_intake_close(gq_intake_t *in);
 
 /** The lanes (their topics) this consumer reads. */

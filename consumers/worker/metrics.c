@@ -59,6 +59,7 @@ struct gq_metrics {
     int lag_topics;
     uint64_t cache_hits, cache_misses;
     uint64_t progress_sent, progress_dropped, cancels_read;
+    unsigned producer_restarts[2]; /* the record's producer, the progress producer */
     m_wait_t lane_wait[GQ_LANES_MAX];
     m_wait_t tenant_wait[M_MAX_TENANTS + 1]; /* the last one: every other tenant */
     size_t tenants_cnt;
@@ -167,6 +168,13 @@ void gq_metrics_progress(gq_metrics_t *m, uint64_t sent, uint64_t dropped) {
     pthread_mutex_lock(&m->lock);
     m->progress_sent = sent;
     m->progress_dropped = dropped;
+    pthread_mutex_unlock(&m->lock);
+}
+
+void gq_metrics_producer_restarts(gq_metrics_t *m, unsigned record, unsigned progress) {
+    pthread_mutex_lock(&m->lock);
+    m->producer_restarts[0] = record;
+    m->producer_restarts[1] = progress;
     pthread_mutex_unlock(&m->lock);
 }
 
@@ -427,6 +435,13 @@ char *gq_metrics_render(gq_metrics_t *m) {
                    (unsigned long long)m->progress_sent);
     gq_buf_appendf(&b, "genq_progress_events_total{result=\"dropped\"} %llu\n",
                    (unsigned long long)m->progress_dropped);
+    m_head(&b, "genq_kafka_producer_restarts_total", "counter",
+           "Kafka producers replaced because they delivered nothing for too long (a client "
+           "left stuck after a broker restart).");
+    gq_buf_appendf(&b, "genq_kafka_producer_restarts_total{producer=\"events\"} %u\n",
+                   m->producer_restarts[0]);
+    gq_buf_appendf(&b, "genq_kafka_producer_restarts_total{producer=\"progress\"} %u\n",
+                   m->producer_restarts[1]);
     m_head(&b, "genq_cancel_requests_total", "counter",
            "Cancel requests read from the cancel topic (valid ones, for any job).");
     gq_buf_appendf(&b, "genq_cancel_requests_total %llu\n", (unsigned long long)m->cancels_read);

@@ -44,6 +44,8 @@ void gq_metrics_job_done(gq_metrics_t *m, const char *model, bool succeeded, dou
 /** A job recorded as cancelled (genq_jobs_total{status="cancelled"}: not a failure). */
 void gq_metrics_job_cancelled(gq_metrics_t *m, const char *model);
 /** Progress events handed to Kafka and dropped, cancel requests read (totals so far). */
+/** How many times each producer was replaced (gq_record_restarts, gq_progpub_restarts). */
+void gq_metrics_producer_restarts(gq_metrics_t *m, unsigned record, unsigned progress);
 void gq_metrics_progress(gq_metrics_t *m, uint64_t sent, uint64_t dropped);
 void gq_metrics_cancel_read(gq_metrics_t *m);
 void gq_metrics_retry(gq_metrics_t *m, const char *reason);

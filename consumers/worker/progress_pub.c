@@ -9,10 +9,19 @@
 #include <string.h>
 
 #define PROGPUB_MESSAGE_TIMEOUT "10000" /* ms: a progress event later than this is worthless */
+/* Events are batched for this long: a request per event (about four for a zero-time job)
+ * cost the broker 2 to 4 ms of CPU per job, more than the job's whole record; a viewer does
+ * not see 20 ms. */
+#define PROGPUB_LINGER_MS "20"
+#define PROGPUB_FLUSH_MS 500 /* at exit: what is still queued is worth this much waiting */
 
 struct gq_progpub {
-    rd_kafka_t *producer; /* the worker's (borrowed) */
+    const gq_cfg_t *cfg;
+    const char *topic;
+    rd_kafka_t *producer; /* its own: completion events keep a producer without linger */
     rd_kafka_topic_t *rkt;
+    int64_t failing_since; /* gq_mono_ms of the first failed delivery since a success */
+    unsigned restarts;     /* producers replaced */
     const char *worker_id;
     int interval_ms;
     gq_framing_t framing;
@@ -46,8 +55,89 @@ gq_progpub_when_t gq_progpub_due(const gq_progpub_snap_t *s, const gq_progpub_ma
     return GQ_PROGPUB_LATER;
 }
 
-gq_progpub_t *gq_progpub_new(const gq_cfg_t *cfg, const char *worker_id, rd_kafka_t *producer,
-                             gq_status_t *st, char *errstr, size_t errstr_size) {
+/* A failed delivery starts this clock; a success stops it. When it runs this long, the
+ * producer is replaced: librdkafka can leave a client stuck after a broker restart (issue
+ * 5430, see record.c), and progress would stop for good. */
+#define PROGPUB_STUCK_MS 30000
+
+static void progpub_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
+    (void)rk;
+    gq_progpub_t *p = opaque;
+    if (!m->err)
+        p->failing_since = 0;
+    else if (!p->failing_since && m->err != RD_KAFKA_RESP_ERR__PURGE_QUEUE &&
+             m->err != RD_KAFKA_RESP_ERR__PURGE_INFLIGHT)
+        p->failing_since = gq_mono_ms();
+}
+
+/* The producer for progress only, batched and best effort, and its topic handle. The rest
+ * is librdkafka's defaults and the user's -X, as for every client. */
+static gq_status_t progpub_producer_new(gq_progpub_t *p, char *errstr, size_t errstr_size) {
+    char client_id[256];
+    snprintf(client_id, sizeof(client_id), "%s-progress", p->worker_id);
+    rd_kafka_conf_t *conf = gq_kafka_conf_new(p->cfg, client_id, errstr, errstr_size);
+    if (!conf)
+        return GQ_ERR_INVALID;
+    if (gq_kafka_conf_set(conf, "linger.ms", PROGPUB_LINGER_MS, errstr, errstr_size) != GQ_OK ||
+        gq_kafka_conf_apply_user(conf, p->cfg, errstr, errstr_size) != GQ_OK) {
+        rd_kafka_conf_destroy(conf);
+        return GQ_ERR_INVALID;
+    }
+    rd_kafka_conf_set_dr_msg_cb(conf, progpub_dr_cb);
+    rd_kafka_conf_set_opaque(conf, p);
+    char err[512];
+    p->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+    if (!p->producer) {
+        gq_errf(errstr, errstr_size, "kafka producer: %s", err);
+        rd_kafka_conf_destroy(conf);
+        return GQ_ERR_INVALID;
+    }
+    /* Stale progress is worthless: a message Kafka did not take in 10 s is dropped. */
+    rd_kafka_topic_conf_t *tc = rd_kafka_topic_conf_new();
+    if (rd_kafka_topic_conf_set(tc, "message.timeout.ms", PROGPUB_MESSAGE_TIMEOUT, err,
+                                sizeof(err)) != RD_KAFKA_CONF_OK)
+        gq_warn("progress topic: %s", err);
+    p->rkt = rd_kafka_topic_new(p->producer, p->topic, tc);
+    if (!p->rkt) {
+        rd_kafka_topic_conf_destroy(tc);
+        gq_errf(errstr, errstr_size, "kafka topic %s: %s", p->topic,
+                rd_kafka_err2str(rd_kafka_last_error()));
+        return GQ_ERR;
+    }
+    return GQ_OK;
+}
+
+static void progpub_producer_destroy(gq_progpub_t *p, int flush_ms) {
+    if (p->rkt)
+        rd_kafka_topic_destroy(p->rkt);
+    p->rkt = NULL;
+    if (p->producer) {
+        rd_kafka_flush(p->producer, flush_ms);
+        rd_kafka_purge(p->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        rd_kafka_poll(p->producer, 0);
+        rd_kafka_destroy(p->producer);
+    }
+    p->producer = NULL;
+}
+
+/* See PROGPUB_STUCK_MS. Without a producer afterwards, events are dropped and counted. */
+static void progpub_watch(gq_progpub_t *p, int64_t now_mono) {
+    if (!p->failing_since || now_mono - p->failing_since < PROGPUB_STUCK_MS)
+        return;
+    gq_warn("progress events have failed for %d s: a new producer sends them",
+            PROGPUB_STUCK_MS / 1000);
+    progpub_producer_destroy(p, 0);
+    p->failing_since = 0;
+    p->restarts++;
+    char err[512];
+    if (progpub_producer_new(p, err, sizeof(err)) != GQ_OK) {
+        gq_warn("replacing the progress producer: %s", err);
+        progpub_producer_destroy(p, 0);
+    }
+}
+
+gq_progpub_t *gq_progpub_new(const gq_cfg_t *cfg, const char *worker_id, gq_status_t *st,
+                             char *errstr, size_t errstr_size) {
     *st = GQ_OK;
     int interval = (int)gq_cfg_int(cfg, "progress_interval");
     if (interval <= 0)
@@ -59,7 +149,8 @@ gq_progpub_t *gq_progpub_new(const gq_cfg_t *cfg, const char *worker_id, rd_kafk
         gq_errf(errstr, errstr_size, "out of memory");
         return NULL;
     }
-    p->producer = producer;
+    p->cfg = cfg;
+    p->topic = topic;
     p->worker_id = worker_id;
     p->interval_ms = interval;
     p->schema_id = -1;
@@ -76,25 +167,16 @@ gq_progpub_t *gq_progpub_new(const gq_cfg_t *cfg, const char *worker_id, rd_kafk
             return NULL;
         }
     }
-    char err[512];
-    const char *topics[] = {topic};
-    if (gq_kafka_topics_ensure(producer, topics, 1, (int)gq_cfg_int(cfg, "partitions"), 10000, err,
-                               sizeof(err)) != GQ_OK)
-        gq_warn("could not ensure topic %s exists: %s", topic, err);
-    /* Stale progress is worthless: a message Kafka did not take in 10 s is dropped. */
-    rd_kafka_topic_conf_t *tc = rd_kafka_topic_conf_new();
-    if (rd_kafka_topic_conf_set(tc, "message.timeout.ms", PROGPUB_MESSAGE_TIMEOUT, err,
-                                sizeof(err)) != RD_KAFKA_CONF_OK)
-        gq_warn("progress topic: %s", err);
-    p->rkt = rd_kafka_topic_new(producer, topic, tc);
-    if (!p->rkt) {
-        rd_kafka_topic_conf_destroy(tc);
-        *st = GQ_ERR;
-        gq_errf(errstr, errstr_size, "kafka topic %s: %s", topic,
-                rd_kafka_err2str(rd_kafka_last_error()));
+    *st = progpub_producer_new(p, errstr, errstr_size);
+    if (*st != GQ_OK) {
         gq_progpub_destroy(p);
         return NULL;
     }
+    char err[512];
+    const char *topics[] = {topic};
+    if (gq_kafka_topics_ensure(p->producer, topics, 1, (int)gq_cfg_int(cfg, "partitions"), 10000,
+                               err, sizeof(err)) != GQ_OK)
+        gq_warn("could not ensure topic %s exists: %s", topic, err);
     gq_info("progress events on %s, one per job every %d ms at most (and at each change)", topic,
             interval);
     return p;
@@ -103,8 +185,8 @@ gq_progpub_t *gq_progpub_new(const gq_cfg_t *cfg, const char *worker_id, rd_kafk
 void gq_progpub_destroy(gq_progpub_t *p) {
     if (!p)
         return;
-    if (p->rkt)
-        rd_kafka_topic_destroy(p->rkt);
+    /* Progress of jobs that ended is worth little: a short wait, then the rest is gone. */
+    progpub_producer_destroy(p, PROGPUB_FLUSH_MS);
     gq_buf_release(&p->buf);
     free(p);
 }
@@ -113,10 +195,13 @@ uint64_t gq_progpub_sent(const gq_progpub_t *p) { return p ? p->sent : 0; }
 
 uint64_t gq_progpub_dropped(const gq_progpub_t *p) { return p ? p->dropped : 0; }
 
+unsigned gq_progpub_restarts(const gq_progpub_t *p) { return p ? p->restarts : 0; }
+
 /* Encodes and hands one event to the producer (copied); never waits. */
-static bool progpub_send(gq_progpub_t *p, const gq_progpub_snap_t *s, int64_t seq,
+static bool progpub_send(gq_progpub_t *p, const gq_progpub_snap_t *s, int64_t seq, int64_t now_mono,
                          int64_t now_wall) {
-    if (rd_kafka_outq_len(p->producer) > GQ_PROGPUB_QUEUE_MAX) {
+    progpub_watch(p, now_mono);
+    if (!p->producer || rd_kafka_outq_len(p->producer) > GQ_PROGPUB_QUEUE_MAX) {
         p->dropped++;
         return false;
     }
@@ -160,6 +245,7 @@ static bool progpub_send(gq_progpub_t *p, const gq_progpub_snap_t *s, int64_t se
                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                  RD_KAFKA_V_HEADER("content-type", "application/vnd.genq.progress+avro", -1),
                  RD_KAFKA_V_END);
+    rd_kafka_poll(p->producer, 0); /* serves its queue and the reports that watch it */
     if (e) {
         p->dropped++;
         return false;
@@ -178,7 +264,7 @@ int64_t gq_progpub_job(gq_progpub_t *p, const gq_progpub_snap_t *s, gq_progpub_m
         mark->seq = 0;
     /* Sent or dropped, this is the state published: the next event waits for a change or
      * the interval, so a full queue is not retried in a tight loop. */
-    progpub_send(p, s, mark->seq + 1, now_wall);
+    progpub_send(p, s, mark->seq + 1, now_mono, now_wall);
     mark->seq++;
     mark->attempt = s->attempt;
     mark->last_mono = now_mono;

@@ -1,15 +1,17 @@
 /**
  * @file progress_pub.h
  * @brief Progress events (GenerationProgress) of the jobs a worker holds, published on the
- * progress topic with the worker's producer: best effort, throttled per job, never blocking.
+ * progress topic with a producer of their own: best effort, throttled per job, batched for
+ * 20 ms, never blocking.
  *
  * A job's progress (gq_jobprog_t) is filled by job.c from ComfyUI's events; once per turn the
  * loop hands each job in ComfyUI to gq_progpub_job(), which decides with gq_progpub_due()
  * whether an event goes out now (a change of state, node or queue position, or the interval
- * has passed since the last one) or later, and when. Events go straight to the producer (no
+ * has passed since the last one) or later, and when. Events go straight to Kafka (no
  * outbox): a message Kafka has not taken within 10 s is dropped, and none is sent while the
  * producer's queue holds more than GQ_PROGPUB_QUEUE_MAX messages, so progress can never hold
- * up completion events or the loop.
+ * up completion events or the loop. A producer whose deliveries have failed for 30 s with no
+ * success is replaced (a client librdkafka left stuck would otherwise end progress for good).
  */
 #ifndef GQ_PROGRESS_PUB_H
 #define GQ_PROGRESS_PUB_H
@@ -73,11 +75,12 @@ typedef struct gq_progpub gq_progpub_t;
 
 /**
  * The publisher of progress_topic, every progress_interval ms (0: off, and NULL is returned
- * with *st GQ_OK). producer is the worker's (borrowed; it outlives the publisher). With
- * completed_framing confluent, the schema's registry id is looked up or registered now.
+ * with *st GQ_OK), with its own producer (the cluster and -X settings of cfg). cfg and
+ * worker_id are borrowed and must outlive the publisher. With completed_framing confluent, the
+ * schema's registry id is looked up or registered now.
  */
-gq_progpub_t *gq_progpub_new(const gq_cfg_t *cfg, const char *worker_id, rd_kafka_t *producer,
-                             gq_status_t *st, char *errstr, size_t errstr_size);
+gq_progpub_t *gq_progpub_new(const gq_cfg_t *cfg, const char *worker_id, gq_status_t *st,
+                             char *errstr, size_t errstr_size);
 void gq_progpub_destroy(gq_progpub_t *p);
 
 /**
@@ -90,5 +93,7 @@ int64_t gq_progpub_job(gq_progpub_t *p, const gq_progpub_snap_t *s, gq_progpub_m
 /** Events published (handed to the producer) and dropped, since the start. */
 uint64_t gq_progpub_sent(const gq_progpub_t *p);
 uint64_t gq_progpub_dropped(const gq_progpub_t *p);
+/** How many times its producer was replaced (see above); 0 for NULL. */
+unsigned gq_progpub_restarts(const gq_progpub_t *p);
 
 #endif

@@ -14,6 +14,12 @@
 
 #define RECORD_OUTBOX_SCAN_MS 5000
 #define RECORD_FLUSH_MS 10000 /* at exit: how long to wait for Kafka's acknowledgements */
+/* A producer that acknowledges nothing for this long while events wait is replaced (see
+ * record_watch). The limit doubles each time up to the max, so a long broker outage costs a
+ * new client every two minutes, not every 15 s; an acknowledgement resets it. */
+#define RECORD_STUCK_MS 15000
+#define RECORD_STUCK_MAX_MS 120000
+#define RECORD_PURGE_MS 2000 /* how long a replaced producer gets to hand back its messages */
 
 /* A record sent and not answered yet: what to publish once it is committed. */
 typedef struct record_pending {
@@ -41,6 +47,14 @@ typedef struct record_pending {
     size_t outputs;
 } record_pending_t;
 
+typedef struct record_sent {
+    struct record_sent *prev, *next;
+    int64_t id;   /* the outbox row */
+    int64_t mono; /* when it was handed over */
+} record_sent_t;
+
+static void record_sent_unlink(gq_record_t *r, record_sent_t *e);
+
 struct gq_record {
     const gq_cfg_t *cfg;
     const char *worker_id;
@@ -66,6 +80,11 @@ struct gq_record {
     size_t failed_cnt;
     gq_record_uri_fn event_uri; /* completion events' output URIs (presigned), or NULL */
     void *event_uri_ctx;
+    /* Messages handed to the producer and not reported yet, oldest first (each message's
+     * opaque is its entry), for the watch on a stuck producer (record_watch). */
+    record_sent_t *sent_head, *sent_tail;
+    int64_t stuck_ms; /* the current limit */
+    unsigned restarts;
 };
 
 void gq_record_set_event_uri(gq_record_t *r, gq_record_uri_fn fn, void *ctx) {
@@ -115,9 +134,13 @@ static void record_failed(gq_record_t *r, int64_t id, const char *why) {
 static void record_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
     (void)rk;
     gq_record_t *r = opaque;
-    int64_t id = (int64_t)(intptr_t)m->_private;
-    if (id <= 0)
-        return; /* not an outbox row: a progress event, best effort */
+    record_sent_t *e = m->_private;
+    int64_t id = e->id;
+    record_sent_unlink(r, e);
+    if (m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE || m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT)
+        return; /* a replaced producer's: the row stays ours, its successor publishes it */
+    if (!m->err)
+        r->stuck_ms = RECORD_STUCK_MS;
     if (m->err) {
         gq_warn("outbox message %lld to %s not delivered: %s (published again later)",
                 (long long)id, rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
@@ -135,22 +158,56 @@ static void record_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaq
     r->done[r->done_cnt++] = id;
 }
 
+static void record_sent_unlink(gq_record_t *r, record_sent_t *e) {
+    if (e->prev)
+        e->prev->next = e->next;
+    else
+        r->sent_head = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+    else
+        r->sent_tail = e->prev;
+    free(e);
+}
+
 static void record_publish(gq_record_t *r, int64_t id, const char *topic, const char *key,
                            const void *payload, size_t len, const gq_kv_t *headers,
                            size_t headers_cnt) {
+    record_sent_t *sent = calloc(1, sizeof(*sent));
+    if (!sent) {
+        record_failed(r, id, "out of memory");
+        return;
+    }
+    sent->id = id;
+    sent->mono = gq_mono_ms();
     rd_kafka_headers_t *hdrs = rd_kafka_headers_new(headers_cnt + 1);
     for (size_t i = 0; i < headers_cnt; i++)
         rd_kafka_header_add(hdrs, headers[i].key, -1, headers[i].value, -1);
     rd_kafka_resp_err_t e = rd_kafka_producev(
         r->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key ? strlen(key) : 0),
         RD_KAFKA_V_VALUE((void *)payload, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_OPAQUE((void *)(intptr_t)id), RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+        RD_KAFKA_V_OPAQUE(sent), RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
     if (e) {
+        free(sent);
         rd_kafka_headers_destroy(hdrs);
         gq_warn("publishing outbox message %lld: %s (published again later)", (long long)id,
                 rd_kafka_err2str(e));
         record_failed(r, id, rd_kafka_err2str(e));
+        return;
     }
+    sent->prev = r->sent_tail;
+    if (r->sent_tail)
+        r->sent_tail->next = sent;
+    else
+        r->sent_head = sent;
+    r->sent_tail = sent;
+}
+
+/* After a producer is destroyed: what it never reported (librdkafka reports nothing for
+ * messages still queued at its destruction) stays in the outbox. */
+static void record_sent_clear(gq_record_t *r) {
+    while (r->sent_head)
+        record_sent_unlink(r, r->sent_head);
 }
 
 /* The framing of completion events; Confluent's needs their schema id (cached by the
@@ -170,6 +227,34 @@ static gq_status_t record_framing(gq_record_t *r, char *errstr, size_t errstr_si
     return gq_schema_registry_id(true, subject, &r->event_schema_id, errstr, errstr_size);
 }
 
+/* The producer of outbox rows, its reports served through r->io. */
+static gq_status_t record_producer_new(gq_record_t *r, char *errstr, size_t errstr_size) {
+    rd_kafka_conf_t *conf = gq_kafka_conf_new(r->cfg, r->worker_id, errstr, errstr_size);
+    if (!conf)
+        return GQ_ERR_INVALID;
+    if (gq_kafka_conf_set(conf, "enable.idempotence", "true", errstr, errstr_size) != GQ_OK ||
+        gq_kafka_conf_set(conf, "acks", "all", errstr, errstr_size) != GQ_OK ||
+        /* Events are a few a second per worker and a service waits on each: sent at once,
+         * without a linger that costs every one of them a millisecond and a wake-up. */
+        gq_kafka_conf_set(conf, "linger.ms", "0", errstr, errstr_size) != GQ_OK ||
+        gq_kafka_conf_apply_user(conf, r->cfg, errstr, errstr_size) != GQ_OK) {
+        rd_kafka_conf_destroy(conf);
+        return GQ_ERR_INVALID;
+    }
+    rd_kafka_conf_set_dr_msg_cb(conf, record_dr_cb);
+    rd_kafka_conf_set_opaque(conf, r);
+    char err[512];
+    r->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+    if (!r->producer) {
+        gq_errf(errstr, errstr_size, "kafka producer: %s", err);
+        rd_kafka_conf_destroy(conf);
+        return GQ_ERR_INVALID;
+    }
+    r->queue = rd_kafka_queue_get_main(r->producer);
+    rd_kafka_queue_io_event_enable(r->queue, r->io[1], "1", 1);
+    return GQ_OK;
+}
+
 gq_record_t *gq_record_new(const gq_cfg_t *cfg, const char *worker_id, gq_recorder_t *rec,
                            gq_metrics_t *metrics, char *errstr, size_t errstr_size) {
     gq_record_t *r = calloc(1, sizeof(*r));
@@ -186,6 +271,7 @@ gq_record_t *gq_record_new(const gq_cfg_t *cfg, const char *worker_id, gq_record
     r->completed_topic = gq_cfg_str(cfg, "completed_topic");
     r->dlq_topic = gq_cfg_str(cfg, "dlq_topic");
     r->io[0] = r->io[1] = -1;
+    r->stuck_ms = RECORD_STUCK_MS;
     if (record_framing(r, errstr, errstr_size) != GQ_OK) {
         free(r);
         return NULL;
@@ -195,29 +281,8 @@ gq_record_t *gq_record_new(const gq_cfg_t *cfg, const char *worker_id, gq_record
         free(r);
         return NULL;
     }
-    rd_kafka_conf_t *conf = gq_kafka_conf_new(cfg, worker_id, errstr, errstr_size);
-    if (!conf)
+    if (record_producer_new(r, errstr, errstr_size) != GQ_OK)
         goto fail;
-    if (gq_kafka_conf_set(conf, "enable.idempotence", "true", errstr, errstr_size) != GQ_OK ||
-        gq_kafka_conf_set(conf, "acks", "all", errstr, errstr_size) != GQ_OK ||
-        /* Events are a few a second per worker and a service waits on each: sent at once,
-         * without a linger that costs every one of them a millisecond and a wake-up. */
-        gq_kafka_conf_set(conf, "linger.ms", "0", errstr, errstr_size) != GQ_OK ||
-        gq_kafka_conf_apply_user(conf, cfg, errstr, errstr_size) != GQ_OK) {
-        rd_kafka_conf_destroy(conf);
-        goto fail;
-    }
-    rd_kafka_conf_set_dr_msg_cb(conf, record_dr_cb);
-    rd_kafka_conf_set_opaque(conf, r);
-    char err[512];
-    r->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
-    if (!r->producer) {
-        gq_errf(errstr, errstr_size, "kafka producer: %s", err);
-        rd_kafka_conf_destroy(conf);
-        goto fail;
-    }
-    r->queue = rd_kafka_queue_get_main(r->producer);
-    rd_kafka_queue_io_event_enable(r->queue, r->io[1], "1", 1);
     return r;
 fail:
     gq_record_destroy(r);
@@ -242,6 +307,7 @@ void gq_record_destroy(gq_record_t *r) {
             gq_debug("%s (they are published again later)", err);
         rd_kafka_queue_destroy(r->queue);
         rd_kafka_destroy(r->producer);
+        record_sent_clear(r);
     }
     while (r->pending) {
         record_pending_t *p = r->pending;
@@ -457,11 +523,52 @@ static void record_scan(gq_record_t *r) {
     gq_outbox_rows_free(rows, cnt);
 }
 
+/* Replaces a producer that acknowledges nothing. librdkafka can leave a client stuck after a
+ * broker restart (issue 5430, unfixed from 2.12.1 to 2.15.0: a partition given no leader by
+ * an incremental metadata update is never looked up again), holding our events until we
+ * exit. A new client looks everything up afresh. Its predecessor's messages are purged
+ * (their reports are not failures) and the rows claimed under our name are published again
+ * by the next scan: a repeat for any the old one did deliver, never a loss. */
+static void record_restart(gq_record_t *r, int64_t now) {
+    rd_kafka_t *old = r->producer;
+    rd_kafka_queue_t *oldq = r->queue;
+    int waiting = rd_kafka_outq_len(old);
+    char err[512];
+    if (record_producer_new(r, err, sizeof(err)) != GQ_OK) {
+        gq_warn("replacing the Kafka producer: %s", err);
+        r->producer = old;
+        r->queue = oldq;
+        r->sent_head->mono = now; /* look again after another stuck_ms */
+        return;
+    }
+    r->restarts++;
+    gq_warn("Kafka has not acknowledged a message in %lld s (%d waiting): a new producer "
+            "publishes them again",
+            (long long)(now - r->sent_head->mono) / 1000, waiting);
+    rd_kafka_purge(old, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    rd_kafka_flush(old, RECORD_PURGE_MS);
+    rd_kafka_queue_destroy(oldq);
+    rd_kafka_destroy(old);
+    record_sent_clear(r);
+    r->stuck_ms = r->stuck_ms * 2 > RECORD_STUCK_MAX_MS ? RECORD_STUCK_MAX_MS : r->stuck_ms * 2;
+    r->scanned_mine = false; /* the scan takes our own rows again */
+    r->scan_mono = now;
+}
+
+/* A message waiting longer than stuck_ms means a stuck producer: see record_restart. Its
+ * age, not a lack of acknowledgements, is the test, because a client can be stuck on one
+ * partition while the others flow. */
+static void record_watch(gq_record_t *r, int64_t now) {
+    if (r->sent_head && now - r->sent_head->mono >= r->stuck_ms)
+        record_restart(r, now);
+}
+
 void gq_record_service(gq_record_t *r, int64_t now_mono) {
     char drain[64];
     while (read(r->io[0], drain, sizeof(drain)) > 0) {
     }
     rd_kafka_poll(r->producer, 0);
+    record_watch(r, now_mono);
     bool db = gq_pgq_connected(gq_recorder_pgq(r->rec));
     if (r->done_cnt && !r->flight && db) {
         /* One statement per batch; the next batch waits for its answer. */
@@ -495,11 +602,14 @@ void gq_record_service(gq_record_t *r, int64_t now_mono) {
 
 int gq_record_fd(const gq_record_t *r) { return r->io[0]; }
 
-rd_kafka_t *gq_record_producer(gq_record_t *r) { return r->producer; }
+unsigned gq_record_restarts(const gq_record_t *r) { return r->restarts; }
 
 int64_t gq_record_wake(const gq_record_t *r) {
     /* Without a database there is nothing to do until it is back (its own wake says when). */
+    int64_t watch = r->sent_head ? r->sent_head->mono + r->stuck_ms : INT64_MAX;
     if (!gq_pgq_connected(gq_recorder_pgq(r->rec)))
-        return INT64_MAX;
-    return (r->done_cnt && !r->flight) || r->failed_cnt ? 0 : r->scan_mono;
+        return watch;
+    if ((r->done_cnt && !r->flight) || r->failed_cnt)
+        return 0;
+    return r->scan_mono < watch ? r->scan_mono : watch;
 }

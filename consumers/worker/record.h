@@ -80,11 +80,12 @@ gq_status_t gq_record_answer(gq_record_t *r, const gq_pgq_done_t *d, bool *alrea
 void gq_record_outbox_answer(gq_record_t *r, const gq_pgq_done_t *d);
 
 /** Serves delivery reports, deletes published rows, and now and then publishes rows left
- * by a crashed process. Never blocks long. */
+ * by a crashed process. Replaces a producer that acknowledges nothing for 15 s while
+ * messages wait (a client librdkafka left stuck; blocks up to 2 s then). Otherwise never
+ * blocks long. */
 void gq_record_service(gq_record_t *r, int64_t now_mono);
-/** The producer (the record's), for messages published besides the outbox (progress
- * events: their delivery reports are ignored). */
-rd_kafka_t *gq_record_producer(gq_record_t *r);
+/** How many times the producer was replaced because it acknowledged nothing for too long. */
+unsigned gq_record_restarts(const gq_record_t *r);
 /** A descriptor that becomes readable when the producer has reports for us. */
 int gq_record_fd(const gq_record_t *r);
 /** When gq_record_service next wants to run (gq_mono_ms). */

@@ -814,6 +814,8 @@ static void worker_health(gq_worker_t *w) {
     }
     gq_metrics_in_flight(w->metrics, (int)w->jobs_cnt);
     gq_metrics_progress(w->metrics, gq_progpub_sent(w->progpub), gq_progpub_dropped(w->progpub));
+    gq_metrics_producer_restarts(w->metrics, gq_record_restarts(w->record),
+                                 gq_progpub_restarts(w->progpub));
     int64_t waiting;
     uint64_t failures;
     gq_outputs_stats(w->outputs, &waiting, &failures);
@@ -1189,8 +1191,7 @@ gq_worker_t *gq_worker_new(const gq_cfg_t *cfg, volatile sig_atomic_t *stop, gq_
         *st = GQ_ERR_INVALID;
         goto fail;
     }
-    w->progpub =
-        gq_progpub_new(cfg, w->worker_id, gq_record_producer(w->record), st, errstr, errstr_size);
+    w->progpub = gq_progpub_new(cfg, w->worker_id, st, errstr, errstr_size);
     if (*st != GQ_OK)
         goto fail;
     w->progress_wake = INT64_MAX;
