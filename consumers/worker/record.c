@@ -15,9 +15,11 @@
 #define RECORD_OUTBOX_SCAN_MS 5000
 #define RECORD_FLUSH_MS 10000 /* at exit: how long to wait for Kafka's acknowledgements */
 /* A producer that acknowledges nothing for this long while events wait is replaced (see
- * record_watch). The limit doubles each time up to the max, so a long broker outage costs a
- * new client every two minutes, not every 15 s; an acknowledgement resets it. */
-#define RECORD_STUCK_MS 15000
+ * record_watch). Longer than librdkafka's topic.metadata.propagation.max.ms (30 s), so the
+ * messages to a topic that does not exist fail (and are counted, then parked) first. The
+ * limit doubles each time up to the max, so a long broker outage costs a new client every
+ * two minutes; an acknowledgement resets it. */
+#define RECORD_STUCK_MS 45000
 #define RECORD_STUCK_MAX_MS 120000
 #define RECORD_PURGE_MS 2000 /* how long a replaced producer gets to hand back its messages */
 

@@ -80,7 +80,7 @@ gq_status_t gq_record_answer(gq_record_t *r, const gq_pgq_done_t *d, bool *alrea
 void gq_record_outbox_answer(gq_record_t *r, const gq_pgq_done_t *d);
 
 /** Serves delivery reports, deletes published rows, and now and then publishes rows left
- * by a crashed process. Replaces a producer that acknowledges nothing for 15 s while
+ * by a crashed process. Replaces a producer that acknowledges nothing for 45 s while
  * messages wait (a client librdkafka left stuck; blocks up to 2 s then). Otherwise never
  * blocks long. */
 void gq_record_service(gq_record_t *r, int64_t now_mono);

@@ -5,7 +5,7 @@
 # no leader by an incremental metadata update is never looked up again), holding a worker's
 # completion events until it exits; genq 0.2 waited for that exit. The broker is frozen
 # (SIGSTOP) here, which stops acknowledgements the same way but deterministically: after
-# 15 s without one, the worker must start a new producer, and once the broker thaws every
+# 45 s without one, the worker must start a new producer, and once the broker thaws every
 # job has exactly one record and its event.
 source "$(dirname "$0")/lib.sh"
 t_fresh_db
@@ -21,7 +21,7 @@ t_wait 60 "the first 5 jobs" sql_is_at_least 5 "SELECT count(*) FROM genq.jobs W
 kill -STOP "$kpid" || fail "cannot freeze the broker (pid $kpid)"
 frozen=$SECONDS
 replaced() { grep -q "a new producer publishes them again" "$T_TMP/w1.log"; }
-t_wait 60 "the worker to replace its stuck producer" replaced
+t_wait 90 "the worker to replace its stuck producer" replaced
 thaw
 note "the producer was replaced $((SECONDS - frozen)) s after the broker froze"
 recorded=$(sql "SELECT count(*) FROM genq.jobs")
