@@ -22,9 +22,7 @@ struct gq_intake {
     const char *group;
     int io[2];
     bool subscribed, fatal, closed;
-    bool close_abandoned;         /* leaving the group did not finish: see gq_intake_close */
-    int64_t commit_failing_since; /* gq_mono_ms of the first failed commit since a success */
-    char commit_err[128];         /* the last failure's reason */
+    bool close_abandoned; /* leaving the group did not finish: see gq_intake_close */
     bool paused[GQ_LANES_MAX];
     /* Partition changes seen by the rebalance callback, handed out before later messages. */
     gq_intake_item_t changes[INTAKE_MAX_CHANGES];
@@ -99,24 +97,6 @@ static void intake_pause_new(gq_intake_t *in, rd_kafka_t *rk,
     if (p->cnt)
         rd_kafka_pause_partitions(rk, p);
     rd_kafka_topic_partition_list_destroy(p);
-}
-
-/* The auto-committer's results (served by our polls): a run of failures is how a consumer
- * that lost its group coordinator shows (gq_intake_commit_failing_since). */
-static void intake_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
-                             rd_kafka_topic_partition_list_t *offsets, void *opaque) {
-    (void)rk;
-    (void)offsets;
-    gq_intake_t *in = opaque;
-    if (err == RD_KAFKA_RESP_ERR__NO_OFFSET)
-        return; /* nothing was due */
-    if (!err) {
-        in->commit_failing_since = 0;
-        return;
-    }
-    if (!in->commit_failing_since)
-        in->commit_failing_since = gq_mono_ms();
-    gq_strlcpy(in->commit_err, rd_kafka_err2str(err), sizeof(in->commit_err));
 }
 
 static void intake_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -217,7 +197,6 @@ gq_intake_t *gq_intake_new(const gq_cfg_t *cfg, const char *worker_id, gq_record
         goto fail;
     }
     rd_kafka_conf_set_rebalance_cb(conf, intake_rebalance_cb);
-    rd_kafka_conf_set_offset_commit_cb(conf, intake_commit_cb);
     rd_kafka_conf_set_opaque(conf, in);
     char err[512];
     in->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
@@ -372,11 +351,6 @@ bool gq_intake_watermarks(gq_intake_t *in, int lane, int32_t partition, int64_t 
            rd_kafka_get_watermark_offsets(in->rk, in->lanes.topic[lane], partition, lo, hi) ==
                RD_KAFKA_RESP_ERR_NO_ERROR &&
            *hi >= 0;
-}
-
-int64_t gq_intake_commit_failing_since(const gq_intake_t *in, const char **why) {
-    *why = in->commit_err;
-    return in->commit_failing_since;
 }
 
 bool gq_intake_connected(gq_intake_t *in) { return rd_kafka_controllerid(in->rk, 0) >= 0; }

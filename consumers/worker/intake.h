@@ -76,10 +76,6 @@ bool gq_intake_watermarks(gq_intake_t *in, int lane, int32_t partition, int64_t 
 /** Whether a broker answers (for readiness). */
 bool gq_intake_connected(gq_intake_t *in);
 
-/** Since when (gq_mono_ms) every offset commit has failed, *why the last one did; 0 while
- * they succeed. */
-int64_t gq_intake_commit_failing_since(const gq_intake_t *in, const char **why);
-
 /** Commits the stored offsets and leaves the group, waiting at most 10 s for it. */
 void gq_intake_close(gq_intake_t *in);
 

@@ -85,8 +85,7 @@ struct gq_record {
     /* Messages handed to the producer and not reported yet, oldest first (each message's
      * opaque is its entry), for the watch on a stuck producer (record_watch). */
     record_sent_t *sent_head, *sent_tail;
-    int64_t stuck_ms;   /* the current limit */
-    int64_t acked_mono; /* the last acknowledgement */
+    int64_t stuck_ms; /* the current limit */
     unsigned restarts;
 };
 
@@ -142,10 +141,8 @@ static void record_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaq
     record_sent_unlink(r, e);
     if (m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE || m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT)
         return; /* a replaced producer's: the row stays ours, its successor publishes it */
-    if (!m->err) {
+    if (!m->err)
         r->stuck_ms = RECORD_STUCK_MS;
-        r->acked_mono = gq_mono_ms();
-    }
     if (m->err) {
         gq_warn("outbox message %lld to %s not delivered: %s (published again later)",
                 (long long)id, rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
@@ -608,8 +605,6 @@ void gq_record_service(gq_record_t *r, int64_t now_mono) {
 int gq_record_fd(const gq_record_t *r) { return r->io[0]; }
 
 unsigned gq_record_restarts(const gq_record_t *r) { return r->restarts; }
-
-int64_t gq_record_acked_mono(const gq_record_t *r) { return r->acked_mono; }
 
 int64_t gq_record_wake(const gq_record_t *r) {
     /* Without a database there is nothing to do until it is back (its own wake says when). */

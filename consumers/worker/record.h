@@ -86,8 +86,6 @@ void gq_record_outbox_answer(gq_record_t *r, const gq_pgq_done_t *d);
 void gq_record_service(gq_record_t *r, int64_t now_mono);
 /** How many times the producer was replaced because it acknowledged nothing for too long. */
 unsigned gq_record_restarts(const gq_record_t *r);
-/** When Kafka last acknowledged one of its messages (gq_mono_ms; 0: never). */
-int64_t gq_record_acked_mono(const gq_record_t *r);
 /** A descriptor that becomes readable when the producer has reports for us. */
 int gq_record_fd(const gq_record_t *r);
 /** When gq_record_service next wants to run (gq_mono_ms). */

@@ -53,9 +53,6 @@
 #define WORKER_TURN_MAX 256 /* of each kind of input per turn, so no source starves the rest */
 #define WORKER_CANCELS_CATCH_UP_MS 30000 /* at start: the cancel topic read to its end */
 #define WORKER_CANCELS_RETRY_MS 1000     /* recording cancels failed: again after this */
-/* Offset commits failing this long while Kafka acknowledges our events: the group consumer
- * lost its coordinator for good (worker_watch_group). */
-#define WORKER_GROUP_LOST_MS 120000
 
 /* An I/O start that failed at once: its answer, delivered next turn like any other. */
 typedef struct worker_failed {
@@ -104,7 +101,6 @@ struct gq_worker {
     gq_guard_t guard; /* what requests may make ComfyUI do */
     bool has_guard;
     bool stopping, grace_over, fatal;
-    bool rejoin; /* stopping so that a new process rejoins the group (worker_watch_group) */
     int64_t stop_deadline;
     int64_t health_mono, gpu_stats_mono, stats_mono, ws_retry_mono;
     int ws_backoff_ms;
@@ -881,27 +877,6 @@ static void worker_begin_stop(gq_worker_t *w) {
         worker_event(w, j, JEV_STOP);
 }
 
-/* A consumer whose commits all fail while the producer's messages are acknowledged has lost
- * its group coordinator while the broker answers. librdkafka 2.12.1 was seen to stay so
- * after the broker froze (0212), looking for a coordinator forever: the group then evicts
- * the worker and gives its partitions to others, while it goes on rendering the jobs it
- * fetches, twice over with theirs. A new process joins afresh: the worker drains and exits
- * (69), for its supervisor to start it again. */
-static void worker_watch_group(gq_worker_t *w) {
-    const char *why;
-    int64_t since = gq_intake_commit_failing_since(w->intake, &why);
-    int64_t now = w->env.now_mono;
-    if (w->stopping || !since || now - since < WORKER_GROUP_LOST_MS ||
-        gq_record_acked_mono(w->record) <= since)
-        return;
-    gq_err("Kafka has refused every offset commit for %lld s (%s) while it acknowledged our "
-           "events: the consumer lost its group coordinator; stopping, for a new process to "
-           "rejoin the group",
-           (long long)(now - since) / 1000, why);
-    w->rejoin = true;
-    worker_begin_stop(w);
-}
-
 static void worker_turn(gq_worker_t *w) {
     gq_pgq_t *q = gq_recorder_pgq(w->rec);
     gq_comfy_waitfd_t fds[6] = {
@@ -951,7 +926,6 @@ static void worker_turn(gq_worker_t *w) {
     worker_flow(w);
     if (w->env.now_mono >= w->ready_mono) {
         w->ready_mono = w->env.now_mono + WORKER_READY_MS;
-        worker_watch_group(w);
         worker_readiness(w);
     }
 }
@@ -1019,8 +993,6 @@ gq_worker_end_t gq_worker_run(gq_worker_t *w, volatile sig_atomic_t *stop) {
     gq_intake_close(w->intake);
     if (w->fatal)
         return GQ_WORKER_FATAL;
-    if (w->rejoin)
-        return GQ_WORKER_REJOIN;
     return interrupted ? GQ_WORKER_INTERRUPTED : GQ_WORKER_DRAINED;
 }
 

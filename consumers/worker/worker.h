@@ -25,8 +25,6 @@ typedef enum gq_worker_end {
     GQ_WORKER_INTERRUPTED = 1, /**< stopped on a signal; the grace period ran out and renders
                                     were interrupted, left for redelivery */
     GQ_WORKER_FATAL = 2,       /**< a fatal error (e.g. fenced by the group, bad config) */
-    GQ_WORKER_REJOIN = 3,      /**< stopped by itself: its consumer lost the group
-                                    coordinator while Kafka answered; a new process rejoins */
 } gq_worker_end_t;
 
 /** Builds a worker from cfg (borrowed for the worker's lifetime). */

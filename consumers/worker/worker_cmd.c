@@ -96,7 +96,6 @@ int gq_cmd_worker(int argc, char **argv) {
     switch (end) {
     case GQ_WORKER_DRAINED: return GQ_EXIT_OK;
     case GQ_WORKER_INTERRUPTED: return GQ_EXIT_INTERRUPTED;
-    case GQ_WORKER_REJOIN: return GQ_EXIT_UNAVAILABLE;
     default: return GQ_EXIT_SOFTWARE;
     }
 }
