@@ -63,6 +63,17 @@ rd_kafka_conf_t *gq_kafka_conf_new(const gq_cfg_t *cfg, const char *client_id, c
     return conf;
 }
 
+rd_kafka_t *gq_kafka_new(rd_kafka_type_t type, rd_kafka_conf_t *conf, const char *what,
+                         char *errstr, size_t errstr_size) {
+    char why[512];
+    rd_kafka_t *rk = rd_kafka_new(type, conf, why, sizeof(why));
+    if (!rk) {
+        gq_errf(errstr, errstr_size, "kafka %s: %s", what, why);
+        rd_kafka_conf_destroy(conf);
+    }
+    return rk;
+}
+
 gq_status_t gq_kafka_status(rd_kafka_resp_err_t err) {
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
         return GQ_OK;

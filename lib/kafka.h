@@ -20,6 +20,13 @@
 rd_kafka_conf_t *gq_kafka_conf_new(const gq_cfg_t *cfg, const char *client_id, char *errstr,
                                    size_t errstr_size);
 
+/**
+ * rd_kafka_new() that always takes conf: on failure it is destroyed and errstr says
+ * "kafka WHAT: why". Returns the handle (the caller's) or NULL.
+ */
+rd_kafka_t *gq_kafka_new(rd_kafka_type_t type, rd_kafka_conf_t *conf, const char *what,
+                         char *errstr, size_t errstr_size);
+
 /** librdkafka's log lines into ours (syslog levels mapped to gq levels). */
 void gq_kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf);
 

@@ -200,10 +200,8 @@ gq_reader_t *gq_reader_new(const gq_cfg_t *cfg, const gq_reader_opts_t *o, char 
         return NULL;
     }
     r->follow = o->follow;
-    r->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+    r->rk = gq_kafka_new(RD_KAFKA_CONSUMER, conf, "consumer", errstr, errstr_size);
     if (!r->rk) {
-        gq_errf(errstr, errstr_size, "kafka consumer: %s", err);
-        rd_kafka_conf_destroy(conf);
         free(r);
         return NULL;
     }

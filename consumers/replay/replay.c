@@ -111,13 +111,9 @@ static gq_status_t replay_reader_open(replay_reader_t *r, const gq_cfg_t *cfg, c
         rd_kafka_conf_destroy(conf);
         return GQ_ERR_INVALID;
     }
-    char why[256];
-    r->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof(why));
-    if (!r->rk) {
-        gq_errf(err, errsz, "kafka consumer: %s", why);
-        rd_kafka_conf_destroy(conf);
+    r->rk = gq_kafka_new(RD_KAFKA_CONSUMER, conf, "consumer", err, errsz);
+    if (!r->rk)
         return GQ_ERR_INVALID;
-    }
     gq_status_t st = gq_kafka_partition_count(r->rk, topic, 10000, &r->parts, err, errsz);
     if (st != GQ_OK)
         return st;
@@ -200,13 +196,7 @@ static rd_kafka_t *replay_producer(const gq_cfg_t *cfg, replay_dr_t *dr, char *e
     }
     rd_kafka_conf_set_dr_msg_cb(pc, replay_dr_cb);
     rd_kafka_conf_set_opaque(pc, dr);
-    char why[256];
-    rd_kafka_t *prod = rd_kafka_new(RD_KAFKA_PRODUCER, pc, why, sizeof(why));
-    if (!prod) {
-        gq_errf(err, errsz, "kafka producer: %s", why);
-        rd_kafka_conf_destroy(pc);
-    }
-    return prod;
+    return gq_kafka_new(RD_KAFKA_PRODUCER, pc, "producer", err, errsz);
 }
 
 /* The checkpoint a dead letter's job used as recorded, else as its request asked (NULL: none

@@ -229,14 +229,12 @@ gq_cancels_t *gq_cancels_new(const gq_cfg_t *cfg, const char *worker_id, char *e
         gq_cancels_destroy(c);
         return NULL;
     }
-    char err[512];
-    c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+    c->rk = gq_kafka_new(RD_KAFKA_CONSUMER, conf, "consumer (cancels)", errstr, errstr_size);
     if (!c->rk) {
-        gq_errf(errstr, errstr_size, "kafka consumer (cancels): %s", err);
-        rd_kafka_conf_destroy(conf);
         gq_cancels_destroy(c);
         return NULL;
     }
+    char err[512];
     rd_kafka_poll_set_consumer(c->rk);
     c->queue = rd_kafka_queue_get_consumer(c->rk);
     rd_kafka_queue_io_event_enable(c->queue, c->io[1], "1", 1);

@@ -198,14 +198,10 @@ gq_intake_t *gq_intake_new(const gq_cfg_t *cfg, const char *worker_id, gq_record
     }
     rd_kafka_conf_set_rebalance_cb(conf, intake_rebalance_cb);
     rd_kafka_conf_set_opaque(conf, in);
-    char err[512];
-    in->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
-    if (!in->rk) {
-        gq_errf(errstr, errstr_size, "kafka consumer: %s", err);
-        rd_kafka_conf_destroy(conf);
+    in->rk = gq_kafka_new(RD_KAFKA_CONSUMER, conf, "consumer", errstr, errstr_size);
+    if (!in->rk)
         goto fail;
-    }
-    /* conf is owned by the consumer now. */
+    char err[512];
     rd_kafka_poll_set_consumer(in->rk);
     in->queue = rd_kafka_queue_get_consumer(in->rk);
     rd_kafka_queue_io_event_enable(in->queue, in->io[1], "1", 1);

@@ -85,13 +85,10 @@ static gq_status_t progpub_producer_new(gq_progpub_t *p, char *errstr, size_t er
     }
     rd_kafka_conf_set_dr_msg_cb(conf, progpub_dr_cb);
     rd_kafka_conf_set_opaque(conf, p);
-    char err[512];
-    p->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
-    if (!p->producer) {
-        gq_errf(errstr, errstr_size, "kafka producer: %s", err);
-        rd_kafka_conf_destroy(conf);
+    p->producer = gq_kafka_new(RD_KAFKA_PRODUCER, conf, "producer", errstr, errstr_size);
+    if (!p->producer)
         return GQ_ERR_INVALID;
-    }
+    char err[512];
     /* Stale progress is worthless: a message Kafka did not take in 10 s is dropped. */
     rd_kafka_topic_conf_t *tc = rd_kafka_topic_conf_new();
     if (rd_kafka_topic_conf_set(tc, "message.timeout.ms", PROGPUB_MESSAGE_TIMEOUT, err,

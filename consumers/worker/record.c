@@ -245,13 +245,9 @@ static gq_status_t record_producer_new(gq_record_t *r, char *errstr, size_t errs
     }
     rd_kafka_conf_set_dr_msg_cb(conf, record_dr_cb);
     rd_kafka_conf_set_opaque(conf, r);
-    char err[512];
-    r->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
-    if (!r->producer) {
-        gq_errf(errstr, errstr_size, "kafka producer: %s", err);
-        rd_kafka_conf_destroy(conf);
+    r->producer = gq_kafka_new(RD_KAFKA_PRODUCER, conf, "producer", errstr, errstr_size);
+    if (!r->producer)
         return GQ_ERR_INVALID;
-    }
     r->queue = rd_kafka_queue_get_main(r->producer);
     rd_kafka_queue_io_event_enable(r->queue, r->io[1], "1", 1);
     return GQ_OK;
