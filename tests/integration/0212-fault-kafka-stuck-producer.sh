@@ -6,7 +6,8 @@
 # completion events until it exits; genq 0.2 waited for that exit. The broker is frozen
 # (SIGSTOP) here, which stops acknowledgements the same way but deterministically: after
 # 45 s without one, the worker must start a new producer, and once the broker thaws every
-# job has exactly one record and its event.
+# job has exactly one record and its event. Renders of 1.5 s keep jobs running through the
+# freeze, so the progress producer, failing for 30 s, must be replaced too.
 source "$(dirname "$0")/lib.sh"
 t_fresh_db
 t_fresh_names
@@ -15,8 +16,10 @@ kpid=$(cat "$GENQ_STACK_DIR/pids/kafka") || fail "no Kafka pid in $GENQ_STACK_DI
 thaw() { kill -CONT "$kpid" 2>/dev/null || true; }
 trap 'thaw; t_cleanup' EXIT
 
-t_produce_n 40 stuck
-t_worker w1 "${urls[0]}"
+t_produce_n 40 "stuck [[sim:slow:step_ms=250]]"
+# The freeze outlasts the default 45 s session; a longer one keeps this test on the
+# producers (a lost session costs a rejoin that waits out the old member's session).
+t_worker w1 "${urls[0]}" -X session.timeout.ms=90000
 t_wait 60 "the first 5 jobs" sql_is_at_least 5 "SELECT count(*) FROM genq.jobs WHERE status = 'succeeded'"
 kill -STOP "$kpid" || fail "cannot freeze the broker (pid $kpid)"
 frozen=$SECONDS
@@ -24,6 +27,8 @@ replaced() { grep -q "a new producer publishes them again" "$T_TMP/w1.log"; }
 t_wait 90 "the worker to replace its stuck producer" replaced
 thaw
 note "the producer was replaced $((SECONDS - frozen)) s after the broker froze"
+grep -q "progress events have failed for 30 s: a new producer sends them" "$T_TMP/w1.log" ||
+    fail "the progress producer was not replaced while the broker was frozen"
 recorded=$(sql "SELECT count(*) FROM genq.jobs")
 [ "$recorded" -lt 40 ] || note "all 40 jobs were recorded before the broker thawed"
 t_wait 180 "40 terminal jobs" sql_is 40 "SELECT count(*) FROM genq.jobs WHERE status IN ('succeeded','failed')"
