@@ -19,7 +19,7 @@ trap 'thaw; t_cleanup' EXIT
 t_produce_n 40 "stuck [[sim:slow:step_ms=250]]"
 # The freeze outlasts the default 45 s session; a longer one keeps this test on the
 # producers (a lost session costs a rejoin that waits out the old member's session).
-t_worker w1 "${urls[0]}" -X session.timeout.ms=90000
+GENQ_HTTP_LISTEN=127.0.0.1:0 t_worker w1 "${urls[0]}" -X session.timeout.ms=90000
 t_wait 60 "the first 5 jobs" sql_is_at_least 5 "SELECT count(*) FROM genq.jobs WHERE status = 'succeeded'"
 kill -STOP "$kpid" || fail "cannot freeze the broker (pid $kpid)"
 frozen=$SECONDS
@@ -29,6 +29,11 @@ thaw
 note "the producer was replaced $((SECONDS - frozen)) s after the broker froze"
 grep -q "progress events have failed for 30 s: a new producer sends them" "$T_TMP/w1.log" ||
     fail "the progress producer was not replaced while the broker was frozen"
+port=$(sed -n 's/.*health and metrics on .* (port \([0-9]*\)).*/\1/p' "$T_TMP/w1.log" | head -n 1)
+[ -n "$port" ] || fail "the worker's log names no metrics port"
+restarted() { curl -fsS "http://127.0.0.1:$port/metrics" | grep -q "^genq_kafka_producer_restarts_total{producer=\"$1\"} [1-9]"; }
+t_wait 30 "/metrics to count the events producer's replacement" restarted events
+t_wait 30 "/metrics to count the progress producer's replacement" restarted progress
 recorded=$(sql "SELECT count(*) FROM genq.jobs")
 [ "$recorded" -lt 40 ] || note "all 40 jobs were recorded before the broker thawed"
 t_wait 180 "40 terminal jobs" sql_is 40 "SELECT count(*) FROM genq.jobs WHERE status IN ('succeeded','failed')"
