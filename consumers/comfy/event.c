@@ -2,6 +2,8 @@
 #include "comfy_int.h"
 #include "util.h"
 
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const struct {
@@ -123,19 +125,80 @@ static bool peek_type(const char *t, size_t n, char *out, size_t out_size) {
     return peek_plain_str(t, n, peek_ws(t, n, i + 1), out, out_size);
 }
 
+/* Where the value of a "key": in t[from..n) starts (past the colon and blanks), or n. */
+static size_t peek_key(const char *t, size_t n, const char *key, size_t from) {
+    size_t kl = strlen(key);
+    for (size_t i = from; i + kl + 2 < n; i++) {
+        if (t[i] != '"' || memcmp(t + i + 1, key, kl) != 0 || t[i + 1 + kl] != '"')
+            continue;
+        size_t j = peek_ws(t, n, i + kl + 2);
+        if (j < n && t[j] == ':')
+            return peek_ws(t, n, j + 1);
+    }
+    return n;
+}
+
 /* The first "key": "value" string in the message (no escapes in it), "" when none. */
 static void peek_field(const char *t, size_t n, const char *key, char *out, size_t out_size) {
-    char pat[40];
-    int pl = snprintf(pat, sizeof(pat), "\"%s\"", key);
     out[0] = '\0';
-    for (size_t i = 0; pl > 0 && i + (size_t)pl < n; i++) {
-        if (memcmp(t + i, pat, (size_t)pl) != 0)
-            continue;
-        size_t j = peek_ws(t, n, i + (size_t)pl);
-        if (j < n && t[j] == ':' && peek_plain_str(t, n, peek_ws(t, n, j + 1), out, out_size))
+    for (size_t i = peek_key(t, n, key, 0); i < n; i = peek_key(t, n, key, i)) {
+        if (peek_plain_str(t, n, i, out, out_size))
             return;
         out[0] = '\0';
     }
+}
+
+/* The number that is the first "key"'s value into *out; false when there is none, or it is
+ * not a plain finite JSON number. */
+static bool peek_number(const char *t, size_t n, const char *key, double *out) {
+    size_t j = peek_key(t, n, key, 0);
+    char num[40];
+    size_t k = 0;
+    while (j < n && k + 1 < sizeof(num) && t[j] && strchr("0123456789+-.eE", t[j]))
+        num[k++] = t[j++];
+    num[k] = '\0';
+    if (k == 0 || (j < n && t[j] != ',' && t[j] != '}' && t[j] != ' ' && t[j] != '\n'))
+        return false;
+    char *end;
+    *out = strtod(num, &end);
+    return *end == '\0' && isfinite(*out);
+}
+
+/* The one "key" of t[0..n): the position of its value, or n when it is missing or twice
+ * (jansson keeps the last of duplicates; the full parser decides those). */
+static size_t peek_key_once(const char *t, size_t n, const char *key) {
+    size_t i = peek_key(t, n, key, 0);
+    return i < n && peek_key(t, n, key, i) == n ? i : n;
+}
+
+/* A "progress" message (one per sampler step, the most frequent of a render) read without
+ * building a JSON tree, when it is as ComfyUI writes it: no escapes (so every quote delimits
+ * a string, and a key cannot hide in one), one flat "data" object, each field once. false
+ * sends it to the full parser (a null node, an escape, a field missing or repeated). */
+static bool event_progress_peek(const char *t, size_t n, gq_comfy_event_t *ev) {
+    size_t objects = 0;
+    for (size_t i = 0; i < n; i++)
+        if (t[i] == '\\' || t[i] == '[' || (t[i] == '{' && ++objects > 2))
+            return false;
+    size_t d = peek_key_once(t, n, "data");
+    if (d >= n || t[d] != '{' || peek_key_once(t, n, "type") >= n)
+        return false;
+    size_t e = d + 1;
+    for (bool str = false; e < n && (str || t[e] != '}'); e++)
+        if (t[e] == '"')
+            str = !str;
+    if (e >= n)
+        return false;
+    const char *dt = t + d;
+    size_t dn = e + 1 - d;
+    size_t pi = peek_key_once(dt, dn, "prompt_id"), ni = peek_key_once(dt, dn, "node");
+    if (peek_key_once(dt, dn, "value") >= dn || peek_key_once(dt, dn, "max") >= dn ||
+        !peek_number(dt, dn, "value", &ev->value) || !peek_number(dt, dn, "max", &ev->max) ||
+        pi >= dn || ni >= dn)
+        return false;
+    return peek_plain_str(dt, dn, pi, ev->prompt_id, sizeof(ev->prompt_id)) &&
+           peek_plain_str(dt, dn, ni, ev->node, sizeof(ev->node)) && ev->prompt_id[0] &&
+           ev->node[0];
 }
 
 /*
@@ -196,6 +259,13 @@ gq_status_t gq_comfy_event_parse(const char *text, size_t len, gq_comfy_event_t 
         if (kind == GQ_COMFY_EV_EXECUTED)
             peek_field(text, len, "node", ev->node, sizeof(ev->node));
         return GQ_OK;
+    }
+    if (strcmp(ev->name, "progress") == 0) {
+        ev->type = GQ_COMFY_EV_PROGRESS;
+        if (event_progress_peek(text, len, ev))
+            return GQ_OK;
+        memset(ev, 0, sizeof(*ev));
+        ev->queue_remaining = -1;
     }
     json_t *root = gq_comfy_json_parse(text, len, errstr, errstr_size);
     if (!root)

@@ -6,6 +6,7 @@
 #include "check.h"
 
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 
 static const unsigned char mask_a[4] = {0x37, 0xfa, 0x21, 0x3d};
@@ -335,6 +336,30 @@ static void test_events(void) {
     CHECK(PARSE("{\"type\": \"progress\", \"data\": {\"value\": 7, \"max\": 20, "
                 "\"prompt_id\": \"p1\", \"node\": \"3\"}}") == GQ_OK);
     CHECK(ev.type == GQ_COMFY_EV_PROGRESS && ev.value == 7.0 && ev.max == 20.0);
+    CHECK_STR(ev.prompt_id, "p1");
+    CHECK_STR(ev.node, "3");
+    /* Read without a JSON tree when flat and plain; else by the full parser, to the same
+     * fields: escapes, a null node, nested objects, keys inside them, odd numbers. */
+    CHECK(PARSE("{\"type\":\"progress\",\"data\":{\"node\":\"4\",\"prompt_id\":\"p1\","
+                "\"max\":8,\"value\":2e0}}") == GQ_OK);
+    CHECK(ev.type == GQ_COMFY_EV_PROGRESS && ev.value == 2.0 && ev.max == 8.0);
+    CHECK_STR(ev.node, "4");
+    CHECK(PARSE("{\"type\": \"progress\", \"data\": {\"value\": 1, \"max\": 2, "
+                "\"prompt_id\": \"p1\", \"node\": \"a\\u00e9\\\"b\"}}") == GQ_OK);
+    CHECK_STR(ev.node, "a\xc3\xa9\"b");
+    CHECK(PARSE("{\"type\": \"progress\", \"data\": {\"value\": 1, \"max\": 2, "
+                "\"prompt_id\": \"p1\", \"node\": null}}") == GQ_OK);
+    CHECK(ev.type == GQ_COMFY_EV_PROGRESS && ev.value == 1.0 && ev.node[0] == '\0');
+    CHECK_STR(ev.prompt_id, "p1");
+    CHECK(PARSE("{\"type\": \"progress\", \"data\": {\"x\": {\"value\": 9, \"max\": 9}, "
+                "\"value\": 3, \"max\": 4, \"prompt_id\": \"p1\", \"node\": \"5\"}}") == GQ_OK);
+    CHECK(ev.value == 3.0 && ev.max == 4.0);
+    CHECK(PARSE("{\"type\": \"progress\", \"data\": {\"value\": 1e999, \"max\": 4, "
+                "\"prompt_id\": \"p1\", \"node\": \"5\"}}") != GQ_OK ||
+          isfinite(ev.value));
+    CHECK(PARSE("{\"type\": \"progress\", \"data\": {\"value\": \"3\", \"max\": 4, "
+                "\"prompt_id\": \"p1\", \"node\": \"5\"}}") == GQ_OK);
+    CHECK(ev.value == 0.0 && ev.max == 4.0);
     CHECK(PARSE("{\"type\": \"progress\", \"data\": {\"value\": 0.5, \"max\": 1.0}}") == GQ_OK);
     CHECK(ev.value == 0.5 && ev.max == 1.0);
     CHECK(PARSE("{\"type\": \"executed\", \"data\": {\"node\": \"9\", \"display_node\": \"9\", "
