@@ -90,6 +90,13 @@ typedef struct gq_comfy_event {
 gq_status_t gq_comfy_ws_next(gq_comfy_t *c, int timeout_ms, gq_comfy_event_t *ev, char *errstr,
                              size_t errstr_size);
 
+/**
+ * Until until_mono (gq_mono_ms), gq_comfy_wait does not wake for the WebSocket's bytes: they
+ * wait in the socket for the first gq_comfy_ws_next after it, or before it on a turn woken by
+ * something else, and gq_comfy_ws_wake says when it ends. 0 or a time past: none.
+ */
+void gq_comfy_ws_hold(gq_comfy_t *c, int64_t until_mono);
+
 /* ---- HTTP ---- */
 
 /**

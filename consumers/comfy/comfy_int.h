@@ -203,6 +203,7 @@ struct gq_comfy {
     int ws_ping_interval_ms; /**< idle time before we ping; <= 0: never */
     int64_t ws_last_rx_ms;   /**< monotonic time of the last bytes received */
     int64_t ws_ping_sent_ms; /**< our unanswered ping, 0 when none */
+    int64_t ws_hold_until;   /**< gq_comfy_ws_hold: no wake for its bytes before (0: none) */
     gq_comfy_wsdec_t wsdec;
 };
 

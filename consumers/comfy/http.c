@@ -217,7 +217,9 @@ void gq_comfy_wait(gq_comfy_t *c, gq_comfy_waitfd_t *extra, unsigned extra_cnt, 
         fds[n++] = (struct curl_waitfd){.fd = extra[i].fd, .events = extra[i].events};
     }
     bool ws = c->ws_up && c->ws_sock != CURL_SOCKET_BAD;
-    if (ws)
+    if (c->ws_hold_until > 0 && c->ws_hold_until <= gq_mono_ms())
+        c->ws_hold_until = 0;
+    if (ws && !c->ws_hold_until)
         fds[n++] = (struct curl_waitfd){.fd = c->ws_sock, .events = CURL_WAIT_POLLIN};
     /* Buffered WebSocket bytes or a finished op are work already waiting: do not sleep. */
     if (c->done_head || (ws && c->wsdec.in.len > c->wsdec.pos))

@@ -226,6 +226,7 @@ gq_status_t gq_comfy_ws_connect(gq_comfy_t *c, char *errstr, size_t errstr_size)
     c->ws_up = true;
     c->ws_last_rx_ms = gq_mono_ms();
     c->ws_ping_sent_ms = 0;
+    c->ws_hold_until = 0;
     gq_debug("comfy WebSocket connected to %s as %s", c->base.url, c->client_id);
     return GQ_OK;
 }
@@ -233,11 +234,19 @@ gq_status_t gq_comfy_ws_connect(gq_comfy_t *c, char *errstr, size_t errstr_size)
 bool gq_comfy_ws_connected(const gq_comfy_t *c) { return c && c->ws_up; }
 
 int64_t gq_comfy_ws_wake(const gq_comfy_t *c) {
-    if (!c || !c->ws_up || c->ws_ping_interval_ms <= 0)
+    if (!c || !c->ws_up)
         return INT64_MAX;
-    if (c->ws_ping_sent_ms != 0)
-        return c->ws_ping_sent_ms + c->request_timeout_ms;
-    return c->ws_last_rx_ms + c->ws_ping_interval_ms;
+    int64_t wake = c->ws_hold_until > 0 ? c->ws_hold_until : INT64_MAX;
+    if (c->ws_ping_interval_ms <= 0)
+        return wake;
+    int64_t ping = c->ws_ping_sent_ms != 0 ? c->ws_ping_sent_ms + c->request_timeout_ms
+                                           : c->ws_last_rx_ms + c->ws_ping_interval_ms;
+    return ping < wake ? ping : wake;
+}
+
+void gq_comfy_ws_hold(gq_comfy_t *c, int64_t until_mono) {
+    if (c)
+        c->ws_hold_until = until_mono;
 }
 
 void gq_comfy_ws_close(gq_comfy_t *c) {

@@ -66,7 +66,9 @@ typedef enum gq_progpub_when {
 /**
  * The throttle: NOW for the first event of an attempt and at each change of state, node or
  * queue position; for a change of the counters (step, nodes done, previews), NOW once
- * interval_ms have passed since the last event, else LATER with *at (gq_mono_ms) set.
+ * interval_ms have passed since the last event, else LATER with *at (gq_mono_ms) set to
+ * twice the interval after the last event: the next turn after the interval publishes them,
+ * and *at only bounds their delay when no turn comes.
  */
 gq_progpub_when_t gq_progpub_due(const gq_progpub_snap_t *s, const gq_progpub_mark_t *m,
                                  int interval_ms, int64_t now_mono, int64_t *at);

@@ -26,6 +26,7 @@
 #include "record.h"
 #include "recorder.h"
 #include "scheduler.h"
+#include "steps.h"
 #include "sweep.h"
 #include "util.h"
 #include "warmup.h"
@@ -51,6 +52,9 @@
 #define WORKER_QUIET_MS 3000         /* no event for this long: cross-check /history and /queue */
 #define WORKER_CHECK_MS 2000
 #define WORKER_TURN_MAX 256 /* of each kind of input per turn, so no source starves the rest */
+/* Between a sampler's steps the WebSocket may go unread for this long (steps.h): progress
+ * events want a step every progress interval (500 ms), the stall clock seconds. */
+#define WORKER_WS_HOLD_MS 250
 #define WORKER_CANCELS_CATCH_UP_MS 30000 /* at start: the cancel topic read to its end */
 #define WORKER_CANCELS_RETRY_MS 1000     /* recording cancels failed: again after this */
 
@@ -104,6 +108,7 @@ struct gq_worker {
     int64_t stop_deadline;
     int64_t health_mono, gpu_stats_mono, stats_mono, ws_retry_mono;
     int ws_backoff_ms;
+    gq_steps_t steps; /* the pace of the sampler's steps: how long the WebSocket may wait */
     bool health_asking;
     bool ready; /* as last reported */
     int64_t ready_mono;
@@ -465,17 +470,21 @@ static void worker_ws(gq_worker_t *w) {
         gq_comfy_event_t ev;
         gq_status_t st = gq_comfy_ws_next(w->comfy, 0, &ev, err, sizeof(err));
         if (st == GQ_OK) {
+            gq_steps_event(&w->steps, &ev, now);
             worker_ws_event(w, &ev);
             continue;
         }
         if (st != GQ_ERR_TIMEOUT) {
             gq_warn("ComfyUI WebSocket dropped: %s", err);
             gq_comfy_ws_close(w->comfy);
+            gq_steps_reset(&w->steps);
             w->ws_retry_mono = gq_mono_ms() + 200;
             worker_env(w);
+            return;
         }
-        return;
+        break;
     }
+    gq_comfy_ws_hold(w->comfy, gq_steps_hold(&w->steps, WORKER_WS_HOLD_MS));
 }
 
 /* ---- cancels ---- */
