@@ -13,11 +13,9 @@ void gq_steps_reset(gq_steps_t *s) { memset(s, 0, sizeof(*s)); }
 
 void gq_steps_event(gq_steps_t *s, const gq_comfy_event_t *ev, int64_t now) {
     switch (ev->type) {
-    case GQ_COMFY_EV_PROGRESS:
-        break;
-    case GQ_COMFY_EV_OTHER:   /* progress_state: comes with each step */
-    case GQ_COMFY_EV_PREVIEW: /* a step's preview */
-        return;
+    case GQ_COMFY_EV_PROGRESS: break;
+    case GQ_COMFY_EV_OTHER: /* progress_state: comes with each step */
+    case GQ_COMFY_EV_PREVIEW: /* a step's preview */ return;
     default: /* the render moved on: a node, an end, an error */
         s->on = false;
         s->prompt_id[0] = '\0';

@@ -134,11 +134,11 @@ static void test_render(void) {
     struct {
         int steps, step_ms, first_ms, wakes_max;
     } cases[] = {
-        {10, 100, 300, 7},  /* 1 s at 10 steps a second, after a 300 ms load */
-        {30, 33, 0, 10},    /* 1 s at 30 steps a second */
-        {10, 10, 5, 6},     /* 100 ms */
-        {50, 100, 0, 24},   /* 5 s */
-        {4, 2000, 0, 4},    /* slow steps: one wake each, nothing held */
+        {10, 100, 300, 7}, /* 1 s at 10 steps a second, after a 300 ms load */
+        {30, 33, 0, 10},   /* 1 s at 30 steps a second */
+        {10, 10, 5, 6},    /* 100 ms */
+        {50, 100, 0, 24},  /* 5 s */
+        {4, 2000, 0, 4},   /* slow steps: one wake each, nothing held */
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         int wakes;
