@@ -21,14 +21,17 @@ static double cpu_us(void) {
 }
 
 int main(int argc, char **argv) {
-    int n = argc > 1 ? atoi(argv[1]) : 300;
-    int sleep_ms = argc > 2 ? atoi(argv[2]) : 10;
-    if (n <= 0 || sleep_ms < 0)
+    char *end = "";
+    long n = argc > 1 ? strtol(argv[1], &end, 10) : 300;
+    if (*end || n <= 0 || n > 1000000)
+        return 2;
+    long sleep_ms = argc > 2 ? strtol(argv[2], &end, 10) : 10;
+    if (*end || sleep_ms < 0 || sleep_ms > 10000)
         return 2;
     double c0 = cpu_us();
-    for (int i = 0; i < n; i++)
-        poll(NULL, 0, sleep_ms);
-    printf("{\"wakeups\": %d, \"sleep_ms\": %d, \"cpu_us_per_wakeup\": %.2f}\n", n, sleep_ms,
+    for (long i = 0; i < n; i++)
+        poll(NULL, 0, (int)sleep_ms);
+    printf("{\"wakeups\": %ld, \"sleep_ms\": %ld, \"cpu_us_per_wakeup\": %.2f}\n", n, sleep_ms,
            (cpu_us() - c0) / n);
     return 0;
 }
