@@ -41,7 +41,9 @@ int64_t gq_steps_hold(const gq_steps_t *s, int hold_max_ms) {
     double ms = (s->max - s->value - 1) * pace * STEPS_MARGIN;
     if (ms > hold_max_ms)
         ms = hold_max_ms;
-    if (!(ms >= STEPS_HOLD_MIN_MS))
+    /* A hold shorter than two steps reads one frame at its end, late, and adds a wake-up
+     * of its own when the frame comes after it: slow steps are read as they come. */
+    if (!(ms >= STEPS_HOLD_MIN_MS) || ms < 2 * pace)
         return 0;
     return s->at + (int64_t)ms;
 }

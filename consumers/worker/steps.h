@@ -34,7 +34,8 @@ void gq_steps_reset(gq_steps_t *s);
 /**
  * Until when (gq_mono_ms) the WebSocket may go unread: 0 for not at all. At most hold_max_ms
  * after the last step read, and four fifths of the time its pace gives until the step before
- * the last. Needs two steps of one node to know a pace; holds under 5 ms are not worth it.
+ * the last. Needs two steps of one node to know a pace; none shorter than two steps (it
+ * would cost a wake-up of its own for at most one frame) or than 5 ms.
  */
 int64_t gq_steps_hold(const gq_steps_t *s, int hold_max_ms);
 

@@ -43,10 +43,22 @@ static void test_hold(void) {
     ev = step_ev("p1", "3", 4, 10);
     gq_steps_event(&s, &ev, 450);
     CHECK(gq_steps_hold(&s, HOLD_MAX) == 700);
+    /* Two steps from the step before the last: a hold would end before the second, with one
+     * frame to read: none. */
     ev = step_ev("p1", "3", 7, 10);
     gq_steps_event(&s, &ev, 700);
-    int64_t h = gq_steps_hold(&s, HOLD_MAX);
-    CHECK(h > 700 && h < 900);
+    CHECK(gq_steps_hold(&s, HOLD_MAX) == 0);
+    /* Slow steps: a hold shorter than two of them is none. */
+    gq_steps_t slow;
+    gq_steps_reset(&slow);
+    ev = step_ev("p9", "3", 1, 20);
+    gq_steps_event(&slow, &ev, 0);
+    ev = step_ev("p9", "3", 2, 20);
+    gq_steps_event(&slow, &ev, 130);
+    CHECK(gq_steps_hold(&slow, HOLD_MAX) == 0);
+    ev = step_ev("p9", "3", 3, 20);
+    gq_steps_event(&slow, &ev, 240);
+    CHECK(gq_steps_hold(&slow, HOLD_MAX) == 240 + HOLD_MAX);
     /* The step before the last: read what comes next as it comes. */
     ev = step_ev("p1", "3", 9, 10);
     gq_steps_event(&s, &ev, 900);
@@ -107,8 +119,9 @@ static void test_moves_on(void) {
     CHECK(gq_steps_hold(&s, HOLD_MAX) == 0);
 }
 
-/* A reader that reads what has come when it wakes, woken by the socket unless held: how
- * many wake-ups a render's steps cost, and how late its last step is read. */
+/* A reader that reads what has come when it wakes, woken by the socket unless held and by
+ * a hold's end: how many wake-ups a render's steps cost (an empty one when a hold ends
+ * before the next frame), and how late its last step is read. */
 static void simulate(int steps, int step_ms, int first_ms, int *wakes, int64_t *last_late) {
     gq_steps_t s;
     gq_steps_reset(&s);
@@ -118,6 +131,8 @@ static void simulate(int steps, int step_ms, int first_ms, int *wakes, int64_t *
     *last_late = 0;
     while (next <= steps) {
         int64_t arrives = first_ms + (int64_t)(next - 1) * step_ms;
+        if (hold > 0 && hold < arrives)
+            (*wakes)++; /* the hold's end, with nothing to read yet */
         int64_t now = arrives > hold ? arrives : hold;
         (*wakes)++;
         for (; next <= steps && first_ms + (int64_t)(next - 1) * step_ms <= now; next++) {
@@ -139,6 +154,8 @@ static void test_render(void) {
         {10, 10, 5, 6},    /* 100 ms */
         {50, 100, 0, 24},  /* 5 s */
         {4, 2000, 0, 4},   /* slow steps: one wake each, nothing held */
+        {20, 200, 0, 20},  /* slower than half the longest hold: the same */
+        {20, 120, 0, 14},  /* just faster: two frames a hold */
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         int wakes;
