@@ -18,17 +18,22 @@ static gq_comfy_event_t step_ev(const char *prompt, const char *node, int value,
     return ev;
 }
 
+/* Feeds one step to s, read at now. */
+static void step(gq_steps_t *s, const char *prompt, const char *node, int value, int max,
+                 int64_t now) {
+    gq_comfy_event_t ev = step_ev(prompt, node, value, max);
+    gq_steps_event(s, &ev, now);
+}
+
 static void test_hold(void) {
     gq_steps_t s;
     gq_steps_reset(&s);
     CHECK(gq_steps_hold(&s, HOLD_MAX) == 0);
     /* One step: no pace yet. */
-    gq_comfy_event_t ev = step_ev("p1", "3", 1, 10);
-    gq_steps_event(&s, &ev, 100);
+    step(&s, "p1", "3", 1, 10, 100);
     CHECK(gq_steps_hold(&s, HOLD_MAX) == 0);
     /* Two, 100 ms apart: eight more to go, held for the most. */
-    ev = step_ev("p1", "3", 2, 10);
-    gq_steps_event(&s, &ev, 200);
+    step(&s, "p1", "3", 2, 10, 200);
     CHECK(gq_steps_hold(&s, HOLD_MAX) == 450);
     /* progress_state and previews come with the steps: nothing changes. */
     gq_comfy_event_t other = {.type = GQ_COMFY_EV_OTHER};
@@ -38,43 +43,33 @@ static void test_hold(void) {
     CHECK(gq_steps_hold(&s, HOLD_MAX) == 450);
     /* Read late, together: the pace looks slower, the hold ends before the step before the
      * last (at 900 ms) all the same. */
-    ev = step_ev("p1", "3", 3, 10);
-    gq_steps_event(&s, &ev, 450);
-    ev = step_ev("p1", "3", 4, 10);
-    gq_steps_event(&s, &ev, 450);
+    step(&s, "p1", "3", 3, 10, 450);
+    step(&s, "p1", "3", 4, 10, 450);
     CHECK(gq_steps_hold(&s, HOLD_MAX) == 700);
     /* Two steps from the step before the last: a hold would end before the second, with one
      * frame to read: none. */
-    ev = step_ev("p1", "3", 7, 10);
-    gq_steps_event(&s, &ev, 700);
+    step(&s, "p1", "3", 7, 10, 700);
     CHECK(gq_steps_hold(&s, HOLD_MAX) == 0);
     /* Slow steps: a hold shorter than two of them is none. */
     gq_steps_t slow;
     gq_steps_reset(&slow);
-    ev = step_ev("p9", "3", 1, 20);
-    gq_steps_event(&slow, &ev, 0);
-    ev = step_ev("p9", "3", 2, 20);
-    gq_steps_event(&slow, &ev, 130);
+    step(&slow, "p9", "3", 1, 20, 0);
+    step(&slow, "p9", "3", 2, 20, 130);
     CHECK(gq_steps_hold(&slow, HOLD_MAX) == 0);
-    ev = step_ev("p9", "3", 3, 20);
-    gq_steps_event(&slow, &ev, 240);
+    step(&slow, "p9", "3", 3, 20, 240);
     CHECK(gq_steps_hold(&slow, HOLD_MAX) == 240 + HOLD_MAX);
     /* The step before the last: read what comes next as it comes. */
-    ev = step_ev("p1", "3", 9, 10);
-    gq_steps_event(&s, &ev, 900);
+    step(&s, "p1", "3", 9, 10, 900);
     CHECK(gq_steps_hold(&s, HOLD_MAX) == 0);
-    ev = step_ev("p1", "3", 10, 10);
-    gq_steps_event(&s, &ev, 1000);
+    step(&s, "p1", "3", 10, 10, 1000);
     CHECK(gq_steps_hold(&s, HOLD_MAX) == 0);
 }
 
 static void test_moves_on(void) {
     gq_steps_t s;
     gq_steps_reset(&s);
-    gq_comfy_event_t ev = step_ev("p1", "3", 1, 30);
-    gq_steps_event(&s, &ev, 0);
-    ev = step_ev("p1", "3", 2, 30);
-    gq_steps_event(&s, &ev, 50);
+    step(&s, "p1", "3", 1, 30, 0);
+    step(&s, "p1", "3", 2, 30, 50);
     CHECK(gq_steps_hold(&s, HOLD_MAX) == 50 + HOLD_MAX);
     /* Any other event: the render moved on (a node, an error, an interrupt, its end). */
     gq_comfy_ev_type_t moved[] = {GQ_COMFY_EV_EXECUTING,   GQ_COMFY_EV_ERROR,
@@ -82,39 +77,30 @@ static void test_moves_on(void) {
                                   GQ_COMFY_EV_SUCCESS,     GQ_COMFY_EV_STATUS};
     for (size_t i = 0; i < sizeof(moved) / sizeof(moved[0]); i++) {
         gq_steps_reset(&s);
-        ev = step_ev("p1", "3", 1, 30);
-        gq_steps_event(&s, &ev, 0);
-        ev = step_ev("p1", "3", 2, 30);
-        gq_steps_event(&s, &ev, 50);
+        step(&s, "p1", "3", 1, 30, 0);
+        step(&s, "p1", "3", 2, 30, 50);
         gq_comfy_event_t e = {.type = moved[i]};
         gq_steps_event(&s, &e, 60);
         CHECK(gq_steps_hold(&s, HOLD_MAX) == 0);
         /* And the next step starts a new pace. */
-        ev = step_ev("p1", "3", 3, 30);
-        gq_steps_event(&s, &ev, 100);
+        step(&s, "p1", "3", 3, 30, 100);
         CHECK(gq_steps_hold(&s, HOLD_MAX) == 0);
     }
     /* Another prompt, another node, a step that goes back, another max: a new pace. */
     gq_steps_reset(&s);
-    ev = step_ev("p1", "3", 1, 30);
-    gq_steps_event(&s, &ev, 0);
-    ev = step_ev("p2", "3", 2, 30);
-    gq_steps_event(&s, &ev, 50);
+    step(&s, "p1", "3", 1, 30, 0);
+    step(&s, "p2", "3", 2, 30, 50);
     CHECK(gq_steps_hold(&s, HOLD_MAX) == 0);
-    ev = step_ev("p2", "4", 3, 30);
-    gq_steps_event(&s, &ev, 100);
+    step(&s, "p2", "4", 3, 30, 100);
     CHECK(gq_steps_hold(&s, HOLD_MAX) == 0);
-    ev = step_ev("p2", "4", 1, 30);
-    gq_steps_event(&s, &ev, 150);
+    step(&s, "p2", "4", 1, 30, 150);
     CHECK(gq_steps_hold(&s, HOLD_MAX) == 0);
-    ev = step_ev("p2", "4", 2, 20);
-    gq_steps_event(&s, &ev, 200);
+    step(&s, "p2", "4", 2, 20, 200);
     CHECK(gq_steps_hold(&s, HOLD_MAX) == 0);
     /* Steps with no time between them (a zero-time render): nothing to hold. */
     gq_steps_reset(&s);
     for (int v = 1; v <= 5; v++) {
-        ev = step_ev("p3", "3", v, 10);
-        gq_steps_event(&s, &ev, 1000);
+        step(&s, "p3", "3", v, 10, 1000);
     }
     CHECK(gq_steps_hold(&s, HOLD_MAX) == 0);
 }
@@ -136,8 +122,7 @@ static void simulate(int steps, int step_ms, int first_ms, int *wakes, int64_t *
         int64_t now = arrives > hold ? arrives : hold;
         (*wakes)++;
         for (; next <= steps && first_ms + (int64_t)(next - 1) * step_ms <= now; next++) {
-            gq_comfy_event_t ev = step_ev("p", "3", next, steps);
-            gq_steps_event(&s, &ev, now);
+            step(&s, "p", "3", next, steps, now);
             if (next == steps)
                 *last_late = now - (first_ms + (int64_t)(next - 1) * step_ms);
         }
