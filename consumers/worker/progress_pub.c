@@ -36,6 +36,13 @@ struct gq_progpub {
     bool warned;
 };
 
+int gq_progpub_linger_ms(int interval_ms) {
+    int linger = interval_ms / 2;
+    return linger > PROGPUB_LINGER_MAX_MS   ? PROGPUB_LINGER_MAX_MS
+           : linger < PROGPUB_LINGER_MIN_MS ? PROGPUB_LINGER_MIN_MS
+                                            : linger;
+}
+
 static bool progpub_major(const gq_progpub_snap_t *s, const gq_progpub_mark_t *m) {
     return m->attempt != s->attempt || m->state != s->state ||
            m->queue_position != s->queue_position || strcmp(m->node, s->prog->node) != 0;
@@ -86,12 +93,8 @@ static gq_status_t progpub_producer_new(gq_progpub_t *p, char *errstr, size_t er
     rd_kafka_conf_t *conf = gq_kafka_conf_new(p->cfg, client_id, errstr, errstr_size);
     if (!conf)
         return GQ_ERR_INVALID;
-    int linger = p->interval_ms / 2;
-    linger = linger > PROGPUB_LINGER_MAX_MS   ? PROGPUB_LINGER_MAX_MS
-             : linger < PROGPUB_LINGER_MIN_MS ? PROGPUB_LINGER_MIN_MS
-                                              : linger;
     char linger_s[16];
-    snprintf(linger_s, sizeof(linger_s), "%d", linger);
+    snprintf(linger_s, sizeof(linger_s), "%d", gq_progpub_linger_ms(p->interval_ms));
     if (gq_kafka_conf_set(conf, "linger.ms", linger_s, errstr, errstr_size) != GQ_OK ||
         gq_kafka_conf_apply_user(conf, p->cfg, errstr, errstr_size) != GQ_OK) {
         rd_kafka_conf_destroy(conf);

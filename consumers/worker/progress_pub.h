@@ -73,6 +73,13 @@ typedef enum gq_progpub_when {
 gq_progpub_when_t gq_progpub_due(const gq_progpub_snap_t *s, const gq_progpub_mark_t *m,
                                  int interval_ms, int64_t now_mono, int64_t *at);
 
+/**
+ * How long the producer lingers to batch events: half the interval, 5 to 250 ms. A job's
+ * events come in clusters about 100 ms apart, and each batch wakes the producer's broker
+ * thread three times; a viewer refreshed every interval sees them no later.
+ */
+int gq_progpub_linger_ms(int interval_ms);
+
 typedef struct gq_progpub gq_progpub_t;
 
 /**

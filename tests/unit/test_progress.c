@@ -62,6 +62,16 @@ static void test_due(void) {
     CHECK(gq_progpub_due(&s, &m, 500, 1001, &at) == GQ_PROGPUB_NOW);
 }
 
+/* The producer's linger: half the interval, so a viewer refreshed every interval sees an
+ * event no later; never so long that a short interval's events wait, nor a batch per event. */
+static void test_linger(void) {
+    CHECK(gq_progpub_linger_ms(500) == 250);
+    CHECK(gq_progpub_linger_ms(200) == 100);
+    CHECK(gq_progpub_linger_ms(10000) == 250);
+    CHECK(gq_progpub_linger_ms(1) == 5);
+    CHECK(gq_progpub_linger_ms(12) == 6);
+}
+
 /* A 30-step render at 50 ms a step with a preview each, 4 nodes before the sampler and 2
  * after, handed over every 10 ms as a busy loop would: the events a job sends. */
 static void test_render(void) {
@@ -166,6 +176,7 @@ int main(void) {
     char err[256];
     CHECK(gq_schema_init(err, sizeof(err)) == GQ_OK);
     test_due();
+    test_linger();
     test_render();
     bench_encode();
     gq_schema_shutdown();
