@@ -67,8 +67,9 @@ typedef enum job_then {
 } job_then_t;
 
 typedef struct job {
-    struct job *next;
-    uint64_t serial; /**< tags its operations */
+    struct job *next, *prev; /**< the loop's list for its state (worker.c) */
+    uint64_t visit;          /**< the loop's: the last walk over all lists that saw it */
+    uint64_t serial;         /**< tags its operations; arrival order */
     job_state_t state;
     job_end_t end;
     int io; /**< operations of its own in flight (the reaper waits for them) */

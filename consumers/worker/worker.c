@@ -9,6 +9,13 @@
  *      job changes state), then carry out the actions the step asked for;
  *   3. admit messages from the backlog, give free ComfyUI slots to ready jobs;
  *   4. reap: free the jobs that are DONE with nothing in flight, and commit offsets.
+ *
+ * The jobs held are kept in lists by state, so that a turn looks only at the few it has to:
+ * the backlog (NEW, a list per lane), the waiting (READY and BACKOFF) and the active (the
+ * rest: in ComfyUI, collecting, recording, done). A turn walks the active ones; the others
+ * are walked when a slot or an admission wants one of them, or a timer of theirs is due.
+ * With hundreds held, walking all of them at each of a turn's steps cost a cache miss a job
+ * and was the loop's hottest spot (docs/performance.md).
  */
 #include "worker.h"
 #include "admit.h"
@@ -58,6 +65,12 @@
 #define WORKER_CANCELS_CATCH_UP_MS 30000 /* at start: the cancel topic read to its end */
 #define WORKER_CANCELS_RETRY_MS 1000     /* recording cancels failed: again after this */
 
+/* A list of jobs, in serial (arrival) order. */
+typedef struct worker_list {
+    job_t *head, *tail;
+    size_t n;
+} worker_list_t;
+
 /* An I/O start that failed at once: its answer, delivered next turn like any other. */
 typedef struct worker_failed {
     struct worker_failed *next;
@@ -92,8 +105,12 @@ struct gq_worker {
     gq_sched_t sched;
     size_t lookahead;
 
-    job_t *jobs, *jobs_tail; /* in arrival order (offset order per partition) */
-    size_t jobs_cnt;
+    worker_list_t backlog[GQ_LANES_MAX]; /* NEW: messages not looked at yet, per lane */
+    worker_list_t waiting;               /* READY, BACKOFF */
+    worker_list_t active;                /* the rest: looked at every turn */
+    int64_t idle_wake; /* no job of the backlog or the waiting wants a tick before this */
+    uint64_t visit;    /* the last walk over every list (job_t.visit) */
+    size_t jobs_cnt;   /* in all lists */
     uint64_t serial;
     worker_failed_t *failed;
 
@@ -119,10 +136,83 @@ struct gq_worker {
 
 /* ---- jobs ---- */
 
+static worker_list_t *worker_list_for(gq_worker_t *w, job_state_t state, int lane) {
+    if (state == JOB_NEW)
+        return &w->backlog[lane >= 0 && lane < GQ_LANES_MAX ? lane : 0];
+    if (state == JOB_READY || state == JOB_BACKOFF)
+        return &w->waiting;
+    return &w->active;
+}
+
+static void worker_list_unlink(worker_list_t *l, job_t *j) {
+    if (j->prev)
+        j->prev->next = j->next;
+    else
+        l->head = j->next;
+    if (j->next)
+        j->next->prev = j->prev;
+    else
+        l->tail = j->prev;
+    j->next = j->prev = NULL;
+    l->n--;
+}
+
+/* In serial order: at the tail but for a job that comes back (a retry waits again). */
+static void worker_list_insert(worker_list_t *l, job_t *j) {
+    job_t *after = l->tail;
+    while (after && after->serial > j->serial)
+        after = after->prev;
+    j->prev = after;
+    j->next = after ? after->next : l->head;
+    if (j->next)
+        j->next->prev = j;
+    else
+        l->tail = j;
+    if (after)
+        after->next = j;
+    else
+        l->head = j;
+    l->n++;
+}
+
+/* Every list, the active first: a step during a walk moves a job only to the active list
+ * (a cancel, a revoke, a stop), or where job_t.visit keeps it from being seen twice. */
+static size_t worker_lists(gq_worker_t *w, worker_list_t **ls) {
+    size_t n = 0;
+    ls[n++] = &w->active;
+    ls[n++] = &w->waiting;
+    for (int l = 0; l < GQ_LANES_MAX; l++)
+        ls[n++] = &w->backlog[l];
+    return n;
+}
+
+#define WORKER_LISTS (2 + GQ_LANES_MAX)
+
+typedef void (*worker_visit_fn)(gq_worker_t *w, job_t *j, const void *arg);
+
+/* Calls fn once for each job held, wherever fn's steps move it. */
+static void worker_each(gq_worker_t *w, worker_visit_fn fn, const void *arg) {
+    worker_list_t *ls[WORKER_LISTS];
+    size_t n = worker_lists(w, ls);
+    uint64_t visit = ++w->visit;
+    for (size_t i = 0; i < n; i++)
+        for (job_t *j = ls[i]->head, *nx; j; j = nx) {
+            nx = j->next;
+            if (j->visit == visit)
+                continue;
+            j->visit = visit;
+            fn(w, j, arg);
+        }
+}
+
+/* An answer's job: in flight, so almost always an active one. */
 static job_t *worker_job(gq_worker_t *w, uint64_t serial) {
-    for (job_t *j = w->jobs; j; j = j->next)
-        if (j->serial == serial)
-            return j;
+    worker_list_t *ls[WORKER_LISTS];
+    size_t n = worker_lists(w, ls);
+    for (size_t i = 0; i < n; i++)
+        for (job_t *j = ls[i]->head; j; j = j->next)
+            if (j->serial == serial)
+                return j;
     return NULL;
 }
 
@@ -138,7 +228,16 @@ static void worker_do(gq_worker_t *w, job_t *j, const job_acts_t *acts);
 /* Steps one job and carries out what it asked for. */
 static void worker_step(gq_worker_t *w, job_t *j, const job_ev_t *ev) {
     job_acts_t acts = {.n = 0};
+    worker_list_t *from = worker_list_for(w, j->state, j->lane);
     job_step(j, ev, &w->env, &acts);
+    worker_list_t *to = worker_list_for(w, j->state, j->lane);
+    if (to != from) {
+        worker_list_unlink(from, j);
+        worker_list_insert(to, j);
+    }
+    /* A bound, not the earliest: worker_ticks makes it exact when it comes. */
+    if (to != &w->active && j->wake_mono < w->idle_wake)
+        w->idle_wake = j->wake_mono;
     if (j->sched_counted && !job_in_comfy(j)) {
         /* Out of ComfyUI: its tenant may take another slot. */
         gq_sched_finished(&w->sched, j->req.source);
@@ -429,7 +528,7 @@ static void worker_ws_event(gq_worker_t *w, const gq_comfy_event_t *ce) {
         /* A preview without metadata: of the prompt ComfyUI renders now. */
         if (ce->type != GQ_COMFY_EV_PREVIEW)
             return;
-        for (job_t *j = w->jobs; j; j = j->next) {
+        for (job_t *j = w->active.head; j; j = j->next) {
             if (j->state == JOB_RUNNING) {
                 job_ev_t ev = {.type = JEV_COMFY, .comfy = ce};
                 worker_step(w, j, &ev);
@@ -438,7 +537,7 @@ static void worker_ws_event(gq_worker_t *w, const gq_comfy_event_t *ce) {
         }
         return;
     }
-    for (job_t *j = w->jobs; j; j = j->next) {
+    for (job_t *j = w->active.head; j; j = j->next) {
         if ((j->state == JOB_SUBMIT || j->state == JOB_QUEUED || j->state == JOB_RUNNING ||
              j->state == JOB_CANCEL) &&
             strcmp(j->prompt_id, ce->prompt_id) == 0) {
@@ -489,17 +588,20 @@ static void worker_ws(gq_worker_t *w) {
 
 /* ---- cancels ---- */
 
+static void worker_cancel_visit(gq_worker_t *w, job_t *j, const void *arg) {
+    const gq_cancel_t *c = arg;
+    const char *id = j->state == JOB_NEW ? j->key_id : j->job_id;
+    if (id[0] && strcmp(id, c->job_id) == 0) {
+        job_ev_t ev = {.type = JEV_CANCEL_REQ, .cancel = c};
+        worker_step(w, j, &ev);
+    }
+}
+
 /* A cancel request read: to every job of ours it names (a job not admitted yet by its key). */
 static void worker_cancel(gq_worker_t *w, const gq_cancel_t *c) {
     gq_metrics_cancel_read(w->metrics);
     gq_debug("cancel request for job %s read", c->job_id);
-    for (job_t *j = w->jobs; j; j = j->next) {
-        const char *id = j->state == JOB_NEW ? j->key_id : j->job_id;
-        if (id[0] && strcmp(id, c->job_id) == 0) {
-            job_ev_t ev = {.type = JEV_CANCEL_REQ, .cancel = c};
-            worker_step(w, j, &ev);
-        }
-    }
+    worker_each(w, worker_cancel_visit, c);
 }
 
 /* New cancel requests, and the recording of those not in PostgreSQL yet (one batch at a time,
@@ -533,7 +635,7 @@ static void worker_progress(gq_worker_t *w) {
     w->progress_wake = INT64_MAX;
     if (!w->progpub)
         return;
-    for (job_t *j = w->jobs; j; j = j->next) {
+    for (job_t *j = w->active.head; j; j = j->next) {
         gq_progress_state_t st;
         if (!job_progress_state(j, &st))
             continue;
@@ -541,7 +643,7 @@ static void worker_progress(gq_worker_t *w) {
         if (st == GQ_PROGRESS_QUEUED) {
             /* What ComfyUI runs before it: the prompts of ours submitted before it. */
             pos = 0;
-            for (const job_t *k = w->jobs; k; k = k->next)
+            for (const job_t *k = w->active.head; k; k = k->next)
                 if ((k->state == JOB_QUEUED || k->state == JOB_RUNNING) &&
                     k->submit_seq < j->submit_seq)
                     pos++;
@@ -564,10 +666,12 @@ static bool worker_dup(gq_worker_t *w, const job_t *j) {
         return false;
     /* A job leaving (its partition revoked, perhaps to come straight back here) decides
      * nothing: the message read again must not be skipped on its account. */
-    for (const job_t *o = w->jobs; o; o = o->next)
-        if (o != j && o->state != JOB_NEW && o->state != JOB_DONE && !o->revoked && !o->leaving &&
-            strcmp(o->job_id, j->key_id) == 0)
-            return true;
+    const worker_list_t *ls[] = {&w->active, &w->waiting};
+    for (size_t i = 0; i < GQ_ARRAY_LEN(ls); i++)
+        for (const job_t *o = ls[i]->head; o; o = o->next)
+            if (o != j && o->state != JOB_DONE && !o->revoked && !o->leaving &&
+                strcmp(o->job_id, j->key_id) == 0)
+                return true;
     return false;
 }
 
@@ -595,13 +699,15 @@ static void worker_message(gq_worker_t *w, int lane, rd_kafka_message_t *m) {
     if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR &&
         rd_kafka_header_get_last(hdrs, "traceparent", &tp, &tp_len) == RD_KAFKA_RESP_ERR_NO_ERROR)
         job_set_traceparent(j, tp, tp_len);
-    if (w->jobs_tail)
-        w->jobs_tail->next = j;
-    else
-        w->jobs = j;
-    w->jobs_tail = j;
+    worker_list_insert(worker_list_for(w, j->state, j->lane), j);
     w->jobs_cnt++;
     w->n_taken++;
+}
+
+static void worker_revoke_visit(gq_worker_t *w, job_t *j, const void *arg) {
+    const gq_intake_item_t *it = arg;
+    if (j->lane == it->lane && j->partition == it->partition)
+        worker_event(w, j, JEV_REVOKE);
 }
 
 static void worker_partition(gq_worker_t *w, const gq_intake_item_t *it) {
@@ -610,9 +716,7 @@ static void worker_partition(gq_worker_t *w, const gq_intake_item_t *it) {
             gq_err("partition %d is beyond what this worker tracks", (int)it->partition);
         return;
     }
-    for (job_t *j = w->jobs; j; j = j->next)
-        if (j->lane == it->lane && j->partition == it->partition)
-            worker_event(w, j, JEV_REVOKE);
+    worker_each(w, worker_revoke_visit, it);
     gq_offsets_revoke(&w->offsets, it->lane, it->partition);
 }
 
@@ -637,14 +741,11 @@ static void worker_intake(gq_worker_t *w) {
  * its backlog is full and resumes at half, so librdkafka's prefetch is not thrown away for
  * every job, and a full low lane never keeps a high lane's messages out. */
 static void worker_flow(gq_worker_t *w) {
-    size_t backlog[GQ_LANES_MAX] = {0};
-    for (const job_t *j = w->jobs; j; j = j->next)
-        if (j->state == JOB_NEW && j->lane >= 0 && j->lane < GQ_LANES_MAX)
-            backlog[j->lane]++;
-    for (int l = 0; l < gq_intake_lanes(w->intake)->n; l++) {
-        if (w->stopping || backlog[l] >= w->backlog_max)
+    for (int l = 0; l < gq_intake_lanes(w->intake)->n && l < GQ_LANES_MAX; l++) {
+        size_t backlog = w->backlog[l].n;
+        if (w->stopping || backlog >= w->backlog_max)
             gq_intake_pause(w->intake, l, true);
-        else if (gq_intake_paused(w->intake, l) && backlog[l] <= w->backlog_max / 2)
+        else if (gq_intake_paused(w->intake, l) && backlog <= w->backlog_max / 2)
             gq_intake_pause(w->intake, l, false);
     }
 }
@@ -656,14 +757,12 @@ static void worker_flow(gq_worker_t *w) {
 static void worker_admit(gq_worker_t *w) {
     if (w->stopping)
         return;
-    size_t ready = 0;
-    for (const job_t *j = w->jobs; j; j = j->next)
-        if (j->state == JOB_READY || j->state == JOB_BACKOFF)
-            ready++;
-    for (int lane = 0; lane < gq_intake_lanes(w->intake)->n && ready < w->lookahead; lane++)
-        for (job_t *j = w->jobs; j && ready < w->lookahead; j = j->next) {
-            if (j->state != JOB_NEW || j->lane != lane)
-                continue;
+    size_t ready = w->waiting.n;
+    for (int lane = 0;
+         lane < gq_intake_lanes(w->intake)->n && lane < GQ_LANES_MAX && ready < w->lookahead;
+         lane++)
+        for (job_t *j = w->backlog[lane].head, *nx; j && ready < w->lookahead; j = nx) {
+            nx = j->next; /* admitted, it moves to another list */
             job_ev_t ev = {.type = JEV_ADMIT, .dup = worker_dup(w, j)};
             worker_step(w, j, &ev);
             /* A cancel read before the job was (a job not started is never rendered). */
@@ -683,7 +782,7 @@ static void worker_slots(gq_worker_t *w) {
     if (w->stopping)
         return;
     size_t in_comfy = 0;
-    for (const job_t *j = w->jobs; j; j = j->next)
+    for (const job_t *j = w->active.head; j; j = j->next)
         if (job_in_comfy(j))
             in_comfy++;
     enum { MAXC = 512 };
@@ -691,7 +790,7 @@ static void worker_slots(gq_worker_t *w) {
     job_t *cj[MAXC];
     while (in_comfy < (size_t)(1 + w->queue_depth)) {
         size_t n = 0;
-        for (job_t *j = w->jobs; j && n < MAXC; j = j->next) {
+        for (job_t *j = w->waiting.head; j && n < MAXC; j = j->next) {
             if (j->state != JOB_READY || w->env.now_mono < j->not_before)
                 continue;
             cand[n] = (gq_sched_cand_t){j->lane,      j->req.source ? j->req.source : "",
@@ -733,13 +832,32 @@ static void worker_slots(gq_worker_t *w) {
     }
 }
 
+static void worker_tick(gq_worker_t *w, job_t *j) {
+    if (j->wake_mono > w->env.now_mono)
+        return;
+    j->wake_mono = INT64_MAX; /* the step re-arms what it still needs */
+    worker_event(w, j, JEV_TICK);
+}
+
 static void worker_ticks(gq_worker_t *w) {
-    for (job_t *j = w->jobs; j; j = j->next) {
-        if (j->wake_mono > w->env.now_mono)
-            continue;
-        j->wake_mono = INT64_MAX; /* the step re-arms what it still needs */
-        worker_event(w, j, JEV_TICK);
+    for (job_t *j = w->active.head, *nx; j; j = nx) {
+        nx = j->next;
+        worker_tick(w, j);
     }
+    if (w->idle_wake > w->env.now_mono)
+        return;
+    /* A timer of the backlog or the waiting is due: each due one ticks, and the next is found.
+     * A tick moves a job within its list or to the active one, never to a list still ahead. */
+    worker_list_t *ls[WORKER_LISTS];
+    size_t n = worker_lists(w, ls);
+    w->idle_wake = INT64_MAX;
+    for (size_t i = 1; i < n; i++) /* ls[0] is the active list */
+        for (job_t *j = ls[i]->head, *nx; j; j = nx) {
+            nx = j->next;
+            worker_tick(w, j);
+            if (worker_list_for(w, j->state, j->lane) != &w->active && j->wake_mono < w->idle_wake)
+                w->idle_wake = j->wake_mono;
+        }
 }
 
 static void worker_failed_answers(gq_worker_t *w) {
@@ -764,19 +882,11 @@ static void worker_failed_answers(gq_worker_t *w) {
 
 /* Frees finished jobs; a finished message lets its partition's offset move. */
 static void worker_reap(gq_worker_t *w) {
-    job_t *prev = NULL;
-    for (job_t *j = w->jobs, *nx; j; j = nx) {
+    for (job_t *j = w->active.head, *nx; j; j = nx) {
         nx = j->next;
-        if (j->state != JOB_DONE || j->io > 0) {
-            prev = j;
+        if (j->state != JOB_DONE || j->io > 0)
             continue;
-        }
-        if (prev)
-            prev->next = nx;
-        else
-            w->jobs = nx;
-        if (w->jobs_tail == j)
-            w->jobs_tail = prev;
+        worker_list_unlink(&w->active, j);
         w->jobs_cnt--;
         if (j->sched_counted)
             gq_sched_finished(&w->sched, j->req.source);
@@ -848,10 +958,11 @@ static void worker_health(gq_worker_t *w) {
 /* The nearest thing to do, as a wait in ms (0 when something is due now). */
 static int worker_timeout(gq_worker_t *w) {
     int64_t now = gq_mono_ms(), wake = now + WORKER_MAX_WAIT_MS;
-    for (const job_t *j = w->jobs; j; j = j->next)
+    for (const job_t *j = w->active.head; j; j = j->next)
         if (j->wake_mono < wake)
             wake = j->wake_mono;
     int64_t others[] = {w->health_mono,
+                        w->idle_wake,
                         gq_pgq_wake(gq_recorder_pgq(w->rec)),
                         gq_record_wake(w->record),
                         gq_comfy_ws_wake(w->comfy),
@@ -871,9 +982,13 @@ static int worker_timeout(gq_worker_t *w) {
     return wake <= now ? 0 : (int)(wake - now);
 }
 
+static void worker_stop_visit(gq_worker_t *w, job_t *j, const void *arg) {
+    worker_event(w, j, *(const job_ev_type_t *)arg);
+}
+
 static void worker_begin_stop(gq_worker_t *w) {
     size_t rendering = 0;
-    for (job_t *j = w->jobs; j; j = j->next)
+    for (job_t *j = w->active.head; j; j = j->next)
         if (job_in_comfy(j))
             rendering++;
     gq_info("stopping: finishing %zu running render(s) within %d s", rendering,
@@ -882,8 +997,8 @@ static void worker_begin_stop(gq_worker_t *w) {
     w->stop_deadline = gq_mono_ms() + gq_cfg_int(w->cfg, "grace_period") * 1000;
     worker_env(w);
     gq_intake_pause(w->intake, -1, true);
-    for (job_t *j = w->jobs; j; j = j->next)
-        worker_event(w, j, JEV_STOP);
+    job_ev_type_t stop = JEV_STOP;
+    worker_each(w, worker_stop_visit, &stop);
 }
 
 static void worker_turn(gq_worker_t *w) {
@@ -968,17 +1083,17 @@ gq_worker_end_t gq_worker_run(gq_worker_t *w, volatile sig_atomic_t *stop) {
         if (*stop && !w->stopping)
             worker_begin_stop(w);
         if (w->stopping) {
-            if (!w->jobs && !gq_pgq_pending(gq_recorder_pgq(w->rec)))
+            if (w->jobs_cnt == 0 && !gq_pgq_pending(gq_recorder_pgq(w->rec)))
                 break;
             if (now >= w->stop_deadline && !w->grace_over) {
                 gq_warn("grace period over: interrupting what still renders");
                 w->grace_over = true;
                 worker_env(w);
-                for (job_t *j = w->jobs; j; j = j->next) {
+                for (const job_t *j = w->active.head; j; j = j->next)
                     if (j->state == JOB_QUEUED || j->state == JOB_RUNNING)
                         interrupted = true;
-                    worker_event(w, j, JEV_GRACE);
-                }
+                job_ev_type_t grace = JEV_GRACE;
+                worker_each(w, worker_stop_visit, &grace);
             }
             if (now >= w->stop_deadline + WORKER_FINISH_GRACE_MS) {
                 gq_err("%zu job(s) could not be recorded before exit; they will be redelivered",
@@ -1103,6 +1218,7 @@ gq_worker_t *gq_worker_new(const gq_cfg_t *cfg, volatile sig_atomic_t *stop, gq_
     w->cfg = cfg;
     w->stop = stop;
     w->sig[0] = w->sig[1] = -1;
+    w->idle_wake = INT64_MAX;
     gq_offsets_init(&w->offsets);
     if (pipe2(w->sig, O_NONBLOCK | O_CLOEXEC) != 0) {
         gq_errf(errstr, errstr_size, "pipe: %s", strerror(errno));
@@ -1234,11 +1350,14 @@ void gq_worker_destroy(gq_worker_t *w) {
     /* Its topic handle goes before the producer it belongs to. */
     gq_progpub_destroy(w->progpub);
     gq_record_destroy(w->record);
-    while (w->jobs) {
-        job_t *j = w->jobs;
-        w->jobs = j->next;
-        job_free(j);
-    }
+    worker_list_t *ls[WORKER_LISTS];
+    size_t n = worker_lists(w, ls);
+    for (size_t i = 0; i < n; i++)
+        while (ls[i]->head) {
+            job_t *j = ls[i]->head;
+            worker_list_unlink(ls[i], j);
+            job_free(j);
+        }
     while (w->failed) {
         worker_failed_t *f = w->failed;
         w->failed = f->next;
